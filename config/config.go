@@ -1,0 +1,108 @@
+package config
+
+import "time"
+
+// Config is everything the shim can be told. Each field's mapstructure tag is
+// its flag name, its YAML key and (upper-cased, dashes as underscores, with an
+// ETCDSHIM_ prefix) its environment variable.
+type Config struct {
+	// ListenClientURLs are the URLs the shim serves clients on (gRPC, JSON
+	// gateway, v2, metrics), http:// or https://.
+	ListenClientURLs []string `mapstructure:"listen-client-urls"`
+	// ListenMetricsURLs are optional extra listeners serving only /metrics,
+	// /metrics/shim and /health, as etcd's --listen-metrics-urls.
+	ListenMetricsURLs []string `mapstructure:"listen-metrics-urls"`
+	// AdvertiseClientURLs are the URLs at which clients reach this shim; the
+	// v2 /v2/members and /v2/machines answers list them for this member.
+	AdvertiseClientURLs []string `mapstructure:"advertise-client-urls"`
+	// Endpoints are the upstream members' client URLs; the first is the
+	// sidecar's own member, the others are fallbacks.
+	Endpoints []string `mapstructure:"endpoints"`
+
+	// Serving-side TLS, with etcd's flag names.
+	CertFile      string `mapstructure:"cert-file"`
+	KeyFile       string `mapstructure:"key-file"`
+	TrustedCAFile string `mapstructure:"trusted-ca-file"`
+	// ClientCertAuth requires clients to present a certificate signed by
+	// TrustedCAFile.
+	ClientCertAuth bool `mapstructure:"client-cert-auth"`
+	// CAFile is etcd's deprecated --ca-file: it sets TrustedCAFile and turns
+	// ClientCertAuth on, as etcd does.
+	CAFile string `mapstructure:"ca-file"`
+
+	// Upstream-side TLS, with etcd grpc-proxy's flag names.
+	UpstreamCert   string `mapstructure:"cert"`
+	UpstreamKey    string `mapstructure:"key"`
+	UpstreamCACert string `mapstructure:"cacert"`
+	// UpstreamInsecureSkipVerify skips upstream certificate verification (tests only).
+	UpstreamInsecureSkipVerify bool `mapstructure:"insecure-skip-tls-verify"`
+
+	// HealthInterval is how often each upstream member is probed.
+	HealthInterval time.Duration `mapstructure:"health-interval"`
+	// HealthTimeout bounds one probe.
+	HealthTimeout time.Duration `mapstructure:"health-timeout"`
+	// DialTimeout bounds one upstream connection attempt.
+	DialTimeout time.Duration `mapstructure:"dial-timeout"`
+	// ShutdownTimeout is how long in-flight requests may run after SIGTERM.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown-timeout"`
+
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `mapstructure:"log-level"`
+
+	// Embedded starts an in-process etcd and serves in front of it.
+	Embedded bool `mapstructure:"embedded"`
+	// EmbeddedDataDir is the embedded etcd's data directory.
+	EmbeddedDataDir string `mapstructure:"embedded-data-dir"`
+
+	// JSON gateway.
+	// GatewayLegacyPrefixes are the legacy gateway prefixes served (v3beta, v3alpha).
+	GatewayLegacyPrefixes []string `mapstructure:"gateway-legacy-prefixes"`
+	// GatewayLegacyMode is rewrite, redirect or off.
+	GatewayLegacyMode string `mapstructure:"gateway-legacy-mode"`
+	// MaxRequestBytes caps a gateway or v2 request body.
+	MaxRequestBytes int64 `mapstructure:"max-request-bytes"`
+
+	// Metrics.
+	// MetricsEndpoint is the URL scraped for /metrics (default: first endpoint + /metrics).
+	MetricsEndpoint string `mapstructure:"metrics-endpoint"`
+	// MetricAliases is a YAML alias table replacing the embedded default.
+	MetricAliases string `mapstructure:"metric-aliases"`
+	// MetricAliasGroups switches on optional alias groups by name.
+	MetricAliasGroups []string `mapstructure:"metric-alias-groups"`
+	// MetricsTimeout bounds one upstream scrape.
+	MetricsTimeout time.Duration `mapstructure:"metrics-timeout"`
+	// LegacyClientsMax bounds the /debug/legacy client table.
+	LegacyClientsMax int `mapstructure:"legacy-clients-max"`
+
+	// v2 API.
+	// V2Prefix is prepended to every v2 key to form its v3 key.
+	V2Prefix string `mapstructure:"v2-prefix"`
+	// V2WatchHistory is how many v2 events are kept for waitIndex.
+	V2WatchHistory int `mapstructure:"v2-watch-history"`
+	// V2GuestUser is a v3 user whose rights anonymous v2 requests get.
+	V2GuestUser string `mapstructure:"v2-guest-user"`
+	// V2MemberShimURLs maps a member name or member client URL to that
+	// member's shim URLs, for /v2/members and /v2/machines ("name=url,url;...").
+	V2MemberShimURLs map[string]string `mapstructure:"v2-member-shim-urls"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		ListenClientURLs:      []string{"http://127.0.0.1:2379"},
+		HealthInterval:        time.Second,
+		HealthTimeout:         time.Second,
+		DialTimeout:           2 * time.Second,
+		ShutdownTimeout:       10 * time.Second,
+		LogLevel:              "info",
+		EmbeddedDataDir:       "./etcdshim.etcd",
+		GatewayLegacyPrefixes: []string{"/v3beta", "/v3alpha"},
+		GatewayLegacyMode:     "rewrite",
+		// etcd's default --max-request-bytes is 1.5 MiB; JSON (base64) and the
+		// envelope need room on top.
+		MaxRequestBytes:  3 * 1024 * 1024,
+		MetricsTimeout:   5 * time.Second,
+		LegacyClientsMax: 1000,
+		V2WatchHistory:   1000,
+	}
+}

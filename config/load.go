@@ -1,0 +1,179 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// EnvPrefix is the prefix of every environment variable the shim reads.
+const EnvPrefix = "ETCDSHIM"
+
+// Error is an invalid configuration. cmd/etcdshim prints it as one line and
+// exits with status 2.
+type Error struct{ Msg string }
+
+func (e *Error) Error() string { return e.Msg }
+
+func invalid(format string, args ...any) error { return &Error{Msg: fmt.Sprintf(format, args...)} }
+
+// IsInvalid reports whether err is a configuration error.
+func IsInvalid(err error) bool {
+	var ce *Error
+	return errors.As(err, &ce)
+}
+
+// settingAnnotation marks the flags that are Config settings.
+const settingAnnotation = "etcdshim-setting"
+
+// RegisterFlags defines one flag per Config field on fs, with d's values as
+// defaults.
+func RegisterFlags(fs *pflag.FlagSet, d Config) {
+	target := fs
+	own := pflag.NewFlagSet("settings", pflag.ContinueOnError)
+	defer func() {
+		own.VisitAll(func(f *pflag.Flag) {
+			f.Annotations = map[string][]string{settingAnnotation: {"true"}}
+			target.AddFlag(f)
+		})
+	}()
+	fs = own
+	fs.StringSlice("listen-client-urls", d.ListenClientURLs, "URLs to serve clients on (gRPC, JSON gateway, v2, /metrics), http:// or https://")
+	fs.StringSlice("listen-metrics-urls", d.ListenMetricsURLs, "extra URLs serving only /metrics, /metrics/shim and /health")
+	fs.StringSlice("advertise-client-urls", d.AdvertiseClientURLs, "URLs at which clients reach this shim (listed in /v2/members and /v2/machines); default: the listen URLs")
+	fs.StringSlice("endpoints", d.Endpoints, "upstream members' client URLs; the first is the sidecar's own member, the rest are fallbacks")
+	fs.String("cert-file", d.CertFile, "TLS certificate for the client listeners")
+	fs.String("key-file", d.KeyFile, "TLS key for the client listeners")
+	fs.String("trusted-ca-file", d.TrustedCAFile, "CA bundle that verifies client certificates")
+	fs.Bool("client-cert-auth", d.ClientCertAuth, "require a client certificate signed by --trusted-ca-file")
+	fs.String("ca-file", d.CAFile, "DEPRECATED: use --trusted-ca-file (setting it also turns on --client-cert-auth, as in etcd)")
+	fs.String("cert", d.UpstreamCert, "client certificate for connections to the upstream members")
+	fs.String("key", d.UpstreamKey, "client key for connections to the upstream members")
+	fs.String("cacert", d.UpstreamCACert, "CA bundle that verifies the upstream members' certificates")
+	fs.Bool("insecure-skip-tls-verify", d.UpstreamInsecureSkipVerify, "do not verify upstream certificates (testing only)")
+	fs.Duration("health-interval", d.HealthInterval, "how often each upstream member is probed")
+	fs.Duration("health-timeout", d.HealthTimeout, "time limit of one upstream probe")
+	fs.Duration("dial-timeout", d.DialTimeout, "time limit of one upstream connection attempt")
+	fs.Duration("shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may finish after SIGINT/SIGTERM")
+	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
+	fs.Bool("embedded", d.Embedded, "start an in-process etcd and serve in front of it (for trying the shim)")
+	fs.String("embedded-data-dir", d.EmbeddedDataDir, "data directory of the embedded etcd")
+	fs.StringSlice("gateway-legacy-prefixes", d.GatewayLegacyPrefixes, "legacy JSON gateway prefixes to serve (/v3beta, /v3alpha)")
+	fs.String("gateway-legacy-mode", d.GatewayLegacyMode, "rewrite (answer in place), redirect (308 to /v3) or off (404)")
+	fs.Int64("max-request-bytes", d.MaxRequestBytes, "largest JSON gateway or v2 request body accepted")
+	fs.String("metrics-endpoint", d.MetricsEndpoint, "upstream URL scraped for /metrics (default: first --endpoints URL + /metrics)")
+	fs.String("metric-aliases", d.MetricAliases, "YAML metric alias table replacing the built-in one")
+	fs.StringSlice("metric-alias-groups", d.MetricAliasGroups, "optional metric alias groups to switch on")
+	fs.Duration("metrics-timeout", d.MetricsTimeout, "time limit of one upstream scrape")
+	fs.Int("legacy-clients-max", d.LegacyClientsMax, "how many legacy clients /debug/legacy remembers")
+	fs.String("v2-prefix", d.V2Prefix, "v3 key prefix under which the v2 keyspace lives")
+	fs.Int("v2-watch-history", d.V2WatchHistory, "how many v2 events are kept for waitIndex")
+	fs.String("v2-guest-user", d.V2GuestUser, "v3 user whose rights anonymous v2 requests get when auth is on")
+	fs.StringToString("v2-member-shim-urls", d.V2MemberShimURLs, "member name or client URL = that member's shim URLs ('|'-separated), for /v2/members")
+}
+
+// Load decodes flags, ETCDSHIM_* environment variables and the YAML file
+// named by --config-file (in increasing order of precedence: file, env,
+// flags set on the command line) into a Config and validates it. The
+// returned warnings are for deprecated settings.
+func Load(fs *pflag.FlagSet, configFile string) (Config, []string, error) {
+	v := viper.New()
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	var bindErr error
+	fs.VisitAll(func(f *pflag.Flag) {
+		// Only settings are bound: --config-file and --help are not keys.
+		if f.Annotations[settingAnnotation] == nil || bindErr != nil {
+			return
+		}
+		bindErr = v.BindPFlag(f.Name, f)
+	})
+	if bindErr != nil {
+		return Config{}, nil, fmt.Errorf("binding flags: %w", bindErr)
+	}
+	if configFile != "" {
+		v.SetConfigFile(configFile)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, nil, invalid("cannot read --config-file %s: %v (fix the path or the YAML syntax)", configFile, err)
+		}
+	}
+	var c Config
+	decode := func(dc *mapstructure.DecoderConfig) {
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			stringToSliceHook,
+			stringToMapHook,
+		)
+	}
+	if err := v.UnmarshalExact(&c, decode); err != nil {
+		return Config{}, nil, invalid("invalid configuration: %s (see etcdshim --help for the known settings)", oneLine(err))
+	}
+	warnings := c.applyDeprecations()
+	if err := c.Validate(); err != nil {
+		return Config{}, warnings, err
+	}
+	return c, warnings, nil
+}
+
+// stringToSliceHook splits comma-separated environment values ("a,b") into
+// slices; flags and YAML lists arrive as slices already.
+func stringToSliceHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice {
+		return data, nil
+	}
+	s := strings.TrimSpace(data.(string))
+	if s == "" {
+		return []string{}, nil
+	}
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	parts := strings.Split(s, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts, nil
+}
+
+// stringToMapHook parses "k=v,k2=v2" environment values into maps.
+func stringToMapHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Map {
+		return data, nil
+	}
+	out := map[string]string{}
+	s := strings.TrimSpace(data.(string))
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	if s == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not key=value", kv)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(val)
+	}
+	return out, nil
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// applyDeprecations maps deprecated settings onto their replacements.
+func (c *Config) applyDeprecations() []string {
+	var w []string
+	if c.CAFile != "" {
+		w = append(w, "--ca-file is deprecated: use --trusted-ca-file; as in etcd, --ca-file also turns on --client-cert-auth")
+		if c.TrustedCAFile == "" {
+			c.TrustedCAFile = c.CAFile
+		}
+		c.ClientCertAuth = true
+	}
+	return w
+}
