@@ -1,0 +1,274 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/etcdshim/etcdshim/config"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// fakeMember is a gRPC server standing in for an etcd member in unit tests:
+// the standard health service, where Check("slow") blocks until released and
+// records the metadata it received.
+type fakeMember struct {
+	*health.Server
+	addr     string
+	started  chan struct{}
+	release  chan struct{}
+	mu       sync.Mutex
+	lastMeta metadata.MD
+	srv      *grpc.Server
+}
+
+func (f *fakeMember) Check(ctx context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	f.mu.Lock()
+	f.lastMeta = md
+	f.mu.Unlock()
+	if req.GetService() == "slow" {
+		close(f.started)
+		select {
+		case <-f.release:
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+		return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+	}
+	if dl, ok := ctx.Deadline(); ok && req.GetService() == "deadline" {
+		return nil, status.Error(codes.DeadlineExceeded, time.Until(dl).Round(time.Second).String())
+	}
+	return f.Server.Check(ctx, req)
+}
+
+func startFakeMember(t *testing.T) *fakeMember {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeMember{Server: health.NewServer(), addr: ln.Addr().String(), started: make(chan struct{}), release: make(chan struct{}), srv: grpc.NewServer()}
+	healthpb.RegisterHealthServer(f.srv, f)
+	go func() { _ = f.srv.Serve(ln) }()
+	t.Cleanup(f.srv.Stop)
+	return f
+}
+
+type testShim struct {
+	srv  *Server
+	pool *Pool
+	addr string
+}
+
+func startTestShim(t *testing.T, upstreams ...string) *testShim {
+	t.Helper()
+	port := freeTestPort(t)
+	cfg := config.Default()
+	cfg.ListenClientURLs = []string{fmt.Sprintf("http://127.0.0.1:%d", port)}
+	cfg.HealthInterval = 100 * time.Millisecond
+	var eps []*url.URL
+	for _, a := range upstreams {
+		eps = append(eps, &url.URL{Scheme: "http", Host: a})
+	}
+	log := zaptest.NewLogger(t)
+	m := NewMetrics(nil)
+	pool, err := NewPool(PoolOptions{Endpoints: eps, DialTimeout: time.Second, HealthInterval: cfg.HealthInterval, HealthTimeout: time.Second, Logger: log, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go pool.Run(ctx)
+	srv, err := New(cfg, pool, Handlers{}, log, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, c := context.WithTimeout(context.Background(), time.Second)
+		defer c()
+		_ = srv.Shutdown(sctx)
+		cancel()
+		pool.Close()
+	})
+	return &testShim{srv: srv, pool: pool, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+}
+
+func freeTestPort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func dialShim(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+func TestTunnelUnaryStreamMetadataDeadline(t *testing.T) {
+	member := startFakeMember(t)
+	shim := startTestShim(t, member.addr)
+	hc := healthpb.NewHealthClient(dialShim(t, shim.addr))
+
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "token", "secret-token")
+	resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Check through the shim: %v %v", resp, err)
+	}
+	member.mu.Lock()
+	tok := member.lastMeta.Get("token")
+	member.mu.Unlock()
+	if len(tok) != 1 || tok[0] != "secret-token" {
+		t.Fatalf("token metadata did not reach the member: %v", tok)
+	}
+
+	dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = hc.Check(dctx, &healthpb.HealthCheckRequest{Service: "deadline"})
+	if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(status.Convert(err).Message(), "30s") {
+		t.Fatalf("deadline did not propagate: %v", err)
+	}
+
+	member.SetServingStatus("svc", healthpb.HealthCheckResponse_SERVING)
+	wctx, wcancel := context.WithCancel(context.Background())
+	w, err := hc.Watch(wctx, &healthpb.HealthCheckRequest{Service: "svc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := w.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("first watch message: %v %v", r, err)
+	}
+	member.SetServingStatus("svc", healthpb.HealthCheckResponse_NOT_SERVING)
+	if r, err := w.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("streamed update: %v %v", r, err)
+	}
+	wcancel()
+	if _, err := w.Recv(); status.Code(err) != codes.Canceled {
+		t.Fatalf("after cancel: %v", err)
+	}
+}
+
+func TestGracefulShutdownFinishesUnaryEndsStreams(t *testing.T) {
+	member := startFakeMember(t)
+	shim := startTestShim(t, member.addr)
+	hc := healthpb.NewHealthClient(dialShim(t, shim.addr))
+
+	member.SetServingStatus("svc", healthpb.HealthCheckResponse_SERVING)
+	w, err := hc.Watch(context.Background(), &healthpb.HealthCheckRequest{Service: "svc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	slow := make(chan error, 1)
+	go func() {
+		_, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "slow"})
+		slow <- err
+	}()
+	<-member.started
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done <- shim.srv.Shutdown(ctx)
+	}()
+	// Shutdown must wait for the unary call in flight.
+	select {
+	case err := <-done:
+		t.Fatalf("shutdown returned while a unary call was in flight: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(member.release)
+	if err := <-slow; err != nil {
+		t.Fatalf("unary call accepted before shutdown failed: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	_, err = w.Recv()
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "shutting down") {
+		t.Fatalf("stream ended with %v, want Unavailable from the shim", err)
+	}
+}
+
+func TestFailoverToNextEndpoint(t *testing.T) {
+	first := startFakeMember(t)
+	second := startFakeMember(t)
+	shim := startTestShim(t, first.addr, second.addr)
+	if got := shim.pool.Current().Host; got != first.addr {
+		t.Fatalf("current %s, want the first endpoint %s", got, first.addr)
+	}
+	first.srv.Stop()
+	cc := dialShim(t, shim.addr)
+	hc := healthpb.NewHealthClient(cc)
+	var err error
+	for i := 0; i < 50; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err = hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("requests did not fail over: %v", err)
+	}
+	if got := shim.pool.Current().Host; got != second.addr {
+		t.Fatalf("current %s, want the fallback %s", got, second.addr)
+	}
+}
+
+func TestHTTP1PassThroughAndCORS(t *testing.T) {
+	member := startFakeMember(t)
+	shim := startTestShim(t, member.addr)
+	resp, err := http.Get("http://" + shim.addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The fake member speaks only gRPC, so its /health cannot answer: the
+	// shim must say so in etcd's shape rather than hang or reset.
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"health":"false"`) {
+		t.Fatalf("health: %d %s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("missing CORS header: %v", resp.Header)
+	}
+	req, _ := http.NewRequest(http.MethodOptions, "http://"+shim.addr+"/v3/kv/range", nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Methods") == "" {
+		t.Fatalf("OPTIONS: %d %v", resp.StatusCode, resp.Header)
+	}
+}
