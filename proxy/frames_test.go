@@ -159,4 +159,3 @@ func TestInjectedFramesParse(t *testing.T) {
 		t.Fatalf("decoder state disturbed: %v %v", fields, err)
 	}
 }
-
