@@ -107,3 +107,14 @@ func TestLoadInvalid(t *testing.T) {
 		})
 	}
 }
+
+// The shipped example must stay loadable.
+func TestShippedExampleConfigLoads(t *testing.T) {
+	c, _, err := load(t, []string{"--config-file", "../configs/etcdshim.yaml"}, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Endpoints) != 3 || c.ListenClientURLs[0] != "http://0.0.0.0:2379" {
+		t.Fatalf("got %+v", c)
+	}
+}

@@ -309,18 +309,9 @@ func (p *Pool) LastErrors() map[string]string {
 // HTTPClient reaches the members over HTTP with the upstream TLS settings.
 func (p *Pool) HTTPClient() *http.Client { return p.http }
 
-// ClientConn returns a connection that sends every call to the current member.
+// ClientConn returns a connection that sends every call to the current
+// member, failing over to the others when it is unreachable.
 func (p *Pool) ClientConn() grpc.ClientConnInterface { return picker{p} }
-
-type picker struct{ p *Pool }
-
-func (pk picker) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	return pk.p.current().conn.Invoke(ctx, method, args, reply, opts...)
-}
-
-func (pk picker) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	return pk.p.current().conn.NewStream(ctx, desc, method, opts...)
-}
 
 // dialTunnel opens a raw connection for a gRPC tunnel to the current member,
 // falling over to the next ones in order when a dial fails.

@@ -272,3 +272,38 @@ func TestHTTP1PassThroughAndCORS(t *testing.T) {
 		t.Fatalf("OPTIONS: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+func TestPickerRetriesOnNextMember(t *testing.T) {
+	first := startFakeMember(t)
+	second := startFakeMember(t)
+	shim := startTestShim(t, first.addr, second.addr)
+	first.srv.Stop()
+	// The probe has not run yet: the picker itself must notice and move on.
+	hc := healthpb.NewHealthClient(shim.pool.ClientConn())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("idempotent call was not retried on the next member: %v", err)
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	tests := []struct {
+		method string
+		err    error
+		want   bool
+	}{
+		{"/etcdserverpb.KV/Range", status.Error(codes.Unavailable, "error reading from server: EOF"), true},
+		{"/etcdserverpb.KV/Put", status.Error(codes.Unavailable, "error reading from server: EOF"), false},
+		{"/etcdserverpb.KV/Put", status.Error(codes.Unavailable, "connection error: desc = \"transport: Error while dialing: dial tcp: connect: connection refused\""), true},
+		{"/etcdserverpb.KV/Range", status.Error(codes.Unavailable, "etcdserver: no leader"), false},
+		{"/etcdserverpb.KV/Range", status.Error(codes.NotFound, "x"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+status.Convert(tt.err).Message(), func(t *testing.T) {
+			if got := retryable(tt.method, tt.err); got != tt.want {
+				t.Fatalf("retryable = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
