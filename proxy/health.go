@@ -3,47 +3,107 @@ package proxy
 import (
 	"context"
 	"encoding/json"
-	"io"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
-	"time"
+
+	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
-// serveHealth answers with the member's own /health (so etcd's quorum and
-// alarm checks still count), asked of the member requests go to now; when
-// no member answers it reports the shim's view with a reason.
+// errNoUpstream means no member answered at all, as opposed to a member that
+// answered and is unhealthy.
+var errNoUpstream = errors.New("no upstream member answered")
+
+// healthKey is read linearizably to prove the member can reach quorum, as
+// etcd's own /health does with a quorum GET.
+const healthKey = "health"
+
+// serveHealth answers /health in etcd 3.4's shape, judged on the member
+// requests go to now: 200 {"health":"true"}; 503 {"health":"false"} when it
+// has no leader, an active alarm (?exclude=NOSPACE ignores that one) or a
+// failing quorum read; 503 with a "reason" when no member answers at all.
+// It is computed over v3 rather than copied from the member's /health, whose
+// body differs between releases.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
+		w.Header().Set("Allow", "GET,HEAD")
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.HealthTimeout+time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.HealthTimeout)
 	defer cancel()
-	u := *s.pool.Current()
-	u.Path = "/health"
-	u.RawQuery = r.URL.RawQuery
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	resp, err := s.pool.HTTPClient().Do(req)
-	if err == nil {
-		defer resp.Body.Close()
-		body, rerr := io.ReadAll(io.LimitReader(resp.Body, 64*1024))
-		if rerr == nil && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusServiceUnavailable) {
-			if ct := resp.Header.Get("Content-Type"); ct != "" {
-				w.Header().Set("Content-Type", ct)
-			}
-			w.WriteHeader(resp.StatusCode)
-			_, _ = w.Write(body)
-			return
-		}
-		if rerr != nil {
-			err = rerr
-		}
+	err := s.checkHealth(ctx, r.URL.Query()["exclude"])
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"health":"true"}`))
+	case errors.Is(err, errNoUpstream):
+		s.pool.requestProbe()
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"health": "false", "reason": s.unreachableReason(err)})
+	default:
+		s.log.Debug("member unhealthy", errField(err))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("{\"health\":\"false\"}\n"))
 	}
-	reason := "no upstream member answered"
+}
+
+func (s *Server) checkHealth(ctx context.Context, exclude []string) error {
+	cc := s.pool.ClientConn()
+	st, err := etcdrpc.NewMaintenanceClient(cc).Status(ctx, &pb.StatusRequest{})
 	if err != nil {
-		reason += ": " + err.Error()
+		if status.Code(err) == codes.Unavailable || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w: %v", errNoUpstream, err)
+		}
+		return fmt.Errorf("status: %w", err)
 	}
+	if st.Leader == 0 {
+		return errors.New("member has no leader")
+	}
+	alarms, err := etcdrpc.NewMaintenanceClient(cc).Alarm(ctx, &pb.AlarmRequest{Action: pb.AlarmRequest_GET})
+	if err != nil && !isAuthError(err) {
+		return fmt.Errorf("alarm list: %w", err)
+	}
+	for _, a := range alarms.GetAlarms() {
+		if excluded(a.Alarm.String(), exclude) {
+			continue
+		}
+		return fmt.Errorf("alarm %s active", a.Alarm)
+	}
+	_, err = etcdrpc.NewKVClient(cc).Range(ctx, &pb.RangeRequest{Key: []byte(healthKey), CountOnly: true})
+	if err != nil && !isAuthError(err) {
+		return fmt.Errorf("quorum read: %w", err)
+	}
+	return nil
+}
+
+// isAuthError: etcd checks permissions after the linearizable read barrier,
+// so an auth refusal still proves the member reached quorum.
+func isAuthError(err error) bool {
+	switch status.Code(err) {
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return true
+	}
+	return errors.Is(err, rpctypes.ErrGRPCUserEmpty) || strings.Contains(err.Error(), rpctypes.ErrGRPCUserEmpty.Error())
+}
+
+func excluded(alarm string, exclude []string) bool {
+	for _, e := range exclude {
+		if strings.EqualFold(e, alarm) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) unreachableReason(err error) string {
+	reason := err.Error()
 	if errs := s.pool.LastErrors(); len(errs) > 0 {
 		var parts []string
 		for ep, e := range errs {
@@ -51,8 +111,5 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		}
 		reason += " (" + strings.Join(parts, "; ") + ")"
 	}
-	s.pool.requestProbe()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	_ = json.NewEncoder(w).Encode(map[string]string{"health": "false", "reason": reason})
+	return reason
 }

@@ -278,3 +278,5 @@ type Metrics struct{ m *metrics }
 
 // NewMetrics registers the proxy's etcdshim_* metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics { return &Metrics{m: newMetrics(reg)} }
+
+func errField(err error) zap.Field { return zap.Error(err) }

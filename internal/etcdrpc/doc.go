@@ -1,0 +1,6 @@
+// Package etcdrpc gives clients for etcd's gRPC services (KV, Watch, Lease,
+// Cluster, Maintenance, Auth, v3lock, v3election) on any
+// grpc.ClientConnInterface. etcd's generated constructors take a concrete
+// *grpc.ClientConn, which rules out the proxy's failover picker; these take
+// the interface and send the same method names and messages.
+package etcdrpc
