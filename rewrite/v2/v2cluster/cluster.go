@@ -1,0 +1,191 @@
+package v2cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// Upstream is the proxy's connection picker.
+type Upstream interface {
+	ClientConn() grpc.ClientConnInterface
+}
+
+// Options configure the cluster endpoints.
+type Options struct {
+	// AdvertiseClientURLs are this shim's client URLs.
+	AdvertiseClientURLs []string
+	// MemberShimURLs maps a member name or member client URL to that
+	// member's shim URLs, '|'-separated.
+	MemberShimURLs map[string]string
+	// StoreStats returns the v2 store counters for /v2/stats/store; nil
+	// reports zeros.
+	StoreStats func() StoreStats
+	// Token returns the v3 token to use for a request (from its v2
+	// credentials); nil or "" means anonymous.
+	Token func(r *http.Request) (string, error)
+	// Timeout bounds one upstream call (3.4 uses 5s for member changes).
+	Timeout time.Duration
+	Logger  *zap.Logger
+}
+
+// Handler serves /v2/members, /v2/machines and /v2/stats/.
+type Handler struct {
+	opts    Options
+	up      Upstream
+	started time.Time
+
+	mu          sync.Mutex
+	removed     map[uint64]bool // members this shim removed: 410 on a second remove, as 3.4
+	leader      uint64
+	leaderSince time.Time
+}
+
+// New returns the handler.
+func New(opts Options, up Upstream) *Handler {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	return &Handler{opts: opts, up: up, started: time.Now(), removed: map[uint64]bool{}}
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch p := r.URL.Path; {
+	case p == "/v2/members" || strings.HasPrefix(p, "/v2/members/"):
+		h.serveMembers(w, r)
+	case p == "/v2/machines":
+		h.serveMachines(w, r)
+	case p == "/v2/stats/self":
+		h.serveStatsSelf(w, r)
+	case p == "/v2/stats/leader":
+		h.serveStatsLeader(w, r)
+	case p == "/v2/stats/store":
+		h.serveStatsStore(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// member is 3.4's httptypes.Member.
+type member struct {
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs"`
+}
+
+func (h *Handler) ctx(r *http.Request) (context.Context, context.CancelFunc, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	if h.opts.Token != nil {
+		tok, err := h.opts.Token(r)
+		if err != nil {
+			cancel()
+			return nil, nil, err
+		}
+		if tok != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "token", tok)
+		}
+	}
+	return ctx, cancel, nil
+}
+
+func (h *Handler) memberList(ctx context.Context) (*pb.MemberListResponse, error) {
+	// A local read, as 3.4's v2 listing: it must answer without quorum.
+	return etcdrpc.NewClusterClient(h.up.ClientConn()).MemberList(ctx, &pb.MemberListRequest{})
+}
+
+// toV2 converts a v3 member, advertising shim URLs instead of the member's.
+func (h *Handler) toV2(m *pb.Member) member {
+	out := member{ID: idString(m.ID), Name: m.Name, PeerURLs: nonNil(m.PeerURLs), ClientURLs: []string{}}
+	if m.Name == "" && len(m.ClientURLs) == 0 {
+		return out // not started yet: 3.4 lists it with no client URLs
+	}
+	out.ClientURLs = h.shimURLsFor(m)
+	return out
+}
+
+func (h *Handler) shimURLsFor(m *pb.Member) []string {
+	if v, ok := h.opts.MemberShimURLs[m.Name]; ok && m.Name != "" {
+		return splitURLs(v)
+	}
+	for _, cu := range m.ClientURLs {
+		if v, ok := h.opts.MemberShimURLs[cu]; ok {
+			return splitURLs(v)
+		}
+	}
+	// The own member, and members whose shim is unknown: this shim reaches
+	// them all, and a legacy client must never bypass a shim.
+	return append([]string(nil), h.opts.AdvertiseClientURLs...)
+}
+
+func splitURLs(v string) []string {
+	var out []string
+	for _, u := range strings.Split(v, "|") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func idString(id uint64) string { return fmt.Sprintf("%x", id) }
+
+func setClusterID(w http.ResponseWriter, hdr *pb.ResponseHeader) {
+	if hdr != nil && hdr.ClusterId != 0 {
+		w.Header().Set("X-Etcd-Cluster-Id", idString(hdr.ClusterId))
+	}
+}
+
+// writeJSON encodes as Go's json.Encoder does (one line and a newline).
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeMessage is 3.4's httptypes.HTTPError: {"message":…} with no newline.
+func writeMessage(w http.ResponseWriter, code int, msg string) {
+	b, _ := json.Marshal(struct {
+		Message string `json:"message"`
+	}{msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+// allowMethod answers 405 with an Allow header as 3.4 does.
+func allowMethod(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ","))
+	http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+	return false
+}
+
+func sortMembers(ms []*pb.Member) {
+	sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
+}
