@@ -76,17 +76,20 @@ func setCORS(h http.Header) {
 	h.Set("Access-Control-Allow-Headers", "accept, content-type, authorization")
 }
 
-// passthrough forwards to the current member's client URL unchanged.
-func (s *Server) passthrough() http.Handler {
+func (s *Server) passthrough() http.Handler { return NewPassthrough(s.pool, s.log) }
+
+// NewPassthrough forwards requests to the current member's client URL
+// unchanged (components use it for the routes they do not answer).
+func NewPassthrough(pool *Pool, log *zap.Logger) http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(s.pool.Current())
+			pr.SetURL(pool.Current())
 			pr.Out.Host = pr.In.Host
 			// The member must see the client, not the shim, as the origin of
 			// the request; X-Forwarded-For records the client.
 			pr.SetXForwarded()
 		},
-		Transport:     s.pool.transport,
+		Transport:     pool.transport,
 		FlushInterval: -1,
 		ModifyResponse: func(resp *http.Response) error {
 			// The shim sets CORS itself; do not send the member's twice.
@@ -96,11 +99,11 @@ func (s *Server) passthrough() http.Handler {
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			s.log.Warn("pass-through failed", zap.String("path", r.URL.Path), zap.Error(err))
-			s.pool.requestProbe()
+			log.Warn("pass-through failed", zap.String("path", r.URL.Path), zap.Error(err))
+			pool.requestProbe()
 			http.Error(w, "etcdshim: upstream member unreachable: "+err.Error(), http.StatusBadGateway)
 		},
-		ErrorLog: zap.NewStdLog(s.log.Named("passthrough")),
+		ErrorLog: zap.NewStdLog(log.Named("passthrough")),
 	}
 }
 
