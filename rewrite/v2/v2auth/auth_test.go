@@ -1,0 +1,196 @@
+package v2auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"go.etcd.io/etcd/api/v3/authpb"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+type connUpstream struct{ cc *grpc.ClientConn }
+
+func (u connUpstream) ClientConn() grpc.ClientConnInterface { return u.cc }
+
+func startEtcd(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	port := func() int {
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	cfg := embed.NewConfig()
+	cfg.Dir = t.TempDir()
+	cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", port()))
+	pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", port()))
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	cfg.InitialCluster = cfg.Name + "=" + pu.String()
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	<-e.Server.ReadyNotify()
+	cc, err := grpc.NewClient("passthrough:///"+cu.Host, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+type step struct {
+	name, method, path, user, body string
+	code                           int
+	want                           string // exact body, or prefix when it ends in "…"
+}
+
+func run(t *testing.T, h http.Handler, steps []step) {
+	t.Helper()
+	for _, s := range steps {
+		req := httptest.NewRequest(s.method, s.path, strings.NewReader(s.body))
+		if s.user != "" {
+			u, p, _ := strings.Cut(s.user, ":")
+			req.SetBasicAuth(u, p)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		body, _ := io.ReadAll(rec.Body)
+		got := string(body)
+		ok := rec.Code == s.code
+		if strings.HasSuffix(s.want, "…") {
+			ok = ok && strings.HasPrefix(got, strings.TrimSuffix(s.want, "…"))
+		} else {
+			ok = ok && got == s.want
+		}
+		if !ok {
+			t.Fatalf("%s: %s %s → %d %q, want %d %q", s.name, s.method, s.path, rec.Code, got, s.code, s.want)
+		}
+	}
+}
+
+func TestV2AuthOnV3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded etcd")
+	}
+	cc := startEtcd(t)
+	up := connUpstream{cc}
+	tokens := NewTokens(up, "", "", 8)
+	h := New(Options{}, up, tokens)
+	run(t, h, []step{
+		{"status", "GET", "/v2/auth/enable", "", "", 200, "{\"enabled\":false}\n"},
+		{"enable without root", "PUT", "/v2/auth/enable", "", "", 409, `{"message":"auth: No root user available, please create one"}`},
+		{"bad json", "PUT", "/v2/auth/users/root", "", "{", 400, `{"message":"Invalid JSON in request body."}`},
+		{"name mismatch", "PUT", "/v2/auth/users/root", "", `{"user":"x","password":"p"}`, 400, `{"message":"User JSON name does not match the name in the URL"}`},
+		{"empty password", "PUT", "/v2/auth/users/bob", "", `{"user":"bob"}`, 400, `{"message":"auth: Cannot create user bob with an empty password"}`},
+		{"create root", "PUT", "/v2/auth/users/root", "", `{"user":"root","password":"rootpw"}`, 201, "{\"user\":\"root\",\"roles\":[\"root\"]}\n"},
+		{"create role", "PUT", "/v2/auth/roles/app", "", `{"role":"app","permissions":{"kv":{"read":["/app*"],"write":["/app*"]}}}`, 201, "{\"role\":\"app\",\"permissions\":{\"kv\":{\"read\":[\"/app*\"],\"write\":[\"/app*\"]}}}\n"},
+		{"duplicate role", "PUT", "/v2/auth/roles/app", "", `{"role":"app"}`, 409, `{"message":"auth: Role app already exists."}`},
+		{"modify root role", "PUT", "/v2/auth/roles/root", "", `{"role":"root"}`, 403, `{"message":"auth: Cannot modify role root: is root role."}`},
+		{"create alice", "PUT", "/v2/auth/users/alice", "", `{"user":"alice","password":"alicepw"}`, 201, "{\"user\":\"alice\",\"roles\":null}\n"},
+		{"grant", "PUT", "/v2/auth/users/alice", "", `{"user":"alice","grant":["app"]}`, 200, "{\"user\":\"alice\",\"roles\":[\"app\"]}\n"},
+		{"duplicate grant", "PUT", "/v2/auth/users/alice", "", `{"user":"alice","grant":["app"]}`, 409, `{"message":"auth: Granting duplicate role app for user alice"}`},
+		{"ungranted revoke", "PUT", "/v2/auth/users/alice", "", `{"user":"alice","revoke":["nope"]}`, 409, `{"message":"auth: Revoking ungranted role nope for user alice"}`},
+		{"roles and grant", "PUT", "/v2/auth/users/alice", "", `{"user":"alice","roles":["a"],"grant":["b"]}`, 400, `{"message":"User JSON contains both roles and grant/revoke"}`},
+		{"no-op update", "PUT", "/v2/auth/users/alice", "", `{"user":"alice"}`, 400, `{"message":"auth: User not updated. Use grant/revoke/password to update the user."}`},
+		{"get user", "GET", "/v2/auth/users/alice", "", "", 200, "{\"user\":\"alice\",\"roles\":[{\"role\":\"app\",\"permissions\":{\"kv\":{\"read\":[\"/app*\"],\"write\":[\"/app*\"]}}}]}\n"},
+		{"missing user", "GET", "/v2/auth/users/zed", "", "", 404, `{"message":"auth: User zed does not exist."}`},
+		{"missing role", "GET", "/v2/auth/roles/zed", "", "", 404, `{"message":"auth: Role zed does not exist."}`},
+		{"list roles", "GET", "/v2/auth/roles", "", "", 200, "{\"roles\":[{\"role\":\"app\",\"permissions\":{\"kv\":{\"read\":[\"/app*\"],\"write\":[\"/app*\"]}}},{\"role\":\"root\",\"permissions\":{\"kv\":{\"read\":[\"/*\"],\"write\":[\"/*\"]}}}]}\n"},
+		{"enable", "PUT", "/v2/auth/enable", "", "", 200, ""},
+		{"enable again", "PUT", "/v2/auth/enable", "root:rootpw", "", 409, `{"message":"auth: already enabled"}`},
+		{"list users anonymous", "GET", "/v2/auth/users", "", "", 401, `{"message":"Insufficient credentials"}`},
+		{"list users as alice", "GET", "/v2/auth/users", "alice:alicepw", "", 401, `{"message":"Insufficient credentials"}`},
+		{"list users wrong password", "GET", "/v2/auth/users", "root:nope", "", 401, `{"message":"Insufficient credentials"}`},
+		{"list users as root", "GET", "/v2/auth/users", "root:rootpw", "", 200, "{\"users\":[{\"user\":\"alice\",…"},
+		{"delete root while enabled", "DELETE", "/v2/auth/users/root", "root:rootpw", "", 403, `{"message":"auth: Cannot delete root user while auth is enabled."}`},
+		{"revoke write", "PUT", "/v2/auth/roles/app", "root:rootpw", `{"role":"app","revoke":{"kv":{"write":["/app*"]}}}`, 200, "{\"role\":\"app\",\"permissions\":{\"kv\":{\"read\":[\"/app*\"],\"write\":[]}}}\n"},
+		{"grant write back", "PUT", "/v2/auth/roles/app", "root:rootpw", `{"role":"app","grant":{"kv":{"write":["/app*"]}}}`, 200, "{\"role\":\"app\",\"permissions\":{\"kv\":{\"read\":[\"/app*\"],\"write\":[\"/app*\"]}}}\n"},
+	})
+
+	// The member enforces alice's v2 permissions on the v2 layout's keys.
+	kv := etcdrpc.NewKVClient(cc)
+	req := httptest.NewRequest("PUT", "/v2/keys/app/x", nil)
+	req.SetBasicAuth("alice", "alicepw")
+	ctx, _, err := tokens.Context(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, &pb.PutRequest{Key: []byte("/app/x"), Value: []byte("1")}); err != nil {
+		t.Fatalf("alice writes /app/x: %v", err)
+	}
+	if _, err := kv.Put(ctx, &pb.PutRequest{Key: []byte("/other"), Value: []byte("1")}); err == nil {
+		t.Fatal("alice wrote /other")
+	}
+	if _, err := kv.Put(context.Background(), &pb.PutRequest{Key: []byte("/app/y"), Value: []byte("1")}); err == nil {
+		t.Fatal("anonymous write succeeded with auth on")
+	}
+	bad := httptest.NewRequest("GET", "/v2/keys/app", nil)
+	bad.SetBasicAuth("alice", "wrong")
+	if _, _, err := tokens.Context(context.Background(), bad); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if tokens.Len() != 2 {
+		t.Fatalf("%d cached tokens, want root and alice", tokens.Len())
+	}
+
+	run(t, h, []step{
+		{"disable as alice", "DELETE", "/v2/auth/enable", "alice:alicepw", "", 401, `{"message":"Insufficient credentials"}`},
+		{"disable", "DELETE", "/v2/auth/enable", "root:rootpw", "", 200, ""},
+		{"disable again", "DELETE", "/v2/auth/enable", "", "", 409, `{"message":"auth: already disabled"}`},
+		{"delete role", "DELETE", "/v2/auth/roles/app", "", "", 200, ""},
+		{"delete missing role", "DELETE", "/v2/auth/roles/app", "", "", 404, `{"message":"auth: Role app does not exist."}`},
+		{"bad method", "POST", "/v2/auth/users", "", "", 405, "Method Not Allowed\n"},
+		{"bad path", "GET", "/v2/auth/users/a/b", "", "", 400, `{"message":"Invalid path"}`},
+	})
+}
+
+func TestTokenCacheIsBounded(t *testing.T) {
+	tk := NewTokens(nil, "", "", 2)
+	for i := 0; i < 5; i++ {
+		tk.store(credKey(Identity{User: fmt.Sprint(i)}), fmt.Sprint(i), "tok")
+	}
+	tk.store(credKey(Identity{User: "3"}), "3", "tok2") // refresh an entry: no growth
+	if tk.Len() != 2 || len(tk.byKey) != 2 {
+		t.Fatalf("cache holds %d/%d, want 2", tk.Len(), len(tk.byKey))
+	}
+	if _, ok := tk.byKey[credKey(Identity{User: "0"})]; ok {
+		t.Fatal("the least recently used entry was kept")
+	}
+}
+
+func TestPermissionMapping(t *testing.T) {
+	tests := []struct{ prefix, path, key, end, back string }{
+		{"", "/app*", "/app", "/apq", "/app*"},
+		{"", "/app", "/app", "", "/app"},
+		{"/v2", "/*", "/v2/", "/v20", "/*"},
+		{"/v2", "/a/b", "/v2/a/b", "", "/a/b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.prefix+tt.path, func(t *testing.T) {
+			p := toV3(tt.prefix, tt.path)
+			if p.key != tt.key || p.rangeEnd != tt.end {
+				t.Fatalf("toV3 = %q %q", p.key, p.rangeEnd)
+			}
+			back, ok := toV2(tt.prefix, &authpb.Permission{Key: []byte(p.key), RangeEnd: []byte(p.rangeEnd)})
+			if !ok || back != tt.back {
+				t.Fatalf("toV2 = %q %v, want %q", back, ok, tt.back)
+			}
+		})
+	}
+}
