@@ -81,6 +81,11 @@ type Config struct {
 	V2WatchHistory int `mapstructure:"v2-watch-history"`
 	// V2GuestUser is a v3 user whose rights anonymous v2 requests get.
 	V2GuestUser string `mapstructure:"v2-guest-user"`
+	// V2GuestPassword is V2GuestUser's password (prefer the environment
+	// variable ETCDSHIM_V2_GUEST_PASSWORD to a flag).
+	V2GuestPassword string `mapstructure:"v2-guest-password"`
+	// V2TokenCacheSize bounds the v2 credential → v3 token cache.
+	V2TokenCacheSize int `mapstructure:"v2-token-cache-size"`
 	// V2MemberShimURLs maps a member name or member client URL to that
 	// member's shim URLs, for /v2/members and /v2/machines ("name=url,url;...").
 	V2MemberShimURLs map[string]string `mapstructure:"v2-member-shim-urls"`
@@ -104,5 +109,6 @@ func Default() Config {
 		MetricsTimeout:   5 * time.Second,
 		LegacyClientsMax: 1000,
 		V2WatchHistory:   1000,
+		V2TokenCacheSize: 1024,
 	}
 }

@@ -92,8 +92,11 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout < 0 || c.MetricsTimeout <= 0 {
 		return invalid("--shutdown-timeout must not be negative and --metrics-timeout must be positive")
 	}
-	if c.V2WatchHistory <= 0 || c.LegacyClientsMax <= 0 {
-		return invalid("--v2-watch-history and --legacy-clients-max must be positive")
+	if c.V2WatchHistory <= 0 || c.LegacyClientsMax <= 0 || c.V2TokenCacheSize <= 0 {
+		return invalid("--v2-watch-history, --legacy-clients-max and --v2-token-cache-size must be positive")
+	}
+	if (c.V2GuestPassword != "") && c.V2GuestUser == "" {
+		return invalid("--v2-guest-password needs --v2-guest-user")
 	}
 	if c.V2Prefix != "" && (!strings.HasPrefix(c.V2Prefix, "/") || strings.HasSuffix(c.V2Prefix, "/")) {
 		return invalid("--v2-prefix %q must start with / and not end with / (e.g. /v2)", c.V2Prefix)

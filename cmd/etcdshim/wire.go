@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/etcdshim/etcdshim/config"
 	"github.com/etcdshim/etcdshim/proxy"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cluster"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -23,17 +25,24 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 	if len(advertise) == 0 {
 		advertise = cfg.ListenClientURLs
 	}
+	tokens := v2auth.NewTokens(pool, cfg.V2GuestUser, cfg.V2GuestPassword, cfg.V2TokenCacheSize)
 	cluster := v2cluster.New(v2cluster.Options{
 		AdvertiseClientURLs: advertise,
 		MemberShimURLs:      cfg.V2MemberShimURLs,
-		Logger:              log.Named("v2cluster"),
+		Token: func(r *http.Request) (context.Context, error) {
+			ctx, _, err := tokens.Context(r.Context(), r)
+			return ctx, err
+		},
+		Logger: log.Named("v2cluster"),
 	}, pool)
+	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, Logger: log.Named("v2auth")}, pool, tokens)
 
 	v2 := http.NewServeMux()
 	v2.Handle("/v2/members", cluster)
 	v2.Handle("/v2/members/", cluster)
 	v2.Handle("/v2/machines", cluster)
 	v2.Handle("/v2/stats/", cluster)
+	v2.Handle("/v2/auth/", auth)
 	v2.Handle("/", pass)
 	h.V2 = v2
 	return h, nil

@@ -14,7 +14,6 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 )
 
 // Upstream is the proxy's connection picker.
@@ -32,9 +31,9 @@ type Options struct {
 	// StoreStats returns the v2 store counters for /v2/stats/store; nil
 	// reports zeros.
 	StoreStats func() StoreStats
-	// Token returns the v3 token to use for a request (from its v2
-	// credentials); nil or "" means anonymous.
-	Token func(r *http.Request) (string, error)
+	// Token returns the request's context carrying its v3 token (from its
+	// v2 credentials); nil means anonymous.
+	Token func(r *http.Request) (context.Context, error)
 	// Timeout bounds one upstream call (3.4 uses 5s for member changes).
 	Timeout time.Duration
 	Logger  *zap.Logger
@@ -89,17 +88,14 @@ type member struct {
 }
 
 func (h *Handler) ctx(r *http.Request) (context.Context, context.CancelFunc, error) {
-	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	parent := r.Context()
 	if h.opts.Token != nil {
-		tok, err := h.opts.Token(r)
-		if err != nil {
-			cancel()
+		var err error
+		if parent, err = h.opts.Token(r); err != nil {
 			return nil, nil, err
 		}
-		if tok != "" {
-			ctx = metadata.AppendToOutgoingContext(ctx, "token", tok)
-		}
 	}
+	ctx, cancel := context.WithTimeout(parent, h.opts.Timeout)
 	return ctx, cancel, nil
 }
 

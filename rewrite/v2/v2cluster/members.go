@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
@@ -195,7 +196,7 @@ func isNotFound(err error) bool {
 // writeUpstreamError answers as 3.4 answers errors it has no v2 shape for:
 // 500 {"message":"Internal Server Error"}; the cause goes to the log.
 func (h *Handler) writeUpstreamError(w http.ResponseWriter, err error) {
-	if status.Code(err) == codes.PermissionDenied || status.Code(err) == codes.Unauthenticated ||
+	if errors.Is(err, v2auth.ErrBadCredentials) || status.Code(err) == codes.PermissionDenied || status.Code(err) == codes.Unauthenticated ||
 		errors.Is(err, rpctypes.ErrGRPCUserEmpty) || strings.Contains(err.Error(), "user name is empty") {
 		writeMessage(w, http.StatusUnauthorized, "Insufficient credentials")
 		return
