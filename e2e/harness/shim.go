@@ -1,0 +1,139 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ShimConfig describes a shim to start.
+type ShimConfig struct {
+	// Endpoints are the upstream members' client URLs.
+	Endpoints []string
+	// Args are extra flags.
+	Args []string
+	// Env are extra environment variables (KEY=value).
+	Env []string
+	// TLS serves https with these files (and upstream TLS if the endpoints
+	// are https).
+	TLS *TLSFiles
+}
+
+// Shim is a running etcdshim process.
+type Shim struct {
+	// URL is the client URL (http://127.0.0.1:port or https).
+	URL string
+	// LogPath is the shim's stderr (zap JSON).
+	LogPath string
+	Cmd     *exec.Cmd
+	proc    *process
+	args    []string
+	env     []string
+}
+
+// StartShim starts the shim binary and waits until /health answers.
+func StartShim(tb testing.TB, cfg ShimConfig) *Shim {
+	tb.Helper()
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+	}
+	url := fmt.Sprintf("%s://127.0.0.1:%d", scheme, FreePort(tb))
+	args := []string{"--listen-client-urls", url, "--log-level", "debug"}
+	if len(cfg.Endpoints) > 0 {
+		args = append(args, "--endpoints", strings.Join(cfg.Endpoints, ","))
+	}
+	if t := cfg.TLS; t != nil {
+		args = append(args, "--cert-file", t.ServerCert, "--key-file", t.ServerKey, "--trusted-ca-file", t.CA)
+		if t.ClientCertAuth {
+			args = append(args, "--client-cert-auth")
+		}
+		if len(cfg.Endpoints) > 0 && strings.HasPrefix(cfg.Endpoints[0], "https") {
+			args = append(args, "--cacert", t.CA, "--cert", t.ClientCert, "--key", t.ClientKey)
+		}
+	}
+	args = append(args, cfg.Args...)
+	s := &Shim{URL: url, LogPath: filepath.Join(tb.TempDir(), "etcdshim.log"), args: args, env: cfg.Env}
+	s.start(tb, cfg.TLS)
+	tb.Cleanup(func() {
+		if s.proc.running() {
+			s.proc.stop(15 * time.Second)
+		}
+	})
+	return s
+}
+
+func (s *Shim) start(tb testing.TB, t *TLSFiles) {
+	tb.Helper()
+	dumpOnFailure(tb, "etcdshim", s.LogPath)
+	s.proc = startProcess(tb, s.LogPath, s.env, ShimBinary(tb), s.args...)
+	s.Cmd = s.proc.cmd
+	tr := &http.Transport{}
+	if t != nil {
+		tr.TLSClientConfig = t.ClientConfig()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := &http.Client{Transport: tr, Timeout: 3 * time.Second}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/health", nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if !s.proc.running() {
+			tb.Fatalf("etcdshim exited: %v\n%s", s.proc.exitErr, tail(s.LogPath, 30))
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("etcdshim did not answer /health: %v\n%s", err, tail(s.LogPath, 30))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Signal sends sig to the shim.
+func (s *Shim) Signal(sig os.Signal) { s.proc.signal(sig) }
+
+// Wait waits for the shim to exit and returns its exit code.
+func (s *Shim) Wait() int {
+	<-s.proc.done
+	var ee *exec.ExitError
+	if errors.As(s.proc.exitErr, &ee) {
+		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+			return 128 + int(st.Signal())
+		}
+		return ee.ExitCode()
+	}
+	return 0
+}
+
+// Stop sends SIGTERM and waits.
+func (s *Shim) Stop(tb testing.TB) {
+	tb.Helper()
+	s.proc.stop(15 * time.Second)
+}
+
+// PID is the shim's process id.
+func (s *Shim) PID() int { return s.proc.cmd.Process.Pid }
+
+// Etcdctl runs /usr/bin/etcdctl with env added to the environment and a
+// 30-second limit, returning its combined output.
+func Etcdctl(tb testing.TB, env []string, args ...string) (string, error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, EtcdctlBinary(tb), args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
