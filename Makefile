@@ -1,0 +1,52 @@
+# etcdshim: build, test, lint, benchmark.
+#   make test   installs what the tests need (Debian packages, etcd builds) and runs unit + e2e tests
+#   make unit   fast tests only (no etcd processes)
+#   make lint   gofmt, go vet, staticcheck
+
+SHELL := /bin/bash
+GO ?= go
+ETCD_VERSIONS ?= v3.5.35 v3.6.16 v3.7.3
+DEBIAN_PACKAGES := etcd-server etcd-client prometheus wrk hey python3-etcd patroni
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@2025.1.1
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build test unit e2e deps etcd lint bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/etcdshim ./cmd/etcdshim
+
+# Debian packages the e2e tests use as real servers and clients.
+deps:
+	@missing=""; \
+	for b in /usr/bin/etcd /usr/bin/etcdctl /usr/bin/prometheus /usr/bin/promtool /usr/bin/wrk /usr/bin/hey; do \
+	  [ -x "$$b" ] || missing="$$missing $$b"; done; \
+	/usr/bin/python3 -c 'import etcd, patroni' 2>/dev/null || missing="$$missing python3-etcd/patroni"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages (missing:$$missing)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \
+	fi
+
+# etcd 3.5/3.6/3.7 from the Go module proxy, cached in ~/.cache/etcdshim.
+etcd:
+	bash scripts/build-etcd.sh $(ETCD_VERSIONS)
+
+test: deps etcd
+	$(GO) test -count=1 -timeout 20m ./...
+
+unit:
+	$(GO) test -short ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+bench: deps etcd
+	bash scripts/bench.sh
+
+clean:
+	rm -rf bin
