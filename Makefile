@@ -7,7 +7,7 @@ SHELL := /bin/bash
 GO ?= go
 ETCD_VERSIONS ?= v3.5.35 v3.6.16 v3.7.3
 DEBIAN_PACKAGES := etcd-server etcd-client prometheus wrk hey python3-etcd patroni
-STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: all build test unit e2e deps etcd lint bench clean

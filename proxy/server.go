@@ -13,7 +13,6 @@ import (
 	"github.com/etcdshim/etcdshim/config"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"golang.org/x/net/http2"
 )
 
 // Handlers are the components that answer HTTP requests themselves; a nil
@@ -47,7 +46,6 @@ type Server struct {
 	clientTLS *tls.Config
 	listeners []net.Listener
 	httpSrv   *http.Server
-	h2Srv     *http2.Server
 	httpLn    *connListener
 	metricSrv *http.Server
 	acceptWG  sync.WaitGroup
@@ -87,11 +85,12 @@ func New(cfg config.Config, pool *Pool, h Handlers, log *zap.Logger, m *Metrics)
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 		ConnContext:       withTLSState,
 	}
-	s.h2Srv = &http2.Server{}
-	if err := http2.ConfigureServer(s.httpSrv, s.h2Srv); err != nil {
-		cancel()
-		return nil, fmt.Errorf("configuring HTTP/2: %w", err)
-	}
+	// The shim terminates TLS itself and hands the HTTP server plain
+	// connections; HTTP/2 on them (ALPN h2 clients that are not gRPC) is
+	// recognised by its preface.
+	s.httpSrv.Protocols = new(http.Protocols)
+	s.httpSrv.Protocols.SetHTTP1(true)
+	s.httpSrv.Protocols.SetUnencryptedHTTP2(true)
 	if len(cfg.ListenMetricsURLs) > 0 {
 		s.metricSrv = &http.Server{
 			Handler:           s.metricsRouter(h),
@@ -171,9 +170,7 @@ func (s *Server) accept(ln net.Listener, secure bool) {
 
 func (s *Server) serveHTTP1(c net.Conn) { s.httpLn.push(c) }
 
-func (s *Server) serveHTTP2(c net.Conn) {
-	s.h2Srv.ServeConn(c, &http2.ServeConnOpts{Context: s.ctx, BaseConfig: s.httpSrv, Handler: s.httpSrv.Handler})
-}
+func (s *Server) serveHTTP2(c net.Conn) { s.httpLn.push(c) }
 
 func (s *Server) trackTunnel(t *tunnel) bool {
 	s.mu.Lock()
