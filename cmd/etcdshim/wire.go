@@ -8,6 +8,8 @@ import (
 	"github.com/etcdshim/etcdshim/proxy"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cluster"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2http"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -35,9 +37,16 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 		},
 		Logger: log.Named("v2cluster"),
 	}, pool)
+	keys := v2http.New(v2http.Options{
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		Credentials:     tokens,
+		Logger:          log.Named("v2"),
+	}, v2store.NewV3(pool.ClientConn(), cfg.V2Prefix))
 	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, Logger: log.Named("v2auth")}, pool, tokens)
 
 	v2 := http.NewServeMux()
+	v2.Handle("/v2/keys", keys)
+	v2.Handle("/v2/keys/", keys)
 	v2.Handle("/v2/members", cluster)
 	v2.Handle("/v2/members/", cluster)
 	v2.Handle("/v2/machines", cluster)

@@ -1,0 +1,204 @@
+package v2http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// LegacyRecorder notes which clients still use the v2 API.
+type LegacyRecorder interface {
+	Observe(r *http.Request, surface, user string)
+}
+
+// Credentials runs a store call as the request's v2 user.
+type Credentials interface {
+	Do(ctx context.Context, r *http.Request, call func(ctx context.Context) error) error
+	IdentityOf(r *http.Request) v2auth.Identity
+}
+
+// Watcher answers wait=true requests; nil answers them with error 300.
+type Watcher interface {
+	ServeWatch(w http.ResponseWriter, r *http.Request, key string, recursive, stream bool, waitIndex uint64, writeHeaders func(w http.ResponseWriter, m v2store.Meta))
+}
+
+// Options configure the keys handler.
+type Options struct {
+	MaxRequestBytes int64
+	// Timeout bounds one store call (3.4's request timeout is 5s plus a
+	// margin per election; writes without quorum fail after it).
+	Timeout     time.Duration
+	Credentials Credentials
+	Legacy      LegacyRecorder
+	Watcher     Watcher
+	Logger      *zap.Logger
+}
+
+// Keys serves /v2/keys.
+type Keys struct {
+	opts      Options
+	store     v2store.Store
+	clusterID atomic.Uint64 // last seen, for answers that reach no member
+}
+
+// New returns the /v2/keys handler.
+func New(opts Options, store v2store.Store) *Keys {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.MaxRequestBytes == 0 {
+		opts.MaxRequestBytes = 3 << 20
+	}
+	return &Keys{opts: opts, store: store}
+}
+
+func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete:
+	default:
+		w.Header().Set("Allow", "HEAD,GET,PUT,POST,DELETE")
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	k.setClusterID(w, 0)
+	rq, perr := parseRequest(r, k.opts.MaxRequestBytes)
+	if perr != nil {
+		perr.WriteTo(w)
+		return
+	}
+	if k.opts.Legacy != nil {
+		user := ""
+		if k.opts.Credentials != nil {
+			user = k.opts.Credentials.IdentityOf(r).User
+		}
+		k.opts.Legacy.Observe(r, "v2", user)
+	}
+	if rq.wait && !rq.quorum {
+		// 3.4 quirk kept: wait=true&quorum=true is a plain quorum GET.
+		if k.opts.Watcher == nil {
+			k.writeError(w, errors.New("watch is not available"))
+			return
+		}
+		k.opts.Watcher.ServeWatch(w, r, rq.key, rq.recursive, rq.stream, rq.waitIndex, k.writeHeaders)
+		return
+	}
+	var ev *v2store.Event
+	var m v2store.Meta
+	call := func(ctx context.Context) error {
+		var err error
+		ctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
+		defer cancel()
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			ev, m, err = k.store.Get(ctx, rq.key, v2store.GetOptions{Recursive: rq.recursive, Sorted: rq.sorted, Quorum: rq.quorum})
+		case http.MethodPut:
+			ev, m, err = k.store.Put(ctx, rq.key, rq.setOptions())
+		case http.MethodPost:
+			ev, m, err = k.store.CreateInOrder(ctx, rq.key, rq.setOptions())
+		case http.MethodDelete:
+			ev, m, err = k.store.Delete(ctx, rq.key, v2store.DeleteOptions{Dir: rq.dir, Recursive: rq.recursive, PrevValue: rq.prevValue, PrevIndex: rq.prevIndex})
+		}
+		return err
+	}
+	var err error
+	if k.opts.Credentials != nil {
+		err = k.opts.Credentials.Do(r.Context(), r, call)
+	} else {
+		err = call(r.Context())
+	}
+	k.setClusterID(w, m.ClusterID)
+	if err != nil {
+		k.writeError(w, err)
+		return
+	}
+	k.writeEvent(w, ev, m, rq.noValueOnSuccess)
+}
+
+func (rq *request) setOptions() v2store.SetOptions {
+	return v2store.SetOptions{Value: rq.value, Dir: rq.dir, TTL: rq.ttl, Refresh: rq.refresh,
+		PrevExist: rq.prevExist, PrevValue: rq.prevValue, PrevIndex: rq.prevIndex}
+}
+
+func (k *Keys) setClusterID(w http.ResponseWriter, id uint64) {
+	if id != 0 {
+		k.clusterID.Store(id)
+	} else {
+		id = k.clusterID.Load()
+	}
+	if id != 0 {
+		w.Header().Set("X-Etcd-Cluster-Id", strconv.FormatUint(id, 16))
+	}
+}
+
+// writeHeaders sets the success headers (also used by watches).
+func (k *Keys) writeHeaders(w http.ResponseWriter, m v2store.Meta) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Etcd-Index", strconv.FormatUint(m.EtcdIndex, 10))
+	h.Set("X-Raft-Index", strconv.FormatUint(m.RaftIndex, 10))
+	h.Set("X-Raft-Term", strconv.FormatUint(m.RaftTerm, 10))
+	k.setClusterID(w, m.ClusterID)
+}
+
+func (k *Keys) writeEvent(w http.ResponseWriter, ev *v2store.Event, m v2store.Meta, noValueOnSuccess bool) {
+	k.writeHeaders(w, m)
+	if ev.IsCreated() {
+		w.WriteHeader(http.StatusCreated)
+	}
+	if noValueOnSuccess {
+		switch ev.Action {
+		case v2store.ActionSet, v2store.ActionUpdate, v2store.ActionCreate, v2store.ActionCompareAndSwap:
+			ev = &v2store.Event{Action: ev.Action}
+		}
+	}
+	_ = json.NewEncoder(w).Encode(ev)
+}
+
+// writeError maps errors to v2's shape at the edge: v2 conditions as they
+// are, refused credentials as 110, anything else as 300 with its cause.
+func (k *Keys) writeError(w http.ResponseWriter, err error) {
+	var ve *v2store.Error
+	switch {
+	case errors.As(err, &ve):
+	case errors.Is(err, v2auth.ErrBadCredentials) || isDenied(err):
+		ve = v2store.NewError(v2store.EcodeUnauthorized, "Insufficient credentials", 0)
+	default:
+		if !errors.Is(err, context.Canceled) {
+			k.opts.Logger.Warn("v2 request failed upstream", zap.Error(err))
+		}
+		ve = v2store.NewError(v2store.EcodeRaftInternal, upstreamCause(err), 0)
+	}
+	ve.WriteTo(w)
+}
+
+func isDenied(err error) bool {
+	switch status.Code(errors.Unwrap(err)) {
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "permission denied") || strings.Contains(s, "user name is empty") ||
+		strings.Contains(s, "invalid auth token")
+}
+
+// upstreamCause says what failed in words a v2 client can log.
+func upstreamCause(err error) string {
+	if st, ok := status.FromError(errors.Unwrap(err)); ok {
+		return st.Message()
+	}
+	return err.Error()
+}

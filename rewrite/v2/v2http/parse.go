@@ -1,0 +1,132 @@
+package v2http
+
+import (
+	"mime"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
+)
+
+const keysPrefix = "/v2/keys"
+
+// request is a parsed /v2/keys request.
+type request struct {
+	method           string
+	key              string
+	value            string
+	dir              bool
+	recursive        bool
+	sorted           bool
+	quorum           bool
+	wait             bool
+	stream           bool
+	noValueOnSuccess bool
+	waitIndex        uint64
+	prevIndex        uint64
+	prevValue        string
+	prevExist        *bool
+	ttl              *time.Duration
+	refresh          bool
+}
+
+func parseErr(code int, cause string) *v2store.Error { return v2store.NewError(code, cause, 0) }
+
+// parseRequest reads a request as 3.4's parseKeyRequest does, in the same
+// order, so the first bad parameter names the same error. Form values in a
+// url-encoded body win over the query string.
+func parseRequest(r *http.Request, maxBody int64) (*request, *v2store.Error) {
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/x-www-form-urlencoded" && r.Body != nil {
+		r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
+	}
+	if err := r.ParseForm(); err != nil {
+		return nil, parseErr(v2store.EcodeInvalidForm, err.Error())
+	}
+	f := r.Form
+	rq := &request{method: r.Method, key: path.Clean("/" + strings.TrimPrefix(r.URL.Path, keysPrefix))}
+	var e *v2store.Error
+	if rq.prevIndex, e = getUint(f, "prevIndex"); e != nil {
+		return nil, e
+	}
+	if rq.waitIndex, e = getUint(f, "waitIndex"); e != nil {
+		return nil, e
+	}
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{{"recursive", &rq.recursive}, {"sorted", &rq.sorted}, {"wait", &rq.wait}, {"dir", &rq.dir}, {"quorum", &rq.quorum}, {"stream", &rq.stream}} {
+		if *b.dst, e = getBool(f, b.name); e != nil {
+			return nil, e
+		}
+	}
+	if rq.wait && r.Method != http.MethodGet {
+		return nil, parseErr(v2store.EcodeInvalidField, `"wait" can only be used with GET requests`)
+	}
+	rq.prevValue = f.Get("prevValue")
+	if _, ok := f["prevValue"]; ok && rq.prevValue == "" {
+		return nil, parseErr(v2store.EcodePrevValueRequired, `"prevValue" cannot be empty`)
+	}
+	if rq.noValueOnSuccess, e = getBool(f, "noValueOnSuccess"); e != nil {
+		return nil, e
+	}
+	if f.Get("ttl") != "" {
+		secs, err := strconv.ParseUint(f.Get("ttl"), 10, 64)
+		if err != nil || secs > uint64(1<<62)/uint64(time.Second) {
+			return nil, parseErr(v2store.EcodeTTLNaN, `invalid value for "ttl"`)
+		}
+		d := time.Duration(secs) * time.Second
+		rq.ttl = &d
+	}
+	if _, ok := f["prevExist"]; ok {
+		b, err := strconv.ParseBool(f.Get("prevExist"))
+		if err != nil {
+			return nil, parseErr(v2store.EcodeInvalidField, "invalid value for prevExist")
+		}
+		rq.prevExist = &b
+	}
+	if _, ok := f["refresh"]; ok {
+		b, err := strconv.ParseBool(f.Get("refresh"))
+		if err != nil {
+			return nil, parseErr(v2store.EcodeInvalidField, "invalid value for refresh")
+		}
+		rq.refresh = b
+		if b {
+			if _, ok := f["value"]; ok && f.Get("value") != "" {
+				return nil, parseErr(v2store.EcodeRefreshValue, "A value was provided on a refresh")
+			}
+			if rq.ttl == nil {
+				return nil, parseErr(v2store.EcodeRefreshTTLRequired, "No TTL value set")
+			}
+		}
+	}
+	rq.value = f.Get("value")
+	return rq, nil
+}
+
+func getUint(f url.Values, name string) (uint64, *v2store.Error) {
+	vals, ok := f[name]
+	if !ok || len(vals) == 0 {
+		return 0, nil
+	}
+	u, err := strconv.ParseUint(vals[0], 10, 64)
+	if err != nil {
+		return 0, parseErr(v2store.EcodeIndexNaN, `invalid value for "`+name+`"`)
+	}
+	return u, nil
+}
+
+func getBool(f url.Values, name string) (bool, *v2store.Error) {
+	vals, ok := f[name]
+	if !ok || len(vals) == 0 {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(vals[0])
+	if err != nil {
+		return false, parseErr(v2store.EcodeInvalidField, `invalid value for "`+name+`"`)
+	}
+	return b, nil
+}

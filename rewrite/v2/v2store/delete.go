@@ -1,0 +1,105 @@
+package v2store
+
+import (
+	"context"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+)
+
+// Delete removes a file, an empty directory (dir), a subtree (recursive), or
+// a file whose value or index matches (compare-and-delete). Explicit deletes
+// leave the key's lease to run out, so watchers can tell them from expiry.
+func (s *V3Store) Delete(ctx context.Context, p string, o DeleteOptions) (*Event, Meta, error) {
+	if p == "/" {
+		return rootReadOnly(ctx, s)
+	}
+	if o.PrevValue != "" || o.PrevIndex != 0 {
+		return s.compareAndDelete(ctx, p, o)
+	}
+	start, end := s.l.subtree(p)
+	fileOps := []*pb.RequestOp{opDelete(s.l.key(p), nil)}
+	var dirBranch []*pb.RequestOp
+	switch {
+	case o.Recursive:
+		// Read the marker for prevNode, then remove everything below.
+		dirBranch = []*pb.RequestOp{opGet(s.l.marker(p)), opDelete(start, end)}
+	case o.Dir:
+		dirBranch = []*pb.RequestOp{opTxn([]*pb.Compare{s.l.emptyDir(p)},
+			[]*pb.RequestOp{opGet(s.l.marker(p)), opDelete(s.l.marker(p), nil)},
+			[]*pb.RequestOp{opAny(start, end)})}
+	default:
+		dirBranch = s.l.probeOps(p) // a directory without dir/recursive: 102
+	}
+	resp, err := s.txn(ctx, "delete "+p, []*pb.Compare{s.l.isFile(p), s.l.notDir(p)}, fileOps,
+		[]*pb.RequestOp{opTxn([]*pb.Compare{s.l.isDir(p)}, dirBranch, s.l.probeOps(p))})
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	m := meta(resp.Header)
+	rev := resp.Header.Revision
+	if resp.Succeeded {
+		prev := prevKV(resp.Responses[0])
+		return &Event{Action: ActionDelete,
+			Node:     &Node{Key: p, ModifiedIndex: uint64(rev), CreatedIndex: uint64(prev.CreateRevision)},
+			PrevNode: s.prevNode(ctx, prev)}, m, nil
+	}
+	inner := resp.Responses[0].GetResponseTxn()
+	if !inner.Succeeded {
+		return nil, m, s.readProbe(p, inner.Responses, rev).missing(p)
+	}
+	switch {
+	case o.Recursive:
+		return s.dirDeleted(ctx, p, inner.Responses[0].GetResponseRange().GetKvs(), rev), m, nil
+	case o.Dir:
+		empty := inner.Responses[0].GetResponseTxn()
+		if !empty.Succeeded {
+			return nil, m, NewError(EcodeDirNotEmpty, p, uint64(rev))
+		}
+		return s.dirDeleted(ctx, p, empty.Responses[0].GetResponseRange().GetKvs(), rev), m, nil
+	}
+	return nil, m, NewError(EcodeNotFile, p, uint64(rev))
+}
+
+// dirDeleted is the event of a directory delete; marker holds the
+// directory's marker as it was (none for a directory implied by its keys).
+func (s *V3Store) dirDeleted(ctx context.Context, p string, marker []*mvccpb.KeyValue, rev int64) *Event {
+	prev := &Node{Key: p, Dir: true}
+	if len(marker) > 0 {
+		prev = s.prevNode(ctx, marker[0])
+	}
+	return &Event{Action: ActionDelete,
+		Node:     &Node{Key: p, Dir: true, ModifiedIndex: uint64(rev), CreatedIndex: prev.CreatedIndex},
+		PrevNode: prev}
+}
+
+func (s *V3Store) compareAndDelete(ctx context.Context, p string, o DeleteOptions) (*Event, Meta, error) {
+	cmp := []*pb.Compare{s.l.isFile(p), s.l.notDir(p)}
+	if o.PrevValue != "" {
+		cmp = append(cmp, &pb.Compare{Key: s.l.key(p), Target: pb.Compare_VALUE, Result: pb.Compare_EQUAL,
+			TargetUnion: &pb.Compare_Value{Value: []byte(o.PrevValue)}})
+	}
+	if o.PrevIndex != 0 {
+		cmp = append(cmp, &pb.Compare{Key: s.l.key(p), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
+			TargetUnion: &pb.Compare_ModRevision{ModRevision: int64(o.PrevIndex)}})
+	}
+	resp, err := s.txn(ctx, "compareAndDelete "+p, cmp, []*pb.RequestOp{opDelete(s.l.key(p), nil)}, s.l.probeOps(p))
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	m := meta(resp.Header)
+	if !resp.Succeeded {
+		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
+		switch {
+		case pr.isDir:
+			return nil, m, NewError(EcodeNotFile, p, pr.rev)
+		case pr.target == nil:
+			return nil, m, pr.missing(p)
+		}
+		return nil, m, NewError(EcodeTestFailed, compareFailCause(o.PrevValue, o.PrevIndex, pr.target), pr.rev)
+	}
+	prev := prevKV(resp.Responses[0])
+	return &Event{Action: ActionCompareAndDelete,
+		Node:     &Node{Key: p, ModifiedIndex: uint64(resp.Header.Revision), CreatedIndex: uint64(prev.CreateRevision)},
+		PrevNode: s.prevNode(ctx, prev)}, m, nil
+}

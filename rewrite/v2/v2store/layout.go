@@ -1,0 +1,137 @@
+package v2store
+
+import (
+	"strings"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+)
+
+// layout maps v2 paths onto v3 keys under a prefix.
+type layout struct{ prefix string }
+
+// key is the v3 key of a v2 file node.
+func (l layout) key(p string) []byte { return []byte(l.prefix + p) }
+
+// marker is the v3 key that makes p a directory.
+func (l layout) marker(p string) []byte {
+	if p == "/" {
+		return []byte(l.prefix + "/")
+	}
+	return []byte(l.prefix + p + "/")
+}
+
+// subtree is the v3 range holding everything below directory p.
+func (l layout) subtree(p string) (start, end []byte) {
+	start = l.marker(p)
+	return start, prefixEnd(start)
+}
+
+// v2Path turns a v3 key back into a v2 path.
+func (l layout) v2Path(k []byte) string { return strings.TrimPrefix(string(k), l.prefix) }
+
+func prefixEnd(k []byte) []byte {
+	end := append([]byte(nil), k...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return []byte{0}
+}
+
+// ancestors lists p's parent directories below the root, top down:
+// "/a/b/c" → "/a", "/a/b".
+func ancestors(p string) []string {
+	var out []string
+	for i := 1; i < len(p); i++ {
+		if p[i] == '/' {
+			out = append(out, p[:i])
+		}
+	}
+	return out
+}
+
+// Compares and requests the transactions are built from.
+
+func versionIs(key, end []byte, v int64) *pb.Compare {
+	return &pb.Compare{Key: key, RangeEnd: end, Target: pb.Compare_VERSION, Result: pb.Compare_EQUAL,
+		TargetUnion: &pb.Compare_Version{Version: v}}
+}
+
+// notFile holds when no v3 key p exists.
+func (l layout) notFile(p string) *pb.Compare { return versionIs(l.key(p), nil, 0) }
+
+// isFile holds when the v3 key p exists.
+func (l layout) isFile(p string) *pb.Compare {
+	return &pb.Compare{Key: l.key(p), Target: pb.Compare_VERSION, Result: pb.Compare_GREATER,
+		TargetUnion: &pb.Compare_Version{Version: 0}}
+}
+
+// notDir holds when nothing exists below p: an empty range compares as a
+// key of version 0.
+func (l layout) notDir(p string) *pb.Compare {
+	s, e := l.subtree(p)
+	return versionIs(s, e, 0)
+}
+
+// isDir holds when something exists below p: every key in a non-empty
+// range has a create revision above 0, an empty range does not.
+func (l layout) isDir(p string) *pb.Compare {
+	s, e := l.subtree(p)
+	return &pb.Compare{Key: s, RangeEnd: e, Target: pb.Compare_CREATE, Result: pb.Compare_GREATER,
+		TargetUnion: &pb.Compare_CreateRevision{CreateRevision: 0}}
+}
+
+// emptyDir holds when nothing but p's marker exists below p.
+func (l layout) emptyDir(p string) *pb.Compare {
+	s, e := l.subtree(p)
+	return versionIs(append(append([]byte(nil), s...), 0), e, 0)
+}
+
+func opPut(key []byte, value string, lease int64) *pb.RequestOp {
+	return &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{
+		Key: key, Value: []byte(value), Lease: lease, PrevKv: true}}}
+}
+
+func opDelete(key, end []byte) *pb.RequestOp {
+	return &pb.RequestOp{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: &pb.DeleteRangeRequest{
+		Key: key, RangeEnd: end, PrevKv: end == nil}}}
+}
+
+func opGet(key []byte) *pb.RequestOp {
+	return &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: key}}}
+}
+
+// opAny reads at most one key of a range: enough to know it is not empty.
+func opAny(key, end []byte) *pb.RequestOp {
+	return &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{
+		Key: key, RangeEnd: end, Limit: 1, KeysOnly: true}}}
+}
+
+func opTxn(cmp []*pb.Compare, then, els []*pb.RequestOp) *pb.RequestOp {
+	return &pb.RequestOp{Request: &pb.RequestOp_RequestTxn{RequestTxn: &pb.TxnRequest{
+		Compare: cmp, Success: then, Failure: els}}}
+}
+
+// markerOps creates the markers of p's missing parent directories, each only
+// if absent, inside the write's transaction.
+func (l layout) markerOps(p string) []*pb.RequestOp {
+	var ops []*pb.RequestOp
+	for _, a := range ancestors(p) {
+		m := l.marker(a)
+		ops = append(ops, opTxn([]*pb.Compare{versionIs(m, nil, 0)}, []*pb.RequestOp{opPut(m, "", 0)}, nil))
+	}
+	return ops
+}
+
+// probeOps read, in a failed transaction's else branch, what names the
+// error: each ancestor, whether p is a directory, and p itself.
+func (l layout) probeOps(p string) []*pb.RequestOp {
+	var ops []*pb.RequestOp
+	for _, a := range ancestors(p) {
+		ops = append(ops, opGet(l.key(a)))
+	}
+	s, e := l.subtree(p)
+	return append(ops, opAny(s, e), opGet(l.key(p)))
+}

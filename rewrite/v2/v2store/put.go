@@ -1,0 +1,250 @@
+package v2store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+)
+
+// Put is set, create, update or compare-and-swap, chosen as 3.4 chooses.
+func (s *V3Store) Put(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
+	if p == "/" {
+		return rootReadOnly(ctx, s)
+	}
+	if o.Refresh {
+		return s.refresh(ctx, p, o)
+	}
+	switch {
+	case o.PrevExist != nil && !*o.PrevExist:
+		return s.create(ctx, p, o)
+	case o.PrevValue != "" || o.PrevIndex != 0:
+		return s.compareAndSwap(ctx, p, o)
+	case o.PrevExist != nil && *o.PrevExist:
+		if o.Dir {
+			return s.updateDir(ctx, p, o)
+		}
+		return s.update(ctx, p, o)
+	case o.Dir:
+		return s.setDir(ctx, p, o)
+	}
+	return s.set(ctx, p, o)
+}
+
+// newNode is the node a successful write made.
+func (s *V3Store) newNode(p string, o SetOptions, rev int64, created int64, t ttlInfo) *Node {
+	n := &Node{Key: p, ModifiedIndex: uint64(rev), CreatedIndex: uint64(created)}
+	if o.Dir {
+		n.Dir = true
+	} else {
+		n.Value = strPtr(o.Value)
+	}
+	applyTTL(n, t, o.TTL != nil)
+	return n
+}
+
+func prevKV(r *pb.ResponseOp) *mvccpb.KeyValue {
+	if put := r.GetResponsePut(); put != nil {
+		return put.PrevKv
+	}
+	if del := r.GetResponseDeleteRange(); del != nil && len(del.PrevKvs) > 0 {
+		return del.PrevKvs[0]
+	}
+	return nil
+}
+
+func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
+	lease, t, err := s.grant(ctx, o.TTL)
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	cmp := []*pb.Compare{s.l.notDir(p)}
+	for _, a := range ancestors(p) {
+		cmp = append(cmp, s.l.notFile(a))
+	}
+	then := append(s.l.markerOps(p), opPut(s.l.key(p), o.Value, lease))
+	resp, err := s.txn(ctx, "set "+p, cmp, then, s.l.probeOps(p))
+	if err != nil {
+		s.revokeLater(lease)
+		return nil, Meta{}, err
+	}
+	m := meta(resp.Header)
+	if !resp.Succeeded {
+		s.revokeLater(lease)
+		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
+		if pr.fileAncestor != "" {
+			return nil, m, pr.missing(p)
+		}
+		return nil, m, NewError(EcodeNotFile, p, pr.rev)
+	}
+	prev := prevKV(resp.Responses[len(resp.Responses)-1])
+	created := resp.Header.Revision
+	if prev != nil {
+		// v3 keeps a key's create revision across puts (3.4's set resets it).
+		created = prev.CreateRevision
+	}
+	return &Event{Action: ActionSet, Node: s.newNode(p, o, resp.Header.Revision, created, t), PrevNode: s.prevNode(ctx, prev)}, m, nil
+}
+
+// setDir makes p a directory, replacing a file there (3.4 does too).
+func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
+	lease, t, err := s.grant(ctx, o.TTL)
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	cmp := []*pb.Compare{s.l.notDir(p)}
+	for _, a := range ancestors(p) {
+		cmp = append(cmp, s.l.notFile(a))
+	}
+	then := append(s.l.markerOps(p), opDelete(s.l.key(p), nil), opPut(s.l.marker(p), "", lease))
+	resp, err := s.txn(ctx, "mkdir "+p, cmp, then, s.l.probeOps(p))
+	if err != nil {
+		s.revokeLater(lease)
+		return nil, Meta{}, err
+	}
+	m := meta(resp.Header)
+	if !resp.Succeeded {
+		s.revokeLater(lease)
+		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
+		if pr.fileAncestor != "" {
+			return nil, m, pr.missing(p)
+		}
+		return nil, m, NewError(EcodeNotFile, p, pr.rev)
+	}
+	prev := prevKV(resp.Responses[len(resp.Responses)-2])
+	return &Event{Action: ActionSet, Node: s.newNode(p, o, resp.Header.Revision, resp.Header.Revision, t), PrevNode: s.prevNode(ctx, prev)}, m, nil
+}
+
+func (s *V3Store) create(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
+	lease, t, err := s.grant(ctx, o.TTL)
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	cmp := []*pb.Compare{s.l.notDir(p), s.l.notFile(p)}
+	for _, a := range ancestors(p) {
+		cmp = append(cmp, s.l.notFile(a))
+	}
+	then := s.l.markerOps(p)
+	if o.Dir {
+		then = append(then, opPut(s.l.marker(p), "", lease))
+	} else {
+		then = append(then, opPut(s.l.key(p), o.Value, lease))
+	}
+	resp, err := s.txn(ctx, "create "+p, cmp, then, s.l.probeOps(p))
+	if err != nil {
+		s.revokeLater(lease)
+		return nil, Meta{}, err
+	}
+	m := meta(resp.Header)
+	if !resp.Succeeded {
+		s.revokeLater(lease)
+		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
+		if pr.fileAncestor != "" {
+			return nil, m, pr.missing(p)
+		}
+		return nil, m, NewError(EcodeNodeExist, p, pr.rev)
+	}
+	return &Event{Action: ActionCreate, Node: s.newNode(p, o, resp.Header.Revision, resp.Header.Revision, t)}, m, nil
+}
+
+// update replaces an existing file's value; without a ttl it clears the
+// TTL, as 3.4 does.
+func (s *V3Store) update(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
+	return s.swap(ctx, p, o, ActionUpdate, nil)
+}
+
+func (s *V3Store) compareAndSwap(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
+	var cmp []*pb.Compare
+	if o.PrevValue != "" {
+		cmp = append(cmp, &pb.Compare{Key: s.l.key(p), Target: pb.Compare_VALUE, Result: pb.Compare_EQUAL,
+			TargetUnion: &pb.Compare_Value{Value: []byte(o.PrevValue)}})
+	}
+	if o.PrevIndex != 0 {
+		cmp = append(cmp, &pb.Compare{Key: s.l.key(p), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
+			TargetUnion: &pb.Compare_ModRevision{ModRevision: int64(o.PrevIndex)}})
+	}
+	return s.swap(ctx, p, o, ActionCompareAndSwap, cmp)
+}
+
+// swap writes an existing file when extra compares hold (update, CAS).
+func (s *V3Store) swap(ctx context.Context, p string, o SetOptions, action string, extra []*pb.Compare) (*Event, Meta, error) {
+	lease, t, err := s.grant(ctx, o.TTL)
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	cmp := append([]*pb.Compare{s.l.isFile(p), s.l.notDir(p)}, extra...)
+	resp, err := s.txn(ctx, action+" "+p, cmp, []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease)}, s.l.probeOps(p))
+	if err != nil {
+		s.revokeLater(lease)
+		return nil, Meta{}, err
+	}
+	m := meta(resp.Header)
+	if !resp.Succeeded {
+		s.revokeLater(lease)
+		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
+		switch {
+		case pr.isDir:
+			return nil, m, NewError(EcodeNotFile, p, pr.rev)
+		case pr.target == nil:
+			return nil, m, pr.missing(p)
+		}
+		return nil, m, NewError(EcodeTestFailed, compareFailCause(o.PrevValue, o.PrevIndex, pr.target), pr.rev)
+	}
+	prev := prevKV(resp.Responses[0])
+	created := resp.Header.Revision
+	if prev != nil {
+		created = prev.CreateRevision
+	}
+	return &Event{Action: action, Node: s.newNode(p, o, resp.Header.Revision, created, t), PrevNode: s.prevNode(ctx, prev)}, m, nil
+}
+
+// compareFailCause is 3.4's cause text: the failing comparisons, value
+// first, with v2 indexes (which are the v3 revisions here).
+func compareFailCause(prevValue string, prevIndex uint64, cur *mvccpb.KeyValue) string {
+	valueOK := prevValue == "" || string(cur.Value) == prevValue
+	indexOK := prevIndex == 0 || uint64(cur.ModRevision) == prevIndex
+	var parts []string
+	if !valueOK {
+		parts = append(parts, fmt.Sprintf("[%s != %s]", prevValue, cur.Value))
+	}
+	if !indexOK {
+		parts = append(parts, fmt.Sprintf("[%d != %d]", prevIndex, cur.ModRevision))
+	}
+	return strings.Join(parts, " ")
+}
+
+// updateDir changes a directory's TTL (etcdctl updatedir).
+func (s *V3Store) updateDir(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
+	lease, t, err := s.grant(ctx, o.TTL)
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	resp, err := s.txn(ctx, "updatedir "+p, []*pb.Compare{s.l.isDir(p)},
+		[]*pb.RequestOp{opPut(s.l.marker(p), "", lease)}, s.l.probeOps(p))
+	if err != nil {
+		s.revokeLater(lease)
+		return nil, Meta{}, err
+	}
+	m := meta(resp.Header)
+	if !resp.Succeeded {
+		s.revokeLater(lease)
+		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
+		if pr.target != nil {
+			return nil, m, NewError(EcodeNotDir, p, pr.rev)
+		}
+		return nil, m, pr.missing(p)
+	}
+	prev := prevKV(resp.Responses[0])
+	created := resp.Header.Revision
+	if prev != nil {
+		created = prev.CreateRevision
+	}
+	n := s.newNode(p, o, resp.Header.Revision, created, t)
+	pn := s.prevNode(ctx, prev)
+	if pn == nil {
+		pn = &Node{Key: p, Dir: true}
+	}
+	return &Event{Action: ActionUpdate, Node: n, PrevNode: pn}, m, nil
+}

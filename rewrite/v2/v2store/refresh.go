@@ -1,0 +1,81 @@
+package v2store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+)
+
+// refresh resets a file's TTL keeping its value (refresh=true). When the TTL
+// is unchanged it renews the key's lease, which writes nothing, so no
+// watcher — v2 or v3 — wakes, as 3.4 promises; a new TTL needs a new lease
+// and thus a write (an accepted difference: v3 watchers see it).
+func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
+	action := ActionSet
+	if o.PrevExist != nil && *o.PrevExist {
+		action = ActionUpdate
+	}
+	secs := int64(*o.TTL / time.Second)
+	for attempt := 0; attempt < 3; attempt++ {
+		r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.key(p)})
+		if err != nil {
+			return nil, Meta{}, fmt.Errorf("refresh %s: %w", p, err)
+		}
+		m := meta(r.Header)
+		if len(r.Kvs) == 0 {
+			return nil, m, s.missingAt(ctx, p, r.Header.Revision)
+		}
+		cur := r.Kvs[0]
+		prev := s.prevNode(ctx, cur)
+		node := s.fileNode(cur, nil)
+		exp := s.now().Add(time.Duration(secs) * time.Second).UTC()
+		node.Expiration, node.TTL = &exp, secs
+		if cur.Lease != 0 {
+			ttl, err := s.lease.LeaseTimeToLive(ctx, &pb.LeaseTimeToLiveRequest{ID: cur.Lease})
+			if err == nil && ttl.TTL > 0 && ttl.GrantedTTL == max(secs, 1) {
+				if err := s.keepAliveOnce(ctx, cur.Lease); err != nil {
+					return nil, m, err
+				}
+				return &Event{Action: action, Node: node, PrevNode: prev}, m, nil
+			}
+		}
+		lease, _, err := s.grant(ctx, o.TTL)
+		if err != nil {
+			return nil, m, err
+		}
+		put := &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{
+			Key: s.l.key(p), IgnoreValue: true, Lease: lease}}}
+		cmp := []*pb.Compare{{Key: s.l.key(p), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
+			TargetUnion: &pb.Compare_ModRevision{ModRevision: cur.ModRevision}}}
+		resp, err := s.txn(ctx, "refresh "+p, cmp, []*pb.RequestOp{put}, nil)
+		if err != nil {
+			s.revokeLater(lease)
+			return nil, m, err
+		}
+		if !resp.Succeeded {
+			s.revokeLater(lease)
+			continue // changed meanwhile: read again
+		}
+		node.ModifiedIndex = uint64(resp.Header.Revision)
+		return &Event{Action: action, Node: node, PrevNode: prev}, meta(resp.Header), nil
+	}
+	return nil, Meta{}, fmt.Errorf("refresh %s: the key kept changing", p)
+}
+
+func (s *V3Store) keepAliveOnce(ctx context.Context, id int64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ka, err := s.lease.LeaseKeepAlive(ctx)
+	if err != nil {
+		return fmt.Errorf("lease keep-alive: %w", err)
+	}
+	if err := ka.Send(&pb.LeaseKeepAliveRequest{ID: id}); err != nil {
+		return fmt.Errorf("lease keep-alive: %w", err)
+	}
+	if _, err := ka.Recv(); err != nil {
+		return fmt.Errorf("lease keep-alive: %w", err)
+	}
+	return ka.CloseSend()
+}

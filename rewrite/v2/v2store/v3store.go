@@ -1,0 +1,324 @@
+package v2store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/grpc"
+)
+
+// V3Store keeps the v2 keyspace in v3 (see the package doc for the layout).
+type V3Store struct {
+	l     layout
+	kv    pb.KVClient
+	lease pb.LeaseClient
+	now   func() time.Time
+}
+
+var _ Store = (*V3Store)(nil)
+
+// NewV3 returns a store on cc under prefix ("" or "/something").
+func NewV3(cc grpc.ClientConnInterface, prefix string) *V3Store {
+	return &V3Store{l: layout{prefix: prefix}, kv: etcdrpc.NewKVClient(cc), lease: etcdrpc.NewLeaseClient(cc), now: time.Now}
+}
+
+func meta(h *pb.ResponseHeader) Meta {
+	if h == nil {
+		return Meta{}
+	}
+	// v3 does not expose the raft commit index per response; the revision
+	// is the monotonic cluster-wide counter clients can use the same way.
+	return Meta{EtcdIndex: uint64(h.Revision), RaftIndex: uint64(h.Revision), RaftTerm: h.RaftTerm, ClusterID: h.ClusterId}
+}
+
+type ttlInfo struct {
+	ttl int64
+	exp time.Time
+}
+
+// leaseTTLs asks the member how long each lease has left.
+func (s *V3Store) leaseTTLs(ctx context.Context, ids map[int64]bool) map[int64]ttlInfo {
+	out := make(map[int64]ttlInfo, len(ids))
+	now := s.now()
+	for id := range ids {
+		r, err := s.lease.LeaseTimeToLive(ctx, &pb.LeaseTimeToLiveRequest{ID: id})
+		if err != nil || r.TTL < 0 {
+			continue
+		}
+		// TTL is whole seconds left, rounded down; v2 rounds up.
+		ttl := r.TTL + 1
+		if r.GrantedTTL > 0 && ttl > r.GrantedTTL {
+			ttl = r.GrantedTTL
+		}
+		out[id] = ttlInfo{ttl: ttl, exp: now.Add(time.Duration(ttl) * time.Second).UTC()}
+	}
+	return out
+}
+
+func applyTTL(n *Node, t ttlInfo, ok bool) {
+	if !ok {
+		return
+	}
+	exp := t.exp
+	n.Expiration, n.TTL = &exp, t.ttl
+}
+
+func (s *V3Store) fileNode(kv *mvccpb.KeyValue, ttls map[int64]ttlInfo) *Node {
+	n := &Node{Key: s.l.v2Path(kv.Key), Value: strPtr(string(kv.Value)),
+		ModifiedIndex: uint64(kv.ModRevision), CreatedIndex: uint64(kv.CreateRevision)}
+	if kv.Lease != 0 {
+		t, ok := ttls[kv.Lease]
+		applyTTL(n, t, ok)
+	}
+	return n
+}
+
+// prevFileNode describes a node as it was before a write (never recursive).
+func (s *V3Store) prevNode(ctx context.Context, kv *mvccpb.KeyValue) *Node {
+	if kv == nil {
+		return nil
+	}
+	var ttls map[int64]ttlInfo
+	if kv.Lease != 0 {
+		ttls = s.leaseTTLs(ctx, map[int64]bool{kv.Lease: true})
+	}
+	if strings.HasSuffix(string(kv.Key), "/") {
+		n := s.fileNode(kv, ttls)
+		n.Key, n.Value, n.Dir = strings.TrimSuffix(n.Key, "/"), nil, true
+		return n
+	}
+	return s.fileNode(kv, ttls)
+}
+
+// probe is what a failed write's else branch read.
+type probe struct {
+	fileAncestor string
+	isDir        bool
+	target       *mvccpb.KeyValue
+	rev          uint64
+}
+
+func (s *V3Store) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
+	anc := ancestors(p)
+	pr := probe{rev: uint64(rev)}
+	if len(resps) < len(anc)+2 {
+		return pr
+	}
+	resps = resps[len(resps)-len(anc)-2:]
+	for i, a := range anc {
+		if len(resps[i].GetResponseRange().GetKvs()) > 0 {
+			pr.fileAncestor = a
+			break
+		}
+	}
+	pr.isDir = len(resps[len(anc)].GetResponseRange().GetKvs()) > 0
+	if kvs := resps[len(anc)+1].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		pr.target = kvs[0]
+	}
+	return pr
+}
+
+// missing is 104 when a file sits on the path, else 100.
+func (pr probe) missing(p string) *Error {
+	if pr.fileAncestor != "" {
+		return NewError(EcodeNotDir, pr.fileAncestor, pr.rev)
+	}
+	return NewError(EcodeKeyNotFound, p, pr.rev)
+}
+
+func (s *V3Store) txn(ctx context.Context, what string, cmp []*pb.Compare, then, els []*pb.RequestOp) (*pb.TxnResponse, error) {
+	resp, err := s.kv.Txn(ctx, &pb.TxnRequest{Compare: cmp, Success: then, Failure: els})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return resp, nil
+}
+
+func (s *V3Store) grant(ctx context.Context, ttl *time.Duration) (int64, ttlInfo, error) {
+	if ttl == nil {
+		return 0, ttlInfo{}, nil
+	}
+	secs := int64(*ttl / time.Second)
+	// v3 leases live at least a second; 3.4's ttl=0 key is gone at the next
+	// expiry sweep, which this approximates.
+	grant := max(secs, 1)
+	r, err := s.lease.LeaseGrant(ctx, &pb.LeaseGrantRequest{TTL: grant})
+	if err != nil {
+		return 0, ttlInfo{}, fmt.Errorf("lease grant: %w", err)
+	}
+	return r.ID, ttlInfo{ttl: secs, exp: s.now().Add(time.Duration(secs) * time.Second).UTC()}, nil
+}
+
+// revokeLater drops a lease the failed write did not use.
+func (s *V3Store) revokeLater(id int64) {
+	if id == 0 {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _ = s.lease.LeaseRevoke(ctx, &pb.LeaseRevokeRequest{ID: id})
+	}()
+}
+
+func rootReadOnly(ctx context.Context, s *V3Store) (*Event, Meta, error) {
+	r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.marker("/"), CountOnly: true, Serializable: true})
+	if err != nil {
+		return nil, Meta{}, fmt.Errorf("reading the store index: %w", err)
+	}
+	return nil, meta(r.Header), NewError(EcodeRootROnly, "/", uint64(r.Header.Revision))
+}
+
+// Get reads a file or a directory listing.
+func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta, error) {
+	start, end := s.l.subtree(p)
+	from := start
+	if p != "/" {
+		from = s.l.key(p)
+	}
+	r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: from, RangeEnd: end, Serializable: !o.Quorum})
+	if err != nil {
+		return nil, Meta{}, fmt.Errorf("range %s: %w", p, err)
+	}
+	m := meta(r.Header)
+	var file *mvccpb.KeyValue
+	var below []*mvccpb.KeyValue
+	for _, kv := range r.Kvs {
+		switch {
+		case string(kv.Key) == string(s.l.key(p)) && p != "/":
+			file = kv
+		case strings.HasPrefix(string(kv.Key), string(start)):
+			below = append(below, kv) // skips siblings such as /a-b between /a and /a/
+		}
+	}
+	if p == "/" {
+		n := s.buildDir(ctx, "/", below, o.Recursive)
+		n.Key, n.ModifiedIndex, n.CreatedIndex, n.Expiration, n.TTL = "", 0, 0, nil, 0
+		return &Event{Action: ActionGet, Node: n}, m, nil
+	}
+	if len(below) > 0 {
+		return &Event{Action: ActionGet, Node: s.buildDir(ctx, p, below, o.Recursive)}, m, nil
+	}
+	if file != nil {
+		var ttls map[int64]ttlInfo
+		if file.Lease != 0 {
+			ttls = s.leaseTTLs(ctx, map[int64]bool{file.Lease: true})
+		}
+		return &Event{Action: ActionGet, Node: s.fileNode(file, ttls)}, m, nil
+	}
+	return nil, m, s.missingAt(ctx, p, r.Header.Revision)
+}
+
+// missingAt names a missing key's error at rev: 104 if a file is on the path.
+func (s *V3Store) missingAt(ctx context.Context, p string, rev int64) error {
+	for _, a := range ancestors(p) {
+		r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.key(a), CountOnly: true, Revision: rev, Serializable: true})
+		if err != nil {
+			return fmt.Errorf("range %s: %w", a, err)
+		}
+		if r.Count > 0 {
+			return NewError(EcodeNotDir, a, uint64(rev))
+		}
+	}
+	return NewError(EcodeKeyNotFound, p, uint64(rev))
+}
+
+// dirTree is a directory assembled from the v3 keys below it.
+type dirTree struct {
+	marker   *mvccpb.KeyValue
+	files    map[string]*mvccpb.KeyValue
+	dirs     map[string]*dirTree
+	minCrea  int64
+	leaseIDs map[int64]bool
+}
+
+func newDirTree() *dirTree {
+	return &dirTree{files: map[string]*mvccpb.KeyValue{}, dirs: map[string]*dirTree{}}
+}
+
+func (t *dirTree) add(rel string, kv *mvccpb.KeyValue) {
+	if t.minCrea == 0 || kv.CreateRevision < t.minCrea {
+		t.minCrea = kv.CreateRevision
+	}
+	name, rest, deeper := strings.Cut(rel, "/")
+	switch {
+	case rel == "":
+		t.marker = kv
+	case !deeper:
+		t.files[name] = kv
+	default:
+		d := t.dirs[name]
+		if d == nil {
+			d = newDirTree()
+			t.dirs[name] = d
+		}
+		d.add(rest, kv)
+	}
+}
+
+func (s *V3Store) buildDir(ctx context.Context, p string, below []*mvccpb.KeyValue, recursive bool) *Node {
+	start, _ := s.l.subtree(p)
+	t := newDirTree()
+	ids := map[int64]bool{}
+	for _, kv := range below {
+		t.add(string(kv.Key[len(start):]), kv)
+		if kv.Lease != 0 {
+			ids[kv.Lease] = true
+		}
+	}
+	ttls := map[int64]ttlInfo{}
+	if len(ids) > 0 {
+		ttls = s.leaseTTLs(ctx, ids)
+	}
+	return s.dirNode(p, t, ttls, recursive, true)
+}
+
+// dirNode renders a directory; children beyond the first level only when
+// recursive. Hidden names (leading "_") are left out of listings.
+func (s *V3Store) dirNode(p string, t *dirTree, ttls map[int64]ttlInfo, recursive, withChildren bool) *Node {
+	n := &Node{Key: p, Dir: true}
+	if t.marker != nil {
+		n.ModifiedIndex, n.CreatedIndex = uint64(t.marker.ModRevision), uint64(t.marker.CreateRevision)
+		if t.marker.Lease != 0 {
+			tt, ok := ttls[t.marker.Lease]
+			applyTTL(n, tt, ok)
+		}
+	} else {
+		// A directory implied by keys v3 clients wrote has no marker.
+		n.ModifiedIndex, n.CreatedIndex = uint64(t.minCrea), uint64(t.minCrea)
+	}
+	if !withChildren {
+		return n
+	}
+	base := p
+	if base == "/" {
+		base = ""
+	}
+	names := make([]string, 0, len(t.files)+len(t.dirs))
+	for name := range t.files {
+		if _, isDir := t.dirs[name]; !isDir {
+			names = append(names, name)
+		}
+	}
+	for name := range t.dirs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if strings.HasPrefix(name, "_") {
+			continue
+		}
+		if d, ok := t.dirs[name]; ok {
+			n.Nodes = append(n.Nodes, s.dirNode(base+"/"+name, d, ttls, recursive, recursive))
+			continue
+		}
+		n.Nodes = append(n.Nodes, s.fileNode(t.files[name], ttls))
+	}
+	return n
+}
