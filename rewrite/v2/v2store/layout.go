@@ -126,11 +126,13 @@ func (l layout) markerOps(p string) []*pb.RequestOp {
 }
 
 // probeOps read, in a failed transaction's else branch, what names the
-// error: each ancestor, whether p is a directory, and p itself.
+// error: each ancestor (as a file and as a directory), whether p is a
+// directory, and p itself.
 func (l layout) probeOps(p string) []*pb.RequestOp {
 	var ops []*pb.RequestOp
 	for _, a := range ancestors(p) {
-		ops = append(ops, opGet(l.key(a)))
+		s, e := l.subtree(a)
+		ops = append(ops, opGet(l.key(a)), opAny(s, e))
 	}
 	s, e := l.subtree(p)
 	return append(ops, opAny(s, e), opGet(l.key(p)))

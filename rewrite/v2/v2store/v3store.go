@@ -98,36 +98,48 @@ func (s *V3Store) prevNode(ctx context.Context, kv *mvccpb.KeyValue) *Node {
 
 // probe is what a failed write's else branch read.
 type probe struct {
-	fileAncestor string
-	isDir        bool
-	target       *mvccpb.KeyValue
-	rev          uint64
+	// fileAncestor is the first ancestor that is a file (104), and
+	// missingAncestor the first that does not exist (100 names it, as 3.4
+	// names the first missing path component); at most one is set.
+	fileAncestor, missingAncestor string
+	isDir                         bool
+	target                        *mvccpb.KeyValue
+	rev                           uint64
 }
 
 func (s *V3Store) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
 	anc := ancestors(p)
 	pr := probe{rev: uint64(rev)}
-	if len(resps) < len(anc)+2 {
+	n := 2*len(anc) + 2
+	if len(resps) < n {
 		return pr
 	}
-	resps = resps[len(resps)-len(anc)-2:]
+	resps = resps[len(resps)-n:]
 	for i, a := range anc {
-		if len(resps[i].GetResponseRange().GetKvs()) > 0 {
+		if len(resps[2*i].GetResponseRange().GetKvs()) > 0 {
 			pr.fileAncestor = a
 			break
 		}
+		if len(resps[2*i+1].GetResponseRange().GetKvs()) == 0 {
+			pr.missingAncestor = a
+			break
+		}
 	}
-	pr.isDir = len(resps[len(anc)].GetResponseRange().GetKvs()) > 0
-	if kvs := resps[len(anc)+1].GetResponseRange().GetKvs(); len(kvs) > 0 {
+	pr.isDir = len(resps[n-2].GetResponseRange().GetKvs()) > 0
+	if kvs := resps[n-1].GetResponseRange().GetKvs(); len(kvs) > 0 {
 		pr.target = kvs[0]
 	}
 	return pr
 }
 
-// missing is 104 when a file sits on the path, else 100.
+// missing is 104 when a file sits on the path, else 100 naming the first
+// path component that does not exist.
 func (pr probe) missing(p string) *Error {
-	if pr.fileAncestor != "" {
+	switch {
+	case pr.fileAncestor != "":
 		return NewError(EcodeNotDir, pr.fileAncestor, pr.rev)
+	case pr.missingAncestor != "":
+		return NewError(EcodeKeyNotFound, pr.missingAncestor, pr.rev)
 	}
 	return NewError(EcodeKeyNotFound, p, pr.rev)
 }
@@ -215,7 +227,7 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 	return nil, m, s.missingAt(ctx, p, r.Header.Revision)
 }
 
-// missingAt names a missing key's error at rev: 104 if a file is on the path.
+// missingAt names a missing key's error at rev, as probe.missing does.
 func (s *V3Store) missingAt(ctx context.Context, p string, rev int64) error {
 	for _, a := range ancestors(p) {
 		r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.key(a), CountOnly: true, Revision: rev, Serializable: true})
@@ -224,6 +236,14 @@ func (s *V3Store) missingAt(ctx context.Context, p string, rev int64) error {
 		}
 		if r.Count > 0 {
 			return NewError(EcodeNotDir, a, uint64(rev))
+		}
+		start, end := s.l.subtree(a)
+		r, err = s.kv.Range(ctx, &pb.RangeRequest{Key: start, RangeEnd: end, Limit: 1, KeysOnly: true, Revision: rev, Serializable: true})
+		if err != nil {
+			return fmt.Errorf("range %s: %w", a, err)
+		}
+		if len(r.Kvs) == 0 {
+			return NewError(EcodeKeyNotFound, a, uint64(rev))
 		}
 	}
 	return NewError(EcodeKeyNotFound, p, uint64(rev))
