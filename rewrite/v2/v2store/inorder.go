@@ -53,6 +53,7 @@ func (s *V3Store) CreateInOrder(ctx context.Context, dir string, o SetOptions) (
 		} else {
 			then = append(then, opPut(s.l.key(p), o.Value, lease))
 		}
+		then = append(then, s.l.actionOp(ActionCreate))
 		resp, err := s.txn(ctx, "create in order "+dir, cmp, then, s.l.probeOps(p))
 		if err != nil {
 			s.revokeLater(lease)

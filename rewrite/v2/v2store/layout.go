@@ -137,3 +137,18 @@ func (l layout) probeOps(p string) []*pb.RequestOp {
 	s, e := l.subtree(p)
 	return append(ops, opAny(s, e), opGet(l.key(p)))
 }
+
+// ActionKey is the v2 path of the key every v2 write also puts, in the same
+// transaction, with its v2 action as value. Watchers read it to tell set
+// from create, update or compareAndSwap, and an explicit delete from an
+// expiry (a delete revision without it). It is hidden from v2 listings (its
+// name starts with "_").
+const ActionKey = "/_etcdshim_action"
+
+// ActionRefresh marks a refresh, which must not wake v2 watchers.
+const ActionRefresh = "refresh"
+
+func (l layout) actionOp(action string) *pb.RequestOp {
+	return &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{
+		Key: l.key(ActionKey), Value: []byte(action)}}}
+}

@@ -64,7 +64,7 @@ func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta
 	for _, a := range ancestors(p) {
 		cmp = append(cmp, s.l.notFile(a))
 	}
-	then := append(s.l.markerOps(p), opPut(s.l.key(p), o.Value, lease))
+	then := append(s.l.markerOps(p), opPut(s.l.key(p), o.Value, lease), s.l.actionOp(ActionSet))
 	resp, err := s.txn(ctx, "set "+p, cmp, then, s.l.probeOps(p))
 	if err != nil {
 		s.revokeLater(lease)
@@ -79,7 +79,7 @@ func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta
 		}
 		return nil, m, NewError(EcodeNotFile, p, pr.rev)
 	}
-	prev := prevKV(resp.Responses[len(resp.Responses)-1])
+	prev := prevKV(resp.Responses[len(resp.Responses)-2])
 	created := resp.Header.Revision
 	if prev != nil {
 		// v3 keeps a key's create revision across puts (3.4's set resets it).
@@ -98,7 +98,7 @@ func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, M
 	for _, a := range ancestors(p) {
 		cmp = append(cmp, s.l.notFile(a))
 	}
-	then := append(s.l.markerOps(p), opDelete(s.l.key(p), nil), opPut(s.l.marker(p), "", lease))
+	then := append(s.l.markerOps(p), opDelete(s.l.key(p), nil), opPut(s.l.marker(p), "", lease), s.l.actionOp(ActionSet))
 	resp, err := s.txn(ctx, "mkdir "+p, cmp, then, s.l.probeOps(p))
 	if err != nil {
 		s.revokeLater(lease)
@@ -113,7 +113,7 @@ func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, M
 		}
 		return nil, m, NewError(EcodeNotFile, p, pr.rev)
 	}
-	prev := prevKV(resp.Responses[len(resp.Responses)-2])
+	prev := prevKV(resp.Responses[len(resp.Responses)-3])
 	return &Event{Action: ActionSet, Node: s.newNode(p, o, resp.Header.Revision, resp.Header.Revision, t), PrevNode: s.prevNode(ctx, prev)}, m, nil
 }
 
@@ -132,6 +132,7 @@ func (s *V3Store) create(ctx context.Context, p string, o SetOptions) (*Event, M
 	} else {
 		then = append(then, opPut(s.l.key(p), o.Value, lease))
 	}
+	then = append(then, s.l.actionOp(ActionCreate))
 	resp, err := s.txn(ctx, "create "+p, cmp, then, s.l.probeOps(p))
 	if err != nil {
 		s.revokeLater(lease)
@@ -175,7 +176,7 @@ func (s *V3Store) swap(ctx context.Context, p string, o SetOptions, action strin
 		return nil, Meta{}, err
 	}
 	cmp := append([]*pb.Compare{s.l.isFile(p), s.l.notDir(p)}, extra...)
-	resp, err := s.txn(ctx, action+" "+p, cmp, []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease)}, s.l.probeOps(p))
+	resp, err := s.txn(ctx, action+" "+p, cmp, []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease), s.l.actionOp(action)}, s.l.probeOps(p))
 	if err != nil {
 		s.revokeLater(lease)
 		return nil, Meta{}, err
@@ -222,7 +223,7 @@ func (s *V3Store) updateDir(ctx context.Context, p string, o SetOptions) (*Event
 		return nil, Meta{}, err
 	}
 	resp, err := s.txn(ctx, "updatedir "+p, []*pb.Compare{s.l.isDir(p)},
-		[]*pb.RequestOp{opPut(s.l.marker(p), "", lease)}, s.l.probeOps(p))
+		[]*pb.RequestOp{opPut(s.l.marker(p), "", lease), s.l.actionOp(ActionUpdate)}, s.l.probeOps(p))
 	if err != nil {
 		s.revokeLater(lease)
 		return nil, Meta{}, err
