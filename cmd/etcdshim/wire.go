@@ -10,6 +10,7 @@ import (
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cluster"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2http"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2watch"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -20,7 +21,7 @@ import (
 func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg *prometheus.Registry,
 	runtimeReg *prometheus.Registry, c *components) (proxy.Handlers, error) {
 	var h proxy.Handlers
-	_, _ = shimReg, runtimeReg
+	_ = runtimeReg
 	pass := proxy.NewPassthrough(pool, log.Named("passthrough"))
 
 	advertise := cfg.AdvertiseClientURLs
@@ -37,9 +38,15 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 		},
 		Logger: log.Named("v2cluster"),
 	}, pool)
+	hub := v2watch.New(v2watch.Options{Prefix: cfg.V2Prefix, History: cfg.V2WatchHistory,
+		Logger: log.Named("v2watch"), Registerer: shimReg}, pool)
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	go hub.Run(hubCtx)
+	c.closers = append(c.closers, stopHub)
 	keys := v2http.New(v2http.Options{
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		Credentials:     tokens,
+		Watcher:         hub,
 		Logger:          log.Named("v2"),
 	}, v2store.NewV3(pool.ClientConn(), cfg.V2Prefix))
 	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, Logger: log.Named("v2auth")}, pool, tokens)

@@ -1,0 +1,368 @@
+package v2watch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
+	"github.com/prometheus/client_golang/prometheus"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// Upstream is the proxy's connection picker.
+type Upstream interface {
+	ClientConn() grpc.ClientConnInterface
+}
+
+// Options configure the hub.
+type Options struct {
+	Prefix     string
+	History    int // events kept for waitIndex (3.4: 1000)
+	Logger     *zap.Logger
+	Registerer prometheus.Registerer
+}
+
+// waiterBuffer is how many undelivered events a streaming watcher may have
+// before it is closed, as 3.4 closes a watcher whose 100-event channel fills.
+const waiterBuffer = 100
+
+type waiter struct {
+	key       string
+	recursive bool
+	since     uint64
+	stream    bool
+	ch        chan *event
+	closed    bool
+}
+
+// Hub fans one upstream v3 watch out to every v2 waiter.
+type Hub struct {
+	opts Options
+	up   Upstream
+	log  *zap.Logger
+	m    *metrics
+
+	mu      sync.Mutex
+	ring    []*event // oldest first, at most opts.History
+	oldest  uint64   // smallest index a waitIndex may ask for
+	current uint64   // the store index (latest revision seen)
+	header  v2store.Meta
+	waiters map[*waiter]struct{}
+	ready   chan struct{}
+}
+
+type metrics struct {
+	waiters, streams prometheus.Gauge
+	events, evicted  prometheus.Counter
+	restarts         prometheus.Counter
+}
+
+// New returns a hub; Run starts its upstream watch.
+func New(opts Options, up Upstream) *Hub {
+	if opts.History <= 0 {
+		opts.History = 1000
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	m := &metrics{
+		waiters:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "etcdshim_v2_watch_waiters", Help: "v2 watch requests waiting (long polls and streams)."}),
+		streams:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "etcdshim_v2_watch_streams", Help: "v2 streaming watches (stream=true) open."}),
+		events:   prometheus.NewCounter(prometheus.CounterOpts{Name: "etcdshim_v2_watch_events_fanned_out_total", Help: "v2 events delivered to waiters."}),
+		evicted:  prometheus.NewCounter(prometheus.CounterOpts{Name: "etcdshim_v2_watch_history_evictions_total", Help: "v2 events dropped from the waitIndex history."}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "etcdshim_v2_watch_upstream_restarts_total", Help: "Times the upstream v3 watch was re-established."}),
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(m.waiters, m.streams, m.events, m.evicted, m.restarts)
+	}
+	return &Hub{opts: opts, up: up, log: opts.Logger, m: m, waiters: map[*waiter]struct{}{}, ready: make(chan struct{})}
+}
+
+func (h *Hub) prefixRange() (key, end []byte) {
+	k := []byte(h.opts.Prefix + "/")
+	end = append([]byte(nil), k...)
+	end[len(end)-1]++
+	return k, end
+}
+
+// Run keeps the upstream watch going until ctx ends.
+func (h *Hub) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if err := h.start(ctx); err != nil {
+			h.log.Warn("v2 watch hub cannot read the store index", zap.Error(err))
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		break
+	}
+	for ctx.Err() == nil {
+		h.mu.Lock()
+		from := int64(h.current) + 1
+		h.mu.Unlock()
+		err := h.watch(ctx, from)
+		if ctx.Err() != nil {
+			return
+		}
+		h.m.restarts.Inc()
+		h.log.Info("v2 watch hub resuming the upstream watch", zap.Int64("from-revision", from), zap.Error(err))
+		sleep(ctx, 200*time.Millisecond)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func (h *Hub) start(ctx context.Context) error {
+	k, end := h.prefixRange()
+	r, err := etcdrpc.NewKVClient(h.up.ClientConn()).Range(ctx, &pb.RangeRequest{Key: k, RangeEnd: end, CountOnly: true})
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.current = uint64(r.Header.Revision)
+	h.oldest = h.current + 1
+	h.header = metaOf(r.Header)
+	h.mu.Unlock()
+	close(h.ready)
+	return nil
+}
+
+func metaOf(hd *pb.ResponseHeader) v2store.Meta {
+	return v2store.Meta{EtcdIndex: uint64(hd.Revision), RaftIndex: uint64(hd.Revision), RaftTerm: hd.RaftTerm, ClusterID: hd.ClusterId}
+}
+
+// watch follows the keyspace from revision from until the stream breaks.
+func (h *Hub) watch(ctx context.Context, from int64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Require a leader, as clientv3 does, so a partitioned member's watch
+	// fails over instead of going silent.
+	ctx = metadata.AppendToOutgoingContext(ctx, "hasleader", "true")
+	ws, err := etcdrpc.NewWatchClient(h.up.ClientConn()).Watch(ctx)
+	if err != nil {
+		return fmt.Errorf("opening the watch: %w", err)
+	}
+	k, end := h.prefixRange()
+	if err := ws.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
+		Key: k, RangeEnd: end, StartRevision: from, PrevKv: true, ProgressNotify: true}}}); err != nil {
+		return fmt.Errorf("creating the watch: %w", err)
+	}
+	for {
+		resp, err := ws.Recv()
+		if err != nil {
+			return fmt.Errorf("watch stream: %w", err)
+		}
+		if resp.CompactRevision != 0 {
+			h.compacted(uint64(resp.CompactRevision))
+			return fmt.Errorf("revision %d was compacted (oldest %d)", from, resp.CompactRevision)
+		}
+		if resp.Canceled {
+			return errors.New("watch canceled by the member: " + resp.CancelReason)
+		}
+		h.apply(resp)
+	}
+}
+
+// compacted drops what can no longer be answered: waiters behind the
+// compaction get 401 and the history restarts there.
+func (h *Hub) compacted(rev uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ring = nil
+	h.oldest = rev
+	if h.current < rev-1 {
+		h.current = rev - 1
+	}
+	for w := range h.waiters {
+		if w.since < rev {
+			h.closeLocked(w)
+		}
+	}
+}
+
+func (h *Hub) apply(resp *pb.WatchResponse) {
+	var group []*mvccpb.Event
+	flush := func() {
+		if len(group) == 0 {
+			return
+		}
+		if ev := convert(h.opts.Prefix, group[0].Kv.ModRevision, group); ev != nil {
+			h.publish(ev)
+		}
+		group = group[:0]
+	}
+	for _, e := range resp.Events {
+		if len(group) > 0 && e.Kv.ModRevision != group[0].Kv.ModRevision {
+			flush()
+		}
+		group = append(group, e)
+	}
+	flush()
+	h.mu.Lock()
+	if rev := uint64(resp.Header.GetRevision()); rev > h.current {
+		h.current = rev
+	}
+	if resp.Header != nil {
+		h.header = metaOf(resp.Header)
+	}
+	h.mu.Unlock()
+}
+
+func (h *Hub) publish(ev *event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.ring) == h.opts.History {
+		h.oldest = h.ring[0].index + 1
+		h.ring = h.ring[1:]
+		h.m.evicted.Inc()
+	}
+	h.ring = append(h.ring, ev)
+	if ev.index > h.current {
+		h.current = ev.index
+	}
+	for w := range h.waiters {
+		if ev.index < w.since || !ev.matches(w.key, w.recursive) {
+			continue
+		}
+		select {
+		case w.ch <- ev:
+			h.m.events.Inc()
+		default:
+			h.closeLocked(w) // too slow: end it, as 3.4 does
+			continue
+		}
+		if !w.stream {
+			delete(h.waiters, w)
+			h.m.waiters.Dec()
+		}
+	}
+}
+
+func (h *Hub) closeLocked(w *waiter) {
+	if _, ok := h.waiters[w]; !ok {
+		return
+	}
+	delete(h.waiters, w)
+	h.m.waiters.Dec()
+	if !w.closed {
+		w.closed = true
+		close(w.ch)
+	}
+}
+
+// register answers from history or queues a waiter. It returns the store
+// index at registration (the X-Etcd-Index header).
+func (h *Hub) register(key string, recursive, stream bool, waitIndex uint64) (*waiter, v2store.Meta, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.header
+	m.EtcdIndex = h.current
+	since := waitIndex
+	if since == 0 {
+		since = h.current + 1
+	}
+	w := &waiter{key: key, recursive: recursive, since: since, stream: stream, ch: make(chan *event, waiterBuffer)}
+	if since <= h.current {
+		if since < h.oldest {
+			return nil, m, v2store.NewError(v2store.EcodeEventIndexCleared,
+				fmt.Sprintf("the requested history has been cleared [%d/%d]", h.oldest, since), h.current)
+		}
+		for _, ev := range h.ring {
+			if ev.index >= since && ev.matches(key, recursive) {
+				w.ch <- ev
+				w.since = ev.index + 1
+				if !stream {
+					return w, m, nil
+				}
+				if len(w.ch) == cap(w.ch) {
+					break
+				}
+			}
+		}
+		if stream {
+			w.since = h.current + 1
+		}
+	}
+	h.waiters[w] = struct{}{}
+	h.m.waiters.Inc()
+	return w, m, nil
+}
+
+func (h *Hub) unregister(w *waiter) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closeLocked(w)
+}
+
+// ServeWatch answers a v2 wait=true request.
+func (h *Hub) ServeWatch(w http.ResponseWriter, r *http.Request, key string, recursive, stream bool, waitIndex uint64,
+	writeHeaders func(http.ResponseWriter, v2store.Meta)) {
+	select {
+	case <-h.ready:
+	case <-r.Context().Done():
+		return
+	}
+	wt, m, err := h.register(key, recursive, stream, waitIndex)
+	if err != nil {
+		var ve *v2store.Error
+		if errors.As(err, &ve) {
+			w.Header().Set("X-Etcd-Cluster-Id", fmt.Sprintf("%x", m.ClusterID))
+			ve.WriteTo(w)
+		}
+		return
+	}
+	if stream {
+		h.m.streams.Inc()
+		defer h.m.streams.Dec()
+	}
+	defer h.unregister(wt)
+	writeHeaders(w, m)
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush() // headers at once, as 3.4
+	}
+	enc := json.NewEncoder(w)
+	for {
+		select {
+		case ev, ok := <-wt.ch:
+			if !ok {
+				return
+			}
+			if err := enc.Encode(ev.ev); err != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+			if !stream {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// Watchers counts the waiting v2 watchers (for /v2/stats/store).
+func (h *Hub) Watchers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.waiters)
+}
