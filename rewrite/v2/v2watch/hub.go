@@ -266,16 +266,29 @@ func (h *Hub) closeLocked(w *waiter) {
 	}
 }
 
-// register answers from history or queues a waiter. It returns the store
-// index at registration (the X-Etcd-Index header).
-func (h *Hub) register(key string, recursive, stream bool, waitIndex uint64) (*waiter, v2store.Meta, error) {
+// storeIndex reads the member's current revision: the hub's own view may
+// trail a write the client has just seen acknowledged.
+func (h *Hub) storeIndex(ctx context.Context) (v2store.Meta, error) {
+	k, _ := h.prefixRange()
+	r, err := etcdrpc.NewKVClient(h.up.ClientConn()).Range(ctx, &pb.RangeRequest{Key: k, CountOnly: true, Serializable: true})
+	if err != nil {
+		return v2store.Meta{}, err
+	}
+	return metaOf(r.Header), nil
+}
+
+// register answers from history or queues a waiter. m is the store at
+// registration (its index is the X-Etcd-Index header); without a waitIndex
+// the watcher waits for an event after it, as in 3.4.
+func (h *Hub) register(m v2store.Meta, key string, recursive, stream bool, waitIndex uint64) (*waiter, v2store.Meta, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m := h.header
-	m.EtcdIndex = h.current
+	if m.EtcdIndex < h.current {
+		m.EtcdIndex = h.current
+	}
 	since := waitIndex
 	if since == 0 {
-		since = h.current + 1
+		since = m.EtcdIndex + 1
 	}
 	w := &waiter{key: key, recursive: recursive, since: since, stream: stream, ch: make(chan *event, waiterBuffer)}
 	if since <= h.current {
@@ -318,7 +331,12 @@ func (h *Hub) ServeWatch(w http.ResponseWriter, r *http.Request, key string, rec
 	case <-r.Context().Done():
 		return
 	}
-	wt, m, err := h.register(key, recursive, stream, waitIndex)
+	m, err := h.storeIndex(r.Context())
+	if err != nil {
+		v2store.NewError(v2store.EcodeRaftInternal, "reading the store index: "+err.Error(), 0).WriteTo(w)
+		return
+	}
+	wt, m, err := h.register(m, key, recursive, stream, waitIndex)
 	if err != nil {
 		var ve *v2store.Error
 		if errors.As(err, &ve) {

@@ -1,0 +1,276 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/etcdshim/etcdshim/e2e/harness"
+	clientv2 "go.etcd.io/etcd/client/v2"
+)
+
+// watchOnce issues a long poll and returns its canonical answer once the
+// trigger (run after the poll is registered) has happened.
+func watchOnce(t *testing.T, base, query string, trigger func()) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v2/keys"+query, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("watch %s: %v", query, err)
+	}
+	defer resp.Body.Close()
+	if trigger != nil {
+		trigger()
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func v2do(t *testing.T, base, method, path, form string) string {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+"/v2/keys"+path, strings.NewReader(form))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.Header.Get("X-Etcd-Index") + " " + string(b)
+}
+
+var (
+	indexFields = regexp.MustCompile(`"(modifiedIndex|createdIndex|index)":\d+`)
+	// Watch events carry no expiration or ttl from the shim (v3 events do
+	// not carry lease deadlines): an accepted difference, see docs/v2.md.
+	ttlFields = regexp.MustCompile(`"(expiration":"[^"]*|ttl":\d+)",?`)
+)
+
+// shape removes indexes and TTL fields, for comparing watch answers.
+func shape(s string) string {
+	s = ttlFields.ReplaceAllString(strings.TrimSpace(s), "")
+	return indexFields.ReplaceAllString(s, `"$1":N`)
+}
+
+// TestV2WatchDifferential compares watch answers with etcd 3.4's.
+func TestV2WatchDifferential(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	targets := startV2Targets(t)
+	type scenario struct {
+		name string
+		run  func(t *testing.T, base, r string) []string
+	}
+	scenarios := []scenario{
+		{"next event", func(t *testing.T, b, r string) []string {
+			v2do(t, b, "PUT", r+"/k", "value=1")
+			code, body := watchOnce(t, b, r+"/k?wait=true", func() { v2do(t, b, "PUT", r+"/k", "value=2&prevExist=true") })
+			return []string{strconv.Itoa(code), shape(body)}
+		}},
+		{"waitIndex in the past", func(t *testing.T, b, r string) []string {
+			idx := strings.Fields(v2do(t, b, "PUT", r+"/k", "value=1"))[0]
+			v2do(t, b, "PUT", r+"/k", "value=2")
+			code, body := watchOnce(t, b, r+"/k?wait=true&waitIndex="+idx, nil)
+			return []string{strconv.Itoa(code), shape(body)}
+		}},
+		{"recursive", func(t *testing.T, b, r string) []string {
+			code, body := watchOnce(t, b, r+"/d?wait=true&recursive=true", func() { v2do(t, b, "PUT", r+"/d/x/y", "value=1&prevExist=false") })
+			return []string{strconv.Itoa(code), shape(body)}
+		}},
+		{"delete of watched dir", func(t *testing.T, b, r string) []string {
+			v2do(t, b, "PUT", r+"/d/x", "value=1")
+			code, body := watchOnce(t, b, r+"/d/x?wait=true", func() { v2do(t, b, "DELETE", r+"/d?recursive=true", "") })
+			return []string{strconv.Itoa(code), shape(body)}
+		}},
+		{"compare and delete", func(t *testing.T, b, r string) []string {
+			v2do(t, b, "PUT", r+"/k", "value=1")
+			code, body := watchOnce(t, b, r+"/k?wait=true", func() { v2do(t, b, "DELETE", r+"/k?prevValue=1", "") })
+			return []string{strconv.Itoa(code), shape(body)}
+		}},
+		{"expire", func(t *testing.T, b, r string) []string {
+			v2do(t, b, "PUT", r+"/k", "value=1&ttl=1")
+			code, body := watchOnce(t, b, r+"/k?wait=true", nil)
+			return []string{strconv.Itoa(code), shape(body)}
+		}},
+		{"hidden keys skipped", func(t *testing.T, b, r string) []string {
+			code, body := watchOnce(t, b, r+"/h?wait=true&recursive=true", func() {
+				v2do(t, b, "PUT", r+"/h/_secret", "value=1")
+				v2do(t, b, "PUT", r+"/h/seen", "value=2")
+			})
+			return []string{strconv.Itoa(code), shape(body)}
+		}},
+		{"wait on put", func(t *testing.T, b, r string) []string {
+			return []string{v2do(t, b, "PUT", r+"/k?wait=true", "value=1")[2:]}
+		}},
+		{"stream", func(t *testing.T, b, r string) []string {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", b+"/v2/keys"+r+"/s?wait=true&stream=true&recursive=true", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			var out []string
+			for i := 0; i < 3; i++ {
+				v2do(t, b, "PUT", fmt.Sprintf("%s/s/%d", r, i), "value=v")
+				if !sc.Scan() {
+					t.Fatalf("stream ended after %d events", i)
+				}
+				out = append(out, shape(sc.Text()))
+			}
+			return out
+		}},
+	}
+	for i, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			root := fmt.Sprintf("/w%03d", i)
+			want := sc.run(t, targets[0].url, root)
+			for _, tg := range targets[1:] {
+				if got := sc.run(t, tg.url, root); strings.Join(got, "\n") != strings.Join(want, "\n") {
+					t.Errorf("%s:\n 3.4: %s\n got: %s", tg.name, strings.Join(want, "\n      "), strings.Join(got, "\n      "))
+				}
+			}
+		})
+	}
+}
+
+// TestV2WatchHistoryCleared: a waitIndex older than the history is 401.
+func TestV2WatchHistoryCleared(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Parallel()
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1})
+	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), Args: []string{"--v2-watch-history", "50"}})
+	first := strings.Fields(v2do(t, shim.URL, "PUT", "/hist/k", "value=0"))[0]
+	for i := 1; i < 60; i++ {
+		v2do(t, shim.URL, "PUT", "/hist/k", fmt.Sprintf("value=%d", i))
+	}
+	code, body := watchOnce(t, shim.URL, "/hist/k?wait=true&waitIndex="+first, nil)
+	if code != 400 || !strings.Contains(body, `"errorCode":401`) || !strings.Contains(body, "the requested history has been cleared [") {
+		t.Fatalf("stale waitIndex: %d %s", code, body)
+	}
+}
+
+// TestV2WatchGoClient: client/v2's Watcher sees 1,000 sequential events.
+func TestV2WatchGoClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Parallel()
+	_, shim := startV2Shim(t)
+	c, err := clientv2.New(clientv2.Config{Endpoints: []string{shim.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := clientv2.NewKeysAPI(c)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, err := k.Set(ctx, "/gw/start", "x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i++ {
+			if _, err := k.Set(ctx, fmt.Sprintf("/gw/k%d", i%7), strconv.Itoa(i), nil); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	w := k.Watcher("/gw", &clientv2.WatcherOptions{AfterIndex: r.Index, Recursive: true})
+	last := uint64(0)
+	for i := 0; i < n; i++ {
+		resp, err := w.Next(ctx)
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if resp.Node.Value != strconv.Itoa(i) || resp.Node.ModifiedIndex <= last {
+			t.Fatalf("event %d: value %s index %d after %d", i, resp.Node.Value, resp.Node.ModifiedIndex, last)
+		}
+		last = resp.Node.ModifiedIndex
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestV2WatchOneUpstreamWatch: many long polls cost the member one watch,
+// and one write wakes all of them.
+func TestV2WatchOneUpstreamWatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Parallel()
+	cl, shim := startV2Shim(t)
+	watchers := func() float64 {
+		resp, err := http.Get(cl.ClientURLs()[0] + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if l := sc.Text(); strings.HasPrefix(l, "etcd_debugging_mvcc_watcher_total ") {
+				v, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
+				return v
+			}
+		}
+		return -1
+	}
+	before := watchers()
+	const n = 1000
+	tr := &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: n}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	woken := 0
+	ready := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := client.Get(shim.URL + "/v2/keys/many/k?wait=true")
+			if err != nil {
+				return
+			}
+			ready <- struct{}{}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), `"value":"wake"`) {
+				mu.Lock()
+				woken++
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		<-ready
+	}
+	during := watchers()
+	v2do(t, shim.URL, "PUT", "/many/k", "value=wake")
+	wg.Wait()
+	if woken != n {
+		t.Fatalf("%d of %d waiters woke", woken, n)
+	}
+	if during-before > 2 {
+		t.Fatalf("upstream watchers grew by %v for %d long polls", during-before, n)
+	}
+	t.Logf("%d long polls: upstream watchers %v → %v", n, before, during)
+}
