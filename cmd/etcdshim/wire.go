@@ -6,6 +6,7 @@ import (
 
 	"github.com/etcdshim/etcdshim/config"
 	"github.com/etcdshim/etcdshim/proxy"
+	"github.com/etcdshim/etcdshim/rewrite/gateway"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cluster"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2http"
@@ -50,6 +51,19 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 		Logger:          log.Named("v2"),
 	}, v2store.NewV3(pool.ClientConn(), cfg.V2Prefix))
 	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, Logger: log.Named("v2auth")}, pool, tokens)
+
+	gwh, err := gateway.New(gateway.Options{
+		LegacyPrefixes:  cfg.GatewayLegacyPrefixes,
+		LegacyMode:      cfg.GatewayLegacyMode,
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		Passthrough:     pass,
+		Registerer:      shimReg,
+		Logger:          log.Named("gateway"),
+	}, pool.ClientConn())
+	if err != nil {
+		return h, err
+	}
+	h.Gateway = gwh
 
 	v2 := http.NewServeMux()
 	v2.Handle("/v2/keys", keys)

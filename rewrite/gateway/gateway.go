@@ -1,0 +1,231 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/etcdserverpb/gw"
+	electiongw "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb/gw"
+	lockgw "go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb/gw"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+)
+
+// LegacyRecorder notes which clients still use legacy prefixes.
+type LegacyRecorder interface {
+	Observe(r *http.Request, surface, user string)
+}
+
+// Options configure the gateway.
+type Options struct {
+	// LegacyPrefixes are the legacy prefixes served ("/v3beta", "/v3alpha").
+	LegacyPrefixes []string
+	// LegacyMode is rewrite (answer in place), redirect (308 to /v3) or off (404).
+	LegacyMode string
+	// MaxRequestBytes caps a request body (413 above it).
+	MaxRequestBytes int64
+	// Passthrough answers /v3 routes the shim does not know (newer APIs).
+	Passthrough http.Handler
+	Registerer  prometheus.Registerer
+	Legacy      LegacyRecorder
+	Logger      *zap.Logger
+}
+
+// Gateway serves /v3, /v3beta and /v3alpha.
+type Gateway struct {
+	opts    Options
+	v3      *runtime.ServeMux
+	legacy  *runtime.ServeMux
+	legacyN *prometheus.CounterVec
+}
+
+// streamingRoutes take a stream of JSON messages in the request body.
+var streamingRoutes = map[string]bool{"/v3/watch": true, "/v3/lease/keepalive": true}
+
+// New registers etcd's gateway handlers on connections from cc.
+func New(opts Options, cc grpc.ClientConnInterface) (*Gateway, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	g := &Gateway{opts: opts}
+	m := newMarshaler()
+	g.v3 = runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, m),
+		runtime.WithRoutingErrorHandler(g.v3RoutingError),
+	)
+	g.legacy = runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, m),
+		runtime.WithErrorHandler(legacyError),
+		runtime.WithRoutingErrorHandler(legacyRoutingError),
+	)
+	ctx := context.Background()
+	for _, mux := range []*runtime.ServeMux{g.v3, g.legacy} {
+		for _, reg := range []func() error{
+			func() error { return gw.RegisterKVHandlerClient(ctx, mux, etcdrpc.NewKVClient(cc)) },
+			func() error { return gw.RegisterWatchHandlerClient(ctx, mux, etcdrpc.NewWatchClient(cc)) },
+			func() error { return gw.RegisterLeaseHandlerClient(ctx, mux, etcdrpc.NewLeaseClient(cc)) },
+			func() error { return gw.RegisterClusterHandlerClient(ctx, mux, etcdrpc.NewClusterClient(cc)) },
+			func() error { return gw.RegisterMaintenanceHandlerClient(ctx, mux, etcdrpc.NewMaintenanceClient(cc)) },
+			func() error { return gw.RegisterAuthHandlerClient(ctx, mux, etcdrpc.NewAuthClient(cc)) },
+			func() error { return lockgw.RegisterLockHandlerClient(ctx, mux, etcdrpc.NewLockClient(cc)) },
+			func() error { return electiongw.RegisterElectionHandlerClient(ctx, mux, etcdrpc.NewElectionClient(cc)) },
+		} {
+			if err := reg(); err != nil {
+				return nil, fmt.Errorf("registering gateway handlers: %w", err)
+			}
+		}
+	}
+	g.legacyN = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "etcdshim_gateway_legacy_requests_total",
+		Help: "JSON gateway requests on legacy prefixes (/v3beta, /v3alpha), by prefix and route.",
+	}, []string{"prefix", "route"})
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(g.legacyN); err != nil {
+			return nil, fmt.Errorf("registering gateway metrics: %w", err)
+		}
+	}
+	return g, nil
+}
+
+func (g *Gateway) legacyPrefix(path string) string {
+	for _, p := range g.opts.LegacyPrefixes {
+		if strings.HasPrefix(path, p+"/") {
+			return p
+		}
+	}
+	return ""
+}
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	prefix := g.legacyPrefix(r.URL.Path)
+	if prefix == "" && !strings.HasPrefix(r.URL.Path, "/v3/") {
+		// A legacy prefix that is not configured: as a release without it.
+		http.NotFound(w, r)
+		return
+	}
+	if prefix != "" {
+		g.serveLegacy(w, r, prefix)
+		return
+	}
+	if !g.limitBody(w, r, false) {
+		return
+	}
+	g.v3.ServeHTTP(w, r)
+}
+
+func (g *Gateway) serveLegacy(w http.ResponseWriter, r *http.Request, prefix string) {
+	rest := strings.TrimPrefix(r.URL.Path, prefix)
+	route := "/v3" + rest
+	g.legacyN.WithLabelValues(strings.TrimPrefix(prefix, "/"), routeLabel(route)).Inc()
+	if g.opts.Legacy != nil {
+		g.opts.Legacy.Observe(r, strings.TrimPrefix(prefix, "/"), "")
+	}
+	switch g.opts.LegacyMode {
+	case "off":
+		http.NotFound(w, r)
+		return
+	case "redirect":
+		loc := route
+		if r.URL.RawQuery != "" {
+			loc += "?" + r.URL.RawQuery
+		}
+		// 308 keeps the method and body, unlike 301/302.
+		http.Redirect(w, r, loc, http.StatusPermanentRedirect)
+		return
+	}
+	if !g.limitBody(w, r, true) {
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = route
+	r2.URL.RawPath = ""
+	g.legacy.ServeHTTP(w, r2)
+}
+
+// knownRoutes bounds the route label's values.
+var knownRoutes = map[string]bool{}
+
+func init() {
+	for _, r := range []string{
+		"/v3/kv/range", "/v3/kv/put", "/v3/kv/deleterange", "/v3/kv/txn", "/v3/kv/compaction",
+		"/v3/watch", "/v3/lease/grant", "/v3/lease/revoke", "/v3/kv/lease/revoke", "/v3/lease/keepalive",
+		"/v3/lease/timetolive", "/v3/kv/lease/timetolive", "/v3/lease/leases", "/v3/kv/lease/leases",
+		"/v3/cluster/member/add", "/v3/cluster/member/remove", "/v3/cluster/member/update",
+		"/v3/cluster/member/list", "/v3/cluster/member/promote", "/v3/maintenance/alarm",
+		"/v3/maintenance/status", "/v3/maintenance/defragment", "/v3/maintenance/hash",
+		"/v3/maintenance/snapshot", "/v3/maintenance/transfer-leadership", "/v3/auth/enable",
+		"/v3/auth/disable", "/v3/auth/status", "/v3/auth/authenticate", "/v3/auth/user/add",
+		"/v3/auth/user/get", "/v3/auth/user/list", "/v3/auth/user/delete", "/v3/auth/user/changepw",
+		"/v3/auth/user/grant", "/v3/auth/user/revoke", "/v3/auth/role/add", "/v3/auth/role/get",
+		"/v3/auth/role/list", "/v3/auth/role/delete", "/v3/auth/role/grant", "/v3/auth/role/revoke",
+		"/v3/lock/lock", "/v3/lock/unlock", "/v3/election/campaign", "/v3/election/proclaim",
+		"/v3/election/leader", "/v3/election/observe", "/v3/election/resign",
+	} {
+		knownRoutes[r] = true
+	}
+}
+
+func routeLabel(route string) string {
+	if knownRoutes[route] {
+		return route
+	}
+	return "other"
+}
+
+// limitBody enforces --max-request-bytes: unary bodies are read up front
+// (413 above the limit); streaming bodies are capped as they are read.
+func (g *Gateway) limitBody(w http.ResponseWriter, r *http.Request, legacy bool) bool {
+	if r.Body == nil || g.opts.MaxRequestBytes <= 0 {
+		return true
+	}
+	path := r.URL.Path
+	if p := g.legacyPrefix(path); p != "" {
+		path = "/v3" + strings.TrimPrefix(path, p)
+	}
+	if streamingRoutes[path] {
+		r.Body = http.MaxBytesReader(w, r.Body, g.opts.MaxRequestBytes)
+		return true
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, g.opts.MaxRequestBytes+1))
+	if err == nil && int64(len(body)) <= g.opts.MaxRequestBytes {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		return true
+	}
+	msg := fmt.Sprintf("request body larger than %d bytes", g.opts.MaxRequestBytes)
+	if err != nil {
+		msg = err.Error()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusRequestEntityTooLarge)
+	if legacy {
+		b, _ := json.Marshal(legacyErr{Error: msg, Message: msg, Code: 8})
+		_, _ = w.Write(b)
+	} else {
+		b, _ := json.Marshal(map[string]any{"code": 8, "message": msg, "details": []any{}})
+		_, _ = w.Write(b)
+	}
+	return false
+}
+
+// v3RoutingError hands /v3 routes the shim does not know to the member, so
+// newer APIs are not hidden; wrong methods get 405 as usual.
+func (g *Gateway) v3RoutingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+	if code == http.StatusNotFound && g.opts.Passthrough != nil {
+		g.opts.Passthrough.ServeHTTP(w, r)
+		return
+	}
+	runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, code)
+}
+
+// legacyRoutingError answers as 3.4's gateway: plain-text 404 and 405.
+func legacyRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, code int) {
+	http.Error(w, http.StatusText(code), code)
+}
