@@ -460,3 +460,8 @@ func TestInvalidConfigExits2(t *testing.T) {
 		t.Fatalf("version: %v %s", err, out)
 	}
 }
+
+func runCmd(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
