@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/etcdshim/etcdshim/config"
+	"github.com/etcdshim/etcdshim/metricsalias"
 	"github.com/etcdshim/etcdshim/proxy"
 	"github.com/etcdshim/etcdshim/rewrite/gateway"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
@@ -22,8 +24,40 @@ import (
 func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg *prometheus.Registry,
 	runtimeReg *prometheus.Registry, c *components) (proxy.Handlers, error) {
 	var h proxy.Handlers
-	_ = runtimeReg
 	pass := proxy.NewPassthrough(pool, log.Named("passthrough"))
+
+	legacy := metricsalias.NewLegacyTracker(cfg.LegacyClientsMax, shimReg)
+	h.Legacy = legacy
+	table, err := metricsalias.LoadTable(cfg.MetricAliases)
+	if err != nil {
+		return h, &config.Error{Msg: "--metric-aliases: " + err.Error()}
+	}
+	aliases, err := table.Active(cfg.MetricAliasGroups)
+	if err != nil {
+		return h, &config.Error{Msg: "--metric-alias-groups: " + err.Error()}
+	}
+	scrapeURL := cfg.MetricsEndpoint
+	if scrapeURL == "" {
+		scrapeURL = strings.TrimSuffix(cfg.Endpoints[0], "/") + "/metrics"
+	}
+	v2Reg := prometheus.NewRegistry()
+	v2Metrics := metricsalias.NewV2HTTPMetrics(v2Reg)
+	mh, err := metricsalias.New(metricsalias.Options{
+		ScrapeURL:  scrapeURL,
+		HTTPClient: pool.HTTPClient(),
+		Timeout:    cfg.MetricsTimeout,
+		Aliases:    aliases,
+		Shim:       shimReg,
+		V2:         v2Reg,
+		Runtime:    runtimeReg,
+		Legacy:     legacy,
+		Registerer: shimReg,
+		Logger:     log.Named("metrics"),
+	})
+	if err != nil {
+		return h, err
+	}
+	h.Metrics, h.ShimMetrics = mh.Metrics(), mh.ShimMetrics()
 
 	advertise := cfg.AdvertiseClientURLs
 	if len(advertise) == 0 {
@@ -48,6 +82,7 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		Credentials:     tokens,
 		Watcher:         hub,
+		Legacy:          legacy,
 		Logger:          log.Named("v2"),
 	}, v2store.NewV3(pool.ClientConn(), cfg.V2Prefix))
 	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, Logger: log.Named("v2auth")}, pool, tokens)
@@ -58,6 +93,7 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		Passthrough:     pass,
 		Registerer:      shimReg,
+		Legacy:          legacy,
 		Logger:          log.Named("gateway"),
 	}, pool.ClientConn())
 	if err != nil {
@@ -66,8 +102,8 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 	h.Gateway = gwh
 
 	v2 := http.NewServeMux()
-	v2.Handle("/v2/keys", keys)
-	v2.Handle("/v2/keys/", keys)
+	v2.Handle("/v2/keys", v2Metrics.Wrap(keys))
+	v2.Handle("/v2/keys/", v2Metrics.Wrap(keys))
 	v2.Handle("/v2/members", cluster)
 	v2.Handle("/v2/members/", cluster)
 	v2.Handle("/v2/machines", cluster)
