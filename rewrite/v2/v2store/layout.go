@@ -148,7 +148,23 @@ const ActionKey = "/_etcdshim_action"
 // ActionRefresh marks a refresh, which must not wake v2 watchers.
 const ActionRefresh = "refresh"
 
+// ActionExpireSubtree marks the removal of an expired directory's contents;
+// watchers already saw the directory's expire event.
+const ActionExpireSubtree = "expire-subtree"
+
 func (l layout) actionOp(action string) *pb.RequestOp {
 	return &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{
 		Key: l.key(ActionKey), Value: []byte(action)}}}
+}
+
+// ExpireSubtreeRequest removes what is left below directory p after its
+// marker's lease expired (3.4 expires a directory with its subtree). It is a
+// no-op when nothing is left, so every shim may issue it.
+func ExpireSubtreeRequest(prefix, p string) *pb.TxnRequest {
+	l := layout{prefix: prefix}
+	s, e := l.subtree(p)
+	return &pb.TxnRequest{
+		Compare: []*pb.Compare{l.isDir(p)},
+		Success: []*pb.RequestOp{opDelete(s, e), l.actionOp(ActionExpireSubtree)},
+	}
 }

@@ -36,7 +36,7 @@ func convert(prefix string, rev int64, evs []*mvccpb.Event) *event {
 			dels = append(dels, e)
 		}
 	}
-	if action == v2store.ActionRefresh || (len(puts) == 0 && len(dels) == 0) {
+	if action == v2store.ActionRefresh || action == v2store.ActionExpireSubtree || (len(puts) == 0 && len(dels) == 0) {
 		return nil
 	}
 	path := func(k []byte) (string, bool) {

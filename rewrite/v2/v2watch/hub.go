@@ -179,6 +179,15 @@ func (h *Hub) watch(ctx context.Context, from int64) error {
 	}
 }
 
+// expireSubtree removes the keys left below a directory whose TTL ran out.
+func (h *Hub) expireSubtree(p string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := etcdrpc.NewKVClient(h.up.ClientConn()).Txn(ctx, v2store.ExpireSubtreeRequest(h.opts.Prefix, p)); err != nil {
+		h.log.Warn("removing an expired directory's contents failed", zap.String("dir", p), zap.Error(err))
+	}
+}
+
 // compacted drops what can no longer be answered: waiters behind the
 // compaction get 401 and the history restarts there.
 func (h *Hub) compacted(rev uint64) {
@@ -204,6 +213,9 @@ func (h *Hub) apply(resp *pb.WatchResponse) {
 		}
 		if ev := convert(h.opts.Prefix, group[0].Kv.ModRevision, group); ev != nil {
 			h.publish(ev)
+			if ev.ev.Action == v2store.ActionExpire && ev.dir {
+				go h.expireSubtree(ev.key)
+			}
 		}
 		group = group[:0]
 	}
