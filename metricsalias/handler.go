@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -174,20 +175,49 @@ func (h *Handler) Metrics() http.Handler {
 		if len(added) > 0 && h.opts.Legacy != nil {
 			h.opts.Legacy.Observe(r, "metric-alias", "")
 		}
-		fams := make([]*dto.MetricFamily, 0, len(page)+len(added))
+		fams := make([]*dto.MetricFamily, 0, len(page)+len(added)+64)
 		for _, f := range page {
 			fams = append(fams, f)
 		}
 		fams = append(fams, added...)
-		gs := prometheus.Gatherers{prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return fams, nil })}
-		if h.opts.Shim != nil {
-			gs = append(gs, h.opts.Shim)
+		for _, g := range []prometheus.Gatherer{h.opts.Shim, h.opts.V2} {
+			if g == nil {
+				continue
+			}
+			own, err := g.Gather()
+			if err != nil {
+				h.log.Warn("gathering the shim's own metrics", zap.Error(err))
+			}
+			for _, f := range own {
+				// The shim's etcdshim_* never collide with etcd's names; the
+				// v2 etcd_http_* families only join when the member lacks them.
+				if _, dup := page[f.GetName()]; !dup {
+					fams = append(fams, f)
+				}
+			}
 		}
-		if h.opts.V2 != nil {
-			gs = append(gs, absentFrom(page, h.opts.V2))
-		}
-		promhttp.HandlerFor(gs, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, ErrorLog: zapPrintln{h.log}}).ServeHTTP(w, r)
+		h.encode(w, r, fams)
 	})
+}
+
+// encode writes the families in the format the scraper asked for. The set is
+// duplicate-free by construction (aliases only where the member lacks the
+// name), so it skips prometheus.Gatherers' per-series consistency hashing,
+// which cost more than the rest of a scrape (see BENCHMARKS.md).
+func (h *Handler) encode(w http.ResponseWriter, r *http.Request, fams []*dto.MetricFamily) {
+	sort.Slice(fams, func(i, j int) bool { return fams[i].GetName() < fams[j].GetName() })
+	format := expfmt.Negotiate(r.Header)
+	w.Header().Set("Content-Type", string(format))
+	enc := expfmt.NewEncoder(w, format)
+	for _, f := range fams {
+		if err := enc.Encode(f); err != nil {
+			h.log.Debug("writing /metrics", zap.Error(err))
+			return
+		}
+	}
+	if c, ok := enc.(expfmt.Closer); ok {
+		_ = c.Close()
+	}
 }
 
 // ShimMetrics serves GET /metrics/shim: the shim's own series with its Go
@@ -201,21 +231,3 @@ func (h *Handler) ShimMetrics() http.Handler {
 	}
 	return promhttp.HandlerFor(gs, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
-
-// absentFrom gathers only families the member's page does not have.
-func absentFrom(page map[string]*dto.MetricFamily, g prometheus.Gatherer) prometheus.Gatherer {
-	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		fams, err := g.Gather()
-		out := fams[:0]
-		for _, f := range fams {
-			if _, dup := page[f.GetName()]; !dup {
-				out = append(out, f)
-			}
-		}
-		return out, err
-	})
-}
-
-type zapPrintln struct{ l *zap.Logger }
-
-func (z zapPrintln) Println(v ...any) { z.l.Warn(fmt.Sprint(v...)) }
