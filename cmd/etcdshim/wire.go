@@ -64,6 +64,13 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 		advertise = cfg.ListenClientURLs
 	}
 	tokens := v2auth.NewTokens(pool, cfg.V2GuestUser, cfg.V2GuestPassword, cfg.V2TokenCacheSize)
+	// With a client certificate towards the members, a request without a
+	// token would run as the certificate's CN: mark anonymous requests.
+	markAnonymous := cfg.UpstreamCert != ""
+	if markAnonymous {
+		tokens.MarkAnonymous()
+		log.Warn("the shim presents a client certificate to the members: v3 gRPC clients without a token are authenticated by the members as its CN; do not use a certificate whose CN is a v3 user with more rights than anonymous clients should have")
+	}
 	cluster := v2cluster.New(v2cluster.Options{
 		AdvertiseClientURLs: advertise,
 		MemberShimURLs:      cfg.V2MemberShimURLs,
@@ -92,6 +99,7 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 		LegacyMode:      cfg.GatewayLegacyMode,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		Passthrough:     pass,
+		MarkAnonymous:   markAnonymous,
 		Registerer:      shimReg,
 		Legacy:          legacy,
 		Logger:          log.Named("gateway"),

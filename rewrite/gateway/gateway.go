@@ -10,13 +10,16 @@ import (
 	"strings"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/api/v3/etcdserverpb/gw"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	electiongw "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb/gw"
 	lockgw "go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb/gw"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 // LegacyRecorder notes which clients still use legacy prefixes.
@@ -34,9 +37,13 @@ type Options struct {
 	MaxRequestBytes int64
 	// Passthrough answers /v3 routes the shim does not know (newer APIs).
 	Passthrough http.Handler
-	Registerer  prometheus.Registerer
-	Legacy      LegacyRecorder
-	Logger      *zap.Logger
+	// MarkAnonymous gives requests without credentials a token the member
+	// does not know; set it when the shim presents a client certificate to
+	// the members, which would otherwise authenticate them as the shim.
+	MarkAnonymous bool
+	Registerer    prometheus.Registerer
+	Legacy        LegacyRecorder
+	Logger        *zap.Logger
 }
 
 // Gateway serves /v3, /v3beta and /v3alpha.
@@ -57,12 +64,18 @@ func New(opts Options, cc grpc.ClientConnInterface) (*Gateway, error) {
 	}
 	g := &Gateway{opts: opts}
 	m := newMarshaler()
+	meta := func(context.Context, *http.Request) metadata.MD { return nil }
+	if opts.MarkAnonymous {
+		meta = anonymousToken
+	}
 	g.v3 = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, m),
+		runtime.WithMetadata(meta),
 		runtime.WithRoutingErrorHandler(g.v3RoutingError),
 	)
 	g.legacy = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, m),
+		runtime.WithMetadata(meta),
 		runtime.WithErrorHandler(legacyError),
 		runtime.WithRoutingErrorHandler(legacyRoutingError),
 	)
@@ -213,6 +226,16 @@ func (g *Gateway) limitBody(w http.ResponseWriter, r *http.Request, legacy bool)
 		_, _ = w.Write(b)
 	}
 	return false
+}
+
+// anonymousToken gives requests without an Authorization header a token the
+// member does not know, so a member that verifies client certificates never
+// authenticates them as the shim's own certificate (see v2auth.AnonymousToken).
+func anonymousToken(_ context.Context, r *http.Request) metadata.MD {
+	if r.Header.Get("Authorization") != "" {
+		return nil
+	}
+	return metadata.Pairs(rpctypes.TokenFieldNameGRPC, v2auth.AnonymousToken)
 }
 
 // v3RoutingError hands /v3 routes the shim does not know to the member, so

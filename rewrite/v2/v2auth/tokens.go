@@ -33,6 +33,7 @@ type Tokens struct {
 	guestUser     string
 	guestPassword string
 	max           int
+	markAnonymous bool
 
 	mu    sync.Mutex
 	lru   *list.List // of *entry, most recent first
@@ -54,6 +55,10 @@ func NewTokens(up Upstream, guestUser, guestPassword string, max int) *Tokens {
 	return &Tokens{up: up, guestUser: guestUser, guestPassword: guestPassword, max: max,
 		lru: list.New(), byKey: map[[32]byte]*list.Element{}}
 }
+
+// MarkAnonymous makes anonymous requests carry AnonymousToken; the shim
+// turns it on when it presents a client certificate to the members.
+func (t *Tokens) MarkAnonymous() { t.markAnonymous = true }
 
 // Identity is who a v2 request runs as.
 type Identity struct {
@@ -85,6 +90,9 @@ func (t *Tokens) Context(ctx context.Context, r *http.Request) (context.Context,
 		return nil, "", ErrBadCredentials
 	}
 	if id.User == "" {
+		if t.markAnonymous {
+			return Anonymous(ctx), "", nil
+		}
 		return ctx, "", nil
 	}
 	tok, err := t.token(ctx, id, false)
@@ -95,6 +103,18 @@ func (t *Tokens) Context(ctx context.Context, r *http.Request) (context.Context,
 		return ctx, id.User, nil
 	}
 	return metadata.AppendToOutgoingContext(ctx, rpctypes.TokenFieldNameGRPC, tok), id.User, nil
+}
+
+// AnonymousToken marks a request made for a client without credentials.
+// Without any token a member that verifies client certificates would
+// authenticate the request as the shim's own certificate (its CN); a token
+// the member does not know makes it refuse such requests when auth is on,
+// and is ignored when auth is off.
+const AnonymousToken = "etcdshim-anonymous"
+
+// Anonymous marks ctx as an anonymous client's request.
+func Anonymous(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, rpctypes.TokenFieldNameGRPC, AnonymousToken)
 }
 
 // Do runs call with r's token and retries once with a fresh token when the

@@ -93,6 +93,12 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			k.writeError(w, errors.New("watch is not available"))
 			return
 		}
+		// The upstream watch runs as the shim; the client must be allowed
+		// to read the key itself, as 3.4 checks before it waits.
+		if err := k.canRead(r, rq); err != nil {
+			k.writeError(w, err)
+			return
+		}
 		k.opts.Watcher.ServeWatch(w, r, rq.key, rq.recursive, rq.stream, rq.waitIndex, k.writeHeaders)
 		return
 	}
@@ -126,6 +132,19 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k.writeEvent(w, ev, m, rq.noValueOnSuccess)
+}
+
+// canRead checks that the client may read the watched key.
+func (k *Keys) canRead(r *http.Request, rq *request) error {
+	check := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
+		defer cancel()
+		return k.store.CanRead(ctx, rq.key, rq.recursive)
+	}
+	if k.opts.Credentials == nil {
+		return check(r.Context())
+	}
+	return k.opts.Credentials.Do(r.Context(), r, check)
 }
 
 func (rq *request) setOptions() v2store.SetOptions {

@@ -38,6 +38,8 @@ func (s *recordingStore) Delete(_ context.Context, key string, _ v2store.DeleteO
 	return &v2store.Event{Action: "delete", Node: &v2store.Node{Key: key}}, v2store.Meta{EtcdIndex: 1}, nil
 }
 
+func (s *recordingStore) CanRead(context.Context, string, bool) error { return nil }
+
 // FuzzKeysRequest sends arbitrary paths, queries and form bodies through the
 // handler: it must never panic, must answer with a valid HTTP status, and
 // every key it passes on must be a clean absolute path.

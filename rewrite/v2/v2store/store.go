@@ -43,4 +43,7 @@ type Store interface {
 	CreateInOrder(ctx context.Context, dir string, o SetOptions) (*Event, Meta, error)
 	// Delete covers delete and compare-and-delete.
 	Delete(ctx context.Context, key string, o DeleteOptions) (*Event, Meta, error)
+	// CanRead checks, cheaply, that the caller may read key (and below it
+	// when recursive); watches use it before they wait.
+	CanRead(ctx context.Context, key string, recursive bool) error
 }

@@ -342,3 +342,21 @@ func (s *V3Store) dirNode(p string, t *dirTree, ttls map[int64]ttlInfo, recursiv
 	}
 	return n
 }
+
+// CanRead reads at most one key of the watched range as the caller: the
+// member checks the range permission without sending the subtree.
+func (s *V3Store) CanRead(ctx context.Context, p string, recursive bool) error {
+	start, end := s.l.subtree(p)
+	key := s.l.key(p)
+	if !recursive {
+		end = append(append([]byte(nil), key...), 0)
+	}
+	if p == "/" {
+		key = start
+	}
+	_, err := s.kv.Range(ctx, &pb.RangeRequest{Key: key, RangeEnd: end, CountOnly: true, Serializable: true})
+	if err != nil {
+		return fmt.Errorf("checking read access to %s: %w", p, err)
+	}
+	return nil
+}
