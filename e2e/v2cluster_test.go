@@ -286,3 +286,20 @@ func TestV2AuthWithRootCertificate(t *testing.T) {
 		t.Fatalf("anonymous JSON gateway write succeeded with the shim's root certificate: %s", body)
 	}
 }
+
+// TestV2Patroni runs Debian patroni's etcd (v2) DCS calls against the shim:
+// initialize, leader race with TTL keys, member registration, config, leader
+// update and hand-over (a PostgreSQL member needs more than tests here have).
+func TestV2Patroni(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Parallel()
+	_, shim := startV2Shim(t)
+	cmd := exec.Command("/usr/bin/python3", "testdata/patroni_dcs.py", strings.TrimPrefix(shim.URL, "http://"))
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "patroni dcs ok") {
+		t.Fatalf("patroni DCS: %v\n%s", err, out)
+	}
+}
