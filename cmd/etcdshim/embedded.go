@@ -40,8 +40,8 @@ func startEmbedded(ctx context.Context, cfg config.Config, log *zap.Logger) (*em
 	ec.InitialCluster = ec.Name + "=" + pu.String()
 	ec.LogLevel = "warn"
 	ec.Logger = "zap"
-	// The member logs warnings and errors; its info chatter would drown the shim's.
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	// The member logs errors only; its request stats would drown the shim's logs.
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(log.WithOptions(zap.IncreaseLevel(zap.ErrorLevel)))
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, fmt.Errorf("starting embedded etcd in %s: %w", cfg.EmbeddedDataDir, err)
