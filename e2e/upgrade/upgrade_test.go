@@ -1,0 +1,646 @@
+package upgrade
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/etcdshim/etcdshim/e2e/harness"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// stats is what one client type saw.
+type stats struct {
+	mu           sync.Mutex
+	sent, acked  int
+	failed       map[string]int
+	expected503  int
+	lastOK       time.Time
+	longestStall time.Duration
+}
+
+func newStats() *stats { return &stats{failed: map[string]int{}, lastOK: time.Now()} }
+
+func (s *stats) ok() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent++
+	s.acked++
+	now := time.Now()
+	if d := now.Sub(s.lastOK); d > s.longestStall {
+		s.longestStall = d
+	}
+	s.lastOK = now
+}
+
+func (s *stats) fail(why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent++
+	if len(why) > 120 {
+		why = why[:120]
+	}
+	s.failed[why]++
+}
+
+// regOp is a v2 register operation for porcupine.
+type regOp struct {
+	write bool
+	value int // the writer's counter; 0 = key absent
+}
+
+type regOut struct {
+	value   int
+	unknown bool
+}
+
+var registerModel = porcupine.Model{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		for _, op := range h {
+			k := op.Metadata.(string)
+			byKey[k] = append(byKey[k], op)
+		}
+		var out [][]porcupine.Operation
+		for _, ops := range byKey {
+			out = append(out, ops)
+		}
+		return out
+	},
+	Init: func() any { return 0 },
+	Step: func(state, input, output any) (bool, any) {
+		in, out := input.(regOp), output.(regOut)
+		if in.write {
+			return true, in.value
+		}
+		return out.value == state.(int), state
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(regOp), output.(regOut)
+		if in.write {
+			return fmt.Sprintf("write(%d)", in.value)
+		}
+		return fmt.Sprintf("read() → %d", out.value)
+	},
+}
+
+type history struct {
+	mu  sync.Mutex
+	ops []porcupine.Operation
+}
+
+func (h *history) add(key string, client int, in regOp, out regOut, call, ret time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := ret.UnixNano()
+	if out.unknown {
+		r = math.MaxInt64 // maybe applied, at any time after the call
+	}
+	h.ops = append(h.ops, porcupine.Operation{ClientId: client, Input: in, Output: out, Call: call.UnixNano(), Return: r, Metadata: key})
+}
+
+type v2Event struct {
+	ErrorCode int `json:"errorCode"`
+	Node      struct {
+		Value         string `json:"value"`
+		ModifiedIndex uint64 `json:"modifiedIndex"`
+	} `json:"node"`
+}
+
+func v2call(client *http.Client, method, u, form string) (*v2Event, int, error) {
+	req, _ := http.NewRequest(method, u, strings.NewReader(form))
+	if form != "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	var ev v2Event
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return nil, resp.StatusCode, fmt.Errorf("HTTP %d: %.80s", resp.StatusCode, b)
+	}
+	return &ev, resp.StatusCode, nil
+}
+
+func TestRollingUpgrade(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	full := os.Getenv("UPGRADE_FULL") != ""
+	settle := 2 * time.Second
+	if full {
+		settle = 15 * time.Second
+	}
+	// A low snapshot count lets 3.5 members snapshot after the cluster moved
+	// to 3.5, so 3.6 finds no v2 entries in the WAL after the last snapshot
+	// (it refuses to start with "detected disallowed v2 WAL" otherwise).
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", Size: 3, ExtraArgs: []string{"--snapshot-count", "500"}})
+	urls := cl.ClientURLs()
+	var shims []*harness.Shim
+	for i := range cl.Members {
+		eps := append([]string{urls[i]}, append(append([]string{}, urls[:i]...), urls[i+1:]...)...)
+		shims = append(shims, harness.StartShim(t, harness.ShimConfig{Endpoints: eps, Args: []string{
+			"--health-interval", "250ms", "--log-level", "info"}}))
+	}
+	shimURL := func(i int) string { return shims[i%len(shims)].URL }
+
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	run := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+	client := &http.Client{Timeout: 10 * time.Second}
+	all := map[string]*stats{}
+	for _, n := range []string{"v2 writer", "v2 CAS (prevIndex)", "v2 TTL refresh", "v2 in-order POST", "v2 reader (plain)", "v2 reader (quorum)", "v2 watcher", "/v3beta JSON", "v3 gRPC", "metrics scrape"} {
+		all[n] = newStats()
+	}
+	var hist history
+	keys := []string{"k0", "k1", "k2"}
+	var ackMu sync.Mutex
+	lastAcked := map[string]int{}
+	ackedIndexes := map[string][]uint64{}
+
+	// v2 writers: one per key, each through another shim.
+	for wi, key := range keys {
+		run(func() {
+			for n := 1; ctx.Err() == nil; n++ {
+				call := time.Now()
+				ev, code, err := v2call(client, "PUT", shimURL(wi)+"/v2/keys/up/"+key, fmt.Sprintf("value=%d", n))
+				ret := time.Now()
+				switch {
+				case err == nil && (code == 200 || code == 201):
+					hist.add(key, wi, regOp{write: true, value: n}, regOut{}, call, ret)
+					ackMu.Lock()
+					lastAcked[key] = n
+					ackedIndexes[key] = append(ackedIndexes[key], ev.Node.ModifiedIndex)
+					ackMu.Unlock()
+					all["v2 writer"].ok()
+				default:
+					hist.add(key, wi, regOp{write: true, value: n}, regOut{unknown: true}, call, ret)
+					all["v2 writer"].fail(errText(err, code, ev))
+					time.Sleep(50 * time.Millisecond)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	// CAS with prevIndex on its own key.
+	run(func() {
+		idx := uint64(0)
+		for n := 1; ctx.Err() == nil; n++ {
+			form := fmt.Sprintf("value=%d", n)
+			if idx != 0 {
+				form += fmt.Sprintf("&prevIndex=%d", idx)
+			}
+			ev, code, err := v2call(client, "PUT", shimURL(n)+"/v2/keys/up/cas", form)
+			if err == nil && code < 300 {
+				idx = ev.Node.ModifiedIndex
+				all["v2 CAS (prevIndex)"].ok()
+			} else {
+				all["v2 CAS (prevIndex)"].fail(errText(err, code, ev))
+				if ev != nil && ev.ErrorCode == 101 {
+					idx = 0 // an unknown earlier CAS applied: start from a plain set
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	// A TTL key kept alive by refresh, as Patroni keeps its leader key.
+	run(func() {
+		_, _, _ = v2call(client, "PUT", shimURL(0)+"/v2/keys/up/ttl", "value=alive&ttl=10")
+		for ctx.Err() == nil {
+			ev, code, err := v2call(client, "PUT", shimURL(1)+"/v2/keys/up/ttl", "refresh=true&prevExist=true&ttl=10")
+			if err == nil && code == 200 {
+				all["v2 TTL refresh"].ok()
+			} else {
+				all["v2 TTL refresh"].fail(errText(err, code, ev))
+			}
+			time.Sleep(time.Second)
+		}
+	})
+	// In-order POSTs.
+	var queueMu sync.Mutex
+	var queue []string
+	run(func() {
+		for n := 1; ctx.Err() == nil; n++ {
+			req, _ := http.NewRequest("POST", shimURL(n)+"/v2/keys/up/queue", strings.NewReader(fmt.Sprintf("value=%d", n)))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := client.Do(req)
+			if err == nil && resp.StatusCode == 201 {
+				var ev struct {
+					Node struct{ Key string } `json:"node"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&ev)
+				queueMu.Lock()
+				queue = append(queue, ev.Node.Key)
+				queueMu.Unlock()
+				all["v2 in-order POST"].ok()
+			} else {
+				code := 0
+				if resp != nil {
+					code = resp.StatusCode
+				}
+				all["v2 in-order POST"].fail(errText(err, code, nil))
+			}
+			if resp != nil {
+				resp.Body.Close()
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	// Readers: plain (counted) and quorum (also checked for linearizability).
+	for ri, quorum := range []bool{false, true} {
+		name := map[bool]string{false: "v2 reader (plain)", true: "v2 reader (quorum)"}[quorum]
+		run(func() {
+			for n := 0; ctx.Err() == nil; n++ {
+				key := keys[n%len(keys)]
+				call := time.Now()
+				ev, code, err := v2call(client, "GET", fmt.Sprintf("%s/v2/keys/up/%s?quorum=%v", shimURL(n+ri), key, quorum), "")
+				ret := time.Now()
+				switch {
+				case err == nil && code == 200:
+					if quorum {
+						v, _ := strconv.Atoi(ev.Node.Value)
+						hist.add(key, 10+ri, regOp{}, regOut{value: v}, call, ret)
+					}
+					all[name].ok()
+				case err == nil && code == 404:
+					if quorum {
+						hist.add(key, 10+ri, regOp{}, regOut{value: 0}, call, ret)
+					}
+					all[name].ok()
+				default:
+					all[name].fail(errText(err, code, ev))
+				}
+				time.Sleep(30 * time.Millisecond)
+			}
+		})
+	}
+	// A watcher chaining waitIndex long polls on k0.
+	var seenMu sync.Mutex
+	var seen []uint64
+	lost401 := 0
+	run(func() {
+		next := uint64(0)
+		for ctx.Err() == nil {
+			q := "?wait=true"
+			if next > 0 {
+				q += fmt.Sprintf("&waitIndex=%d", next)
+			}
+			req, _ := http.NewRequestWithContext(ctx, "GET", shimURL(2)+"/v2/keys/up/k0"+q, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				if ctx.Err() == nil {
+					all["v2 watcher"].fail(err.Error())
+					time.Sleep(100 * time.Millisecond)
+				}
+				continue
+			}
+			var ev v2Event
+			derr := json.NewDecoder(resp.Body).Decode(&ev)
+			resp.Body.Close()
+			switch {
+			case derr == nil && ev.ErrorCode == 0 && ev.Node.ModifiedIndex > 0:
+				seenMu.Lock()
+				seen = append(seen, ev.Node.ModifiedIndex)
+				seenMu.Unlock()
+				next = ev.Node.ModifiedIndex + 1
+				all["v2 watcher"].ok()
+			case derr == nil && ev.ErrorCode == 401:
+				lost401++ // recover as 3.4 documents: GET, then watch from X-Etcd-Index+1
+				next = 0
+				all["v2 watcher"].fail("401 history cleared (recovered by GET)")
+			default:
+				all["v2 watcher"].fail(errText(derr, resp.StatusCode, &ev))
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	})
+	// /v3beta JSON client.
+	var jsonMu sync.Mutex
+	jsonAcked := map[string]bool{}
+	run(func() {
+		for n := 0; ctx.Err() == nil; n++ {
+			key := fmt.Sprintf("up/json/%d", n)
+			body := fmt.Sprintf(`{"key":%q,"value":"dg=="}`, base64.StdEncoding.EncodeToString([]byte(key)))
+			resp, err := client.Post(shimURL(n)+"/v3beta/kv/put", "application/json", strings.NewReader(body))
+			if err == nil && resp.StatusCode == 200 {
+				jsonMu.Lock()
+				jsonAcked[key] = true
+				jsonMu.Unlock()
+				all["/v3beta JSON"].ok()
+			} else {
+				code := 0
+				if resp != nil {
+					code = resp.StatusCode
+				}
+				all["/v3beta JSON"].fail(errText(err, code, nil))
+			}
+			if resp != nil {
+				resp.Body.Close()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	// v3 gRPC client over all three shims.
+	c3, err := clientv3.New(clientv3.Config{Endpoints: []string{shims[0].URL, shims[1].URL, shims[2].URL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	var grpcMu sync.Mutex
+	grpcAcked := map[string]bool{}
+	run(func() {
+		for n := 0; ctx.Err() == nil; n++ {
+			key := fmt.Sprintf("up/grpc/%d", n)
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := c3.Put(cctx, key, "v")
+			cancel()
+			if err == nil {
+				grpcMu.Lock()
+				grpcAcked[key] = true
+				grpcMu.Unlock()
+				all["v3 gRPC"].ok()
+			} else if ctx.Err() == nil {
+				all["v3 gRPC"].fail(err.Error())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	// A Prometheus-style scrape of every shim each second.
+	down := make([]bool, 3)
+	var downMu sync.Mutex
+	run(func() {
+		for ctx.Err() == nil {
+			for i, s := range shims {
+				resp, err := client.Get(s.URL + "/metrics")
+				if err != nil {
+					all["metrics scrape"].fail(err.Error())
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				downMu.Lock()
+				memberDown := down[i]
+				downMu.Unlock()
+				switch {
+				case resp.StatusCode == 200 && strings.Contains(string(b), "\netcd_debugging_mvcc_put_total ") &&
+					strings.Contains(string(b), "\netcd_debugging_mvcc_db_total_size_in_bytes "):
+					all["metrics scrape"].ok()
+				case resp.StatusCode == 503 && memberDown:
+					all["metrics scrape"].mu.Lock()
+					all["metrics scrape"].expected503++
+					all["metrics scrape"].mu.Unlock()
+				default:
+					all["metrics scrape"].fail(fmt.Sprintf("HTTP %d without the old names", resp.StatusCode))
+				}
+			}
+			time.Sleep(time.Second)
+		}
+	})
+
+	// The upgrade, as the notes prescribe.
+	var steps []string
+	logStep := func(format string, args ...any) {
+		s := fmt.Sprintf("%s "+format, append([]any{time.Now().UTC().Format("15:04:05")}, args...)...)
+		steps = append(steps, s)
+		t.Log(s)
+	}
+	time.Sleep(settle)
+	for _, v := range []string{"3.5", "3.6", "3.7"} {
+		for _, m := range cl.Members {
+			m.WaitHealthy(t)
+		}
+		leader := leaderIndex(t, cl)
+		snap := filepath.Join(t.TempDir(), "backup.db")
+		if out, err := harness.Etcdctl(t, []string{"ETCDCTL_API=3"}, "--endpoints", urls[leader], "snapshot", "save", snap); err != nil {
+			t.Fatalf("snapshot from the leader: %v %s", err, out)
+		}
+		logStep("round %s: all healthy, snapshot saved from leader %s", v, cl.Members[leader].Name)
+		order := []int{}
+		for i := range cl.Members {
+			if i != leader {
+				order = append(order, i)
+			}
+		}
+		order = append(order, leader)
+		for _, i := range order {
+			downMu.Lock()
+			down[i] = true
+			downMu.Unlock()
+			cl.Members[i].Restart(t, v)
+			downMu.Lock()
+			down[i] = false
+			downMu.Unlock()
+			logStep("member %s now runs %s", cl.Members[i].Name, v)
+			time.Sleep(settle)
+		}
+		waitClusterVersion(t, urls[0], v)
+		logStep("cluster version %s", v)
+		if v == "3.5" {
+			// Push every member past a snapshot taken under cluster version 3.5.
+			for i := 0; i < 1200; i++ {
+				if _, err := c3.Put(context.Background(), "up/advance", strconv.Itoa(i)); err != nil {
+					t.Fatalf("advancing the raft log: %v", err)
+				}
+			}
+			logStep("raft log advanced past a 3.5 snapshot on every member")
+		}
+	}
+	time.Sleep(settle)
+	stop()
+	wg.Wait()
+
+	// Every acknowledged write is there, with its value or a later one.
+	var problems []string
+	for _, key := range keys {
+		ev, code, err := v2call(client, "GET", shims[0].URL+"/v2/keys/up/"+key+"?quorum=true", "")
+		if err != nil || code != 200 {
+			problems = append(problems, fmt.Sprintf("reading %s: %v %d", key, err, code))
+			continue
+		}
+		if v, _ := strconv.Atoi(ev.Node.Value); v < lastAcked[key] {
+			problems = append(problems, fmt.Sprintf("v2 %s holds %d, last acknowledged %d", key, v, lastAcked[key]))
+		}
+	}
+	gctx, gcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer gcancel()
+	for prefix, acked := range map[string]map[string]bool{"up/grpc/": grpcAcked, "up/json/": jsonAcked} {
+		g, err := c3.Get(gctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := map[string]bool{}
+		for _, kv := range g.Kvs {
+			have[string(kv.Key)] = true
+		}
+		for k := range acked {
+			if !have[k] {
+				problems = append(problems, "acknowledged v3 write lost: "+k)
+			}
+		}
+	}
+	// In-order keys: every acknowledged one present, FIFO by name.
+	g, err := c3.Get(gctx, "/up/queue/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	qHave := map[string]bool{}
+	for _, kv := range g.Kvs {
+		qHave[strings.TrimPrefix(string(kv.Key), "")] = true
+	}
+	for i, k := range queue {
+		if !qHave[k] {
+			problems = append(problems, "acknowledged in-order key lost: "+k)
+		}
+		if i > 0 && queue[i-1] >= k {
+			problems = append(problems, fmt.Sprintf("in-order keys out of order: %s then %s", queue[i-1], k))
+		}
+	}
+	// Watchers: every acknowledged index of k0, in order.
+	seenSet := map[uint64]bool{}
+	for i, idx := range seen {
+		seenSet[idx] = true
+		if i > 0 && seen[i-1] >= idx {
+			problems = append(problems, fmt.Sprintf("watcher saw %d after %d", idx, seen[i-1]))
+		}
+	}
+	// Every acknowledged index between the watcher's first and last event
+	// (it starts after the first writes and stops with the clients).
+	missed := 0
+	for _, idx := range ackedIndexes["k0"] {
+		if !seenSet[idx] && idx > firstOr(seen) && len(seen) > 0 && idx < seen[len(seen)-1] {
+			missed++
+		}
+	}
+	if missed > 0 && lost401 == 0 {
+		problems = append(problems, fmt.Sprintf("watcher missed %d acknowledged indexes without a 401", missed))
+	}
+	// Linearizability of the v2 registers.
+	res := porcupine.CheckOperationsTimeout(registerModel, hist.ops, 60*time.Second)
+	linear := map[porcupine.CheckResult]string{porcupine.Ok: "linearizable", porcupine.Illegal: "NOT linearizable", porcupine.Unknown: "unknown (timed out)"}[res]
+	if res == porcupine.Illegal {
+		problems = append(problems, "v2 register history is not linearizable")
+	}
+
+	writeReport(t, all, steps, linear, len(hist.ops), len(ackedIndexes["k0"]), len(seen), missed, lost401, problems)
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+func firstOr(s []uint64) uint64 {
+	if len(s) == 0 {
+		return math.MaxUint64
+	}
+	return s[0]
+}
+
+func errText(err error, code int, ev *v2Event) string {
+	switch {
+	case err != nil:
+		s := err.Error()
+		if i := strings.LastIndex(s, ": "); i >= 0 && strings.Contains(s, "dial tcp") {
+			s = "dial: " + s[i+2:]
+		}
+		return s
+	case ev != nil && ev.ErrorCode != 0:
+		return fmt.Sprintf("HTTP %d v2 error %d", code, ev.ErrorCode)
+	}
+	return fmt.Sprintf("HTTP %d", code)
+}
+
+func leaderIndex(t *testing.T, cl *harness.Cluster) int {
+	t.Helper()
+	for i, m := range cl.Members {
+		resp, err := http.Get(m.ClientURL + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), "\netcd_server_is_leader 1") {
+			return i
+		}
+	}
+	t.Fatal("no leader found from etcd_server_is_leader")
+	return -1
+}
+
+func waitClusterVersion(t *testing.T, u, v string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(u + "/version")
+		if err == nil {
+			var ver struct {
+				Cluster string `json:"etcdcluster"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&ver)
+			resp.Body.Close()
+			if strings.HasPrefix(ver.Cluster, v) {
+				return
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("cluster version did not reach %s", v)
+}
+
+func writeReport(t *testing.T, all map[string]*stats, steps []string, linear string, ops, acked0, seen, missed, lost401 int, problems []string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Rolling upgrade report\n\nRun %s: three members 3.4.23 → 3.5.35 → 3.6.16 → 3.7.3, one etcdshim per member, `go test ./e2e/upgrade/`.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	b.WriteString("| client (through the shims) | sent | acknowledged | failed | failures by error | longest stall |\n|---|---|---|---|---|---|\n")
+	names := make([]string, 0, len(all))
+	for n := range all {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		s := all[n]
+		var why []string
+		for w, c := range s.failed {
+			why = append(why, fmt.Sprintf("%d× %s", c, w))
+		}
+		sort.Strings(why)
+		extra := ""
+		if s.expected503 > 0 {
+			extra = fmt.Sprintf(" (+%d expected 503 while the shim's own member was down)", s.expected503)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d%s | %d | %s | %v |\n", n, s.sent, s.acked, extra, s.sent-s.acked, strings.Join(why, "; "), s.longestStall.Round(time.Millisecond))
+	}
+	fmt.Fprintf(&b, "\n- v2 register history (%d operations, quorum reads and writes on 3 keys): **%s** (porcupine; failed writes counted as maybe-applied).\n", ops, linear)
+	fmt.Fprintf(&b, "- Watcher on k0: %d acknowledged writes, %d events seen, %d missed, %d history-cleared (401) recoveries.\n", acked0, seen, missed, lost401)
+	if len(problems) == 0 {
+		b.WriteString("- Every acknowledged v2, /v3beta and v3 write was read back after the upgrade.\n")
+	} else {
+		b.WriteString("- Problems:\n")
+		for _, p := range problems {
+			b.WriteString("  - " + p + "\n")
+		}
+	}
+	b.WriteString("\nSteps:\n\n")
+	for _, s := range steps {
+		b.WriteString("- " + s + "\n")
+	}
+	path := filepath.Join(harness.RepoRoot(), "e2e", "upgrade", "report-latest.md")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Log(err)
+	}
+	t.Log("\n" + b.String())
+}
