@@ -131,8 +131,8 @@ func TestV2GoClient(t *testing.T) {
 		t.Fatalf("cas value: %+v %v", r, err)
 	}
 	r, err = k.Set(ctx, "/go/a", "4", &clientv2.SetOptions{PrevIndex: r.Node.ModifiedIndex})
-	if err != nil {
-		t.Fatalf("cas index: %v", err)
+	if err != nil || r.Action != "compareAndSwap" || r.Node.Value != "4" {
+		t.Fatalf("cas index: %+v %v", r, err)
 	}
 	if _, err := k.Set(ctx, "/go/a", "5", &clientv2.SetOptions{PrevIndex: 1}); !isCode(err, 101) {
 		t.Fatalf("failed cas: %v", err)

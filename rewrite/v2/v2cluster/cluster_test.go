@@ -4,58 +4,23 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/internal/etcdtest"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 type connUpstream struct{ cc *grpc.ClientConn }
 
 func (u connUpstream) ClientConn() grpc.ClientConnInterface { return u.cc }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func startEtcd(t *testing.T) (*embed.Etcd, *grpc.ClientConn) {
-	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Name = "m0"
-	cfg.Dir = t.TempDir()
-	cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
-	pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = cfg.Name + "=" + pu.String()
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	<-e.Server.ReadyNotify()
-	cc, err := grpc.NewClient("passthrough:///"+cu.Host, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return e, cc
-}
+func startEtcd(t *testing.T) (*embed.Etcd, *grpc.ClientConn) { return etcdtest.Start(t) }
 
 type reply struct {
 	code int
@@ -76,9 +41,6 @@ func do(t *testing.T, h http.Handler, method, path, ctype, body string) reply {
 }
 
 func TestMembersAgainstEtcd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an embedded etcd")
-	}
 	e, cc := startEtcd(t)
 	h := New(Options{AdvertiseClientURLs: []string{"http://shim-a:2379"}, MemberShimURLs: map[string]string{"m9": "http://shim-z:2379"}}, connUpstream{cc})
 	id := fmt.Sprintf("%x", uint64(e.Server.MemberID()))
@@ -151,9 +113,6 @@ func TestMembersAgainstEtcd(t *testing.T) {
 }
 
 func TestStatsAgainstEtcd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an embedded etcd")
-	}
 	e, cc := startEtcd(t)
 	h := New(Options{StoreStats: func() StoreStats { return StoreStats{GetSuccess: 7} }}, connUpstream{cc})
 	id := fmt.Sprintf("%x", uint64(e.Server.MemberID()))

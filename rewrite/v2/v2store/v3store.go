@@ -251,11 +251,10 @@ func (s *V3Store) missingAt(ctx context.Context, p string, rev int64) error {
 
 // dirTree is a directory assembled from the v3 keys below it.
 type dirTree struct {
-	marker   *mvccpb.KeyValue
-	files    map[string]*mvccpb.KeyValue
-	dirs     map[string]*dirTree
-	minCrea  int64
-	leaseIDs map[int64]bool
+	marker  *mvccpb.KeyValue
+	files   map[string]*mvccpb.KeyValue
+	dirs    map[string]*dirTree
+	minCrea int64
 }
 
 func newDirTree() *dirTree {
