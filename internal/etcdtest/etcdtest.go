@@ -17,7 +17,7 @@ import (
 // Start runs a single-member etcd named m0 on free loopback ports, stopped
 // when the test ends, and returns it with a gRPC connection to it. It skips
 // the test under -short.
-func Start(t *testing.T) (*embed.Etcd, *grpc.ClientConn) {
+func Start(t testing.TB) (*embed.Etcd, *grpc.ClientConn) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts an embedded etcd")
@@ -45,7 +45,7 @@ func Start(t *testing.T) (*embed.Etcd, *grpc.ClientConn) {
 	return e, cc
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -118,8 +118,28 @@ func TestV2AuthOnV3(t *testing.T) {
 		t.Fatalf("%d cached tokens, want root and alice", tokens.Len())
 	}
 
+	// A password change (etcdctl user passwd) invalidates the old password,
+	// even though a token for it is cached.
 	run(t, h, []step{
-		{"disable as alice", "DELETE", "/v2/auth/enable", "alice:alicepw", "", 401, `{"message":"Insufficient credentials"}`},
+		{"change password", "PUT", "/v2/auth/users/alice", "root:rootpw", `{"user":"alice","password":"alicepw2"}`, 200, "{\"user\":\"alice\",\"roles\":[\"app\"]}\n"},
+	})
+	kvAs := func(pw string) error {
+		r := httptest.NewRequest("PUT", "/v2/keys/app/x", nil)
+		r.SetBasicAuth("alice", pw)
+		return tokens.Do(context.Background(), r, func(ctx context.Context) error {
+			_, err := kv.Put(ctx, &pb.PutRequest{Key: []byte("/app/x"), Value: []byte("2")})
+			return err
+		})
+	}
+	if err := kvAs("alicepw2"); err != nil {
+		t.Fatalf("new password: %v", err)
+	}
+	if err := kvAs("alicepw"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("old password after the change: %v", err)
+	}
+
+	run(t, h, []step{
+		{"disable as alice", "DELETE", "/v2/auth/enable", "alice:alicepw2", "", 401, `{"message":"Insufficient credentials"}`},
 		{"disable", "DELETE", "/v2/auth/enable", "root:rootpw", "", 200, ""},
 		{"disable again", "DELETE", "/v2/auth/enable", "", "", 409, `{"message":"auth: already disabled"}`},
 		{"delete role", "DELETE", "/v2/auth/roles/app", "", "", 200, ""},

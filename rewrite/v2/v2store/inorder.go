@@ -42,19 +42,9 @@ func (s *V3Store) CreateInOrder(ctx context.Context, dir string, o SetOptions) (
 		if base == "/" {
 			base = ""
 		}
-		cmp := []*pb.Compare{s.l.notFile(p), s.l.notDir(p),
-			versionIs(s.l.key(p), append(s.l.key(base+"/"+inOrderLast), 0), 0)}
-		for _, a := range ancestors(p) {
-			cmp = append(cmp, s.l.notFile(a))
-		}
-		then := s.l.markerOps(p)
-		if o.Dir {
-			then = append(then, opPut(s.l.marker(p), "", lease))
-		} else {
-			then = append(then, opPut(s.l.key(p), o.Value, lease))
-		}
-		then = append(then, s.l.actionOp(ActionCreate))
-		resp, err := s.txn(ctx, "create in order "+dir, cmp, then, s.l.probeOps(p))
+		cmp := append(s.l.noFileAbove(p), s.l.notFile(p), s.l.notDir(p),
+			versionIs(s.l.key(p), append(s.l.key(base+"/"+inOrderLast), 0), 0))
+		resp, err := s.txn(ctx, "create in order "+dir, cmp, s.createOps(p, o, lease), s.l.probeOps(p))
 		if err != nil {
 			s.revokeLater(lease)
 			return nil, Meta{}, err

@@ -62,6 +62,15 @@ func versionIs(key, end []byte, v int64) *pb.Compare {
 // notFile holds when no v3 key p exists.
 func (l layout) notFile(p string) *pb.Compare { return versionIs(l.key(p), nil, 0) }
 
+// noFileAbove holds when none of p's parent directories is a file.
+func (l layout) noFileAbove(p string) []*pb.Compare {
+	var cmp []*pb.Compare
+	for _, a := range ancestors(p) {
+		cmp = append(cmp, l.notFile(a))
+	}
+	return cmp
+}
+
 // isFile holds when the v3 key p exists.
 func (l layout) isFile(p string) *pb.Compare {
 	return &pb.Compare{Key: l.key(p), Target: pb.Compare_VERSION, Result: pb.Compare_GREATER,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -56,28 +57,14 @@ func prevKV(r *pb.ResponseOp) *mvccpb.KeyValue {
 }
 
 func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	lease, t, err := s.grant(ctx, o.TTL)
+	resp, t, m, err := s.write(ctx, "set", p, o.TTL, append(s.l.noFileAbove(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
+		return append(s.l.markerOps(p), opPut(s.l.key(p), o.Value, lease), s.l.actionOp(ActionSet))
+	})
 	if err != nil {
-		return nil, Meta{}, err
+		return nil, m, err
 	}
-	cmp := []*pb.Compare{s.l.notDir(p)}
-	for _, a := range ancestors(p) {
-		cmp = append(cmp, s.l.notFile(a))
-	}
-	then := append(s.l.markerOps(p), opPut(s.l.key(p), o.Value, lease), s.l.actionOp(ActionSet))
-	resp, err := s.txn(ctx, "set "+p, cmp, then, s.l.probeOps(p))
-	if err != nil {
-		s.revokeLater(lease)
-		return nil, Meta{}, err
-	}
-	m := meta(resp.Header)
 	if !resp.Succeeded {
-		s.revokeLater(lease)
-		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
-		if pr.fileAncestor != "" {
-			return nil, m, pr.missing(p)
-		}
-		return nil, m, NewError(EcodeNotFile, p, pr.rev)
+		return nil, m, s.notFileError(p, resp)
 	}
 	prev := prevKV(resp.Responses[len(resp.Responses)-2])
 	created := resp.Header.Revision
@@ -90,57 +77,28 @@ func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta
 
 // setDir makes p a directory, replacing a file there (3.4 does too).
 func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	lease, t, err := s.grant(ctx, o.TTL)
+	resp, t, m, err := s.write(ctx, "mkdir", p, o.TTL, append(s.l.noFileAbove(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
+		return append(s.l.markerOps(p), opDelete(s.l.key(p), nil), opPut(s.l.marker(p), "", lease), s.l.actionOp(ActionSet))
+	})
 	if err != nil {
-		return nil, Meta{}, err
+		return nil, m, err
 	}
-	cmp := []*pb.Compare{s.l.notDir(p)}
-	for _, a := range ancestors(p) {
-		cmp = append(cmp, s.l.notFile(a))
-	}
-	then := append(s.l.markerOps(p), opDelete(s.l.key(p), nil), opPut(s.l.marker(p), "", lease), s.l.actionOp(ActionSet))
-	resp, err := s.txn(ctx, "mkdir "+p, cmp, then, s.l.probeOps(p))
-	if err != nil {
-		s.revokeLater(lease)
-		return nil, Meta{}, err
-	}
-	m := meta(resp.Header)
 	if !resp.Succeeded {
-		s.revokeLater(lease)
-		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
-		if pr.fileAncestor != "" {
-			return nil, m, pr.missing(p)
-		}
-		return nil, m, NewError(EcodeNotFile, p, pr.rev)
+		return nil, m, s.notFileError(p, resp)
 	}
 	prev := prevKV(resp.Responses[len(resp.Responses)-3])
 	return &Event{Action: ActionSet, Node: s.newNode(p, o, resp.Header.Revision, resp.Header.Revision, t), PrevNode: s.prevNode(ctx, prev)}, m, nil
 }
 
 func (s *V3Store) create(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	lease, t, err := s.grant(ctx, o.TTL)
+	cmp := append(s.l.noFileAbove(p), s.l.notDir(p), s.l.notFile(p))
+	resp, t, m, err := s.write(ctx, "create", p, o.TTL, cmp, func(lease int64) []*pb.RequestOp {
+		return s.createOps(p, o, lease)
+	})
 	if err != nil {
-		return nil, Meta{}, err
+		return nil, m, err
 	}
-	cmp := []*pb.Compare{s.l.notDir(p), s.l.notFile(p)}
-	for _, a := range ancestors(p) {
-		cmp = append(cmp, s.l.notFile(a))
-	}
-	then := s.l.markerOps(p)
-	if o.Dir {
-		then = append(then, opPut(s.l.marker(p), "", lease))
-	} else {
-		then = append(then, opPut(s.l.key(p), o.Value, lease))
-	}
-	then = append(then, s.l.actionOp(ActionCreate))
-	resp, err := s.txn(ctx, "create "+p, cmp, then, s.l.probeOps(p))
-	if err != nil {
-		s.revokeLater(lease)
-		return nil, Meta{}, err
-	}
-	m := meta(resp.Header)
 	if !resp.Succeeded {
-		s.revokeLater(lease)
 		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
 		if pr.fileAncestor != "" {
 			return nil, m, pr.missing(p)
@@ -171,19 +129,14 @@ func (s *V3Store) compareAndSwap(ctx context.Context, p string, o SetOptions) (*
 
 // swap writes an existing file when extra compares hold (update, CAS).
 func (s *V3Store) swap(ctx context.Context, p string, o SetOptions, action string, extra []*pb.Compare) (*Event, Meta, error) {
-	lease, t, err := s.grant(ctx, o.TTL)
-	if err != nil {
-		return nil, Meta{}, err
-	}
 	cmp := append([]*pb.Compare{s.l.isFile(p), s.l.notDir(p)}, extra...)
-	resp, err := s.txn(ctx, action+" "+p, cmp, []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease), s.l.actionOp(action)}, s.l.probeOps(p))
+	resp, t, m, err := s.write(ctx, action, p, o.TTL, cmp, func(lease int64) []*pb.RequestOp {
+		return []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease), s.l.actionOp(action)}
+	})
 	if err != nil {
-		s.revokeLater(lease)
-		return nil, Meta{}, err
+		return nil, m, err
 	}
-	m := meta(resp.Header)
 	if !resp.Succeeded {
-		s.revokeLater(lease)
 		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
 		switch {
 		case pr.isDir:
@@ -218,19 +171,13 @@ func compareFailCause(prevValue string, prevIndex uint64, cur *mvccpb.KeyValue) 
 
 // updateDir changes a directory's TTL (etcdctl updatedir).
 func (s *V3Store) updateDir(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	lease, t, err := s.grant(ctx, o.TTL)
+	resp, t, m, err := s.write(ctx, "updatedir", p, o.TTL, []*pb.Compare{s.l.isDir(p)}, func(lease int64) []*pb.RequestOp {
+		return []*pb.RequestOp{opPut(s.l.marker(p), "", lease), s.l.actionOp(ActionUpdate)}
+	})
 	if err != nil {
-		return nil, Meta{}, err
+		return nil, m, err
 	}
-	resp, err := s.txn(ctx, "updatedir "+p, []*pb.Compare{s.l.isDir(p)},
-		[]*pb.RequestOp{opPut(s.l.marker(p), "", lease), s.l.actionOp(ActionUpdate)}, s.l.probeOps(p))
-	if err != nil {
-		s.revokeLater(lease)
-		return nil, Meta{}, err
-	}
-	m := meta(resp.Header)
 	if !resp.Succeeded {
-		s.revokeLater(lease)
 		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
 		if pr.target != nil {
 			return nil, m, NewError(EcodeNotDir, p, pr.rev)
@@ -248,4 +195,45 @@ func (s *V3Store) updateDir(ctx context.Context, p string, o SetOptions) (*Event
 		pn = &Node{Key: p, Dir: true}
 	}
 	return &Event{Action: ActionUpdate, Node: n, PrevNode: pn}, m, nil
+}
+
+// write runs one v2 write transaction: it grants the TTL's lease, builds the
+// success ops for it, probes p in the else branch, and revokes the lease when
+// nothing was written.
+func (s *V3Store) write(ctx context.Context, what, p string, ttl *time.Duration, cmp []*pb.Compare,
+	then func(lease int64) []*pb.RequestOp) (*pb.TxnResponse, ttlInfo, Meta, error) {
+	lease, t, err := s.grant(ctx, ttl)
+	if err != nil {
+		return nil, t, Meta{}, err
+	}
+	resp, err := s.txn(ctx, what+" "+p, cmp, then(lease), s.l.probeOps(p))
+	if err != nil {
+		s.revokeLater(lease)
+		return nil, t, Meta{}, err
+	}
+	if !resp.Succeeded {
+		s.revokeLater(lease)
+	}
+	return resp, t, meta(resp.Header), nil
+}
+
+// createOps create p (a file, or a directory with o.Dir) and its parents.
+func (s *V3Store) createOps(p string, o SetOptions, lease int64) []*pb.RequestOp {
+	ops := s.l.markerOps(p)
+	if o.Dir {
+		ops = append(ops, opPut(s.l.marker(p), "", lease))
+	} else {
+		ops = append(ops, opPut(s.l.key(p), o.Value, lease))
+	}
+	return append(ops, s.l.actionOp(ActionCreate))
+}
+
+// notFileError names why a set failed: a file on the path (104), a missing
+// component (100), or p being a directory (102).
+func (s *V3Store) notFileError(p string, resp *pb.TxnResponse) error {
+	pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
+	if pr.fileAncestor != "" {
+		return pr.missing(p)
+	}
+	return NewError(EcodeNotFile, p, pr.rev)
 }
