@@ -219,7 +219,6 @@ print('ok', sorted(ms))
 	etcdctl2(t, ep, "set", "/app/x", "1")
 	etcdctl2(t, ep, "set", "/other", "1")
 	etcdctl2(t, ep, "auth", "enable")
-	defer etcdctl2(t, ep, "--username", "root:rootpw", "auth", "disable")
 	root := []string{"--username", "root:rootpw"}
 	if got := etcdctl2(t, ep, append(root, "user", "list")...); !strings.Contains(got, "reader") {
 		t.Fatalf("user list as root: %s", got)
@@ -275,6 +274,8 @@ print('ok', sorted(ms))
 		}
 		break
 	}
+	etcdctl2(t, ep, "--username", "root:rootpw", "auth", "disable")
+	etcdctl2(t, ep, "set", "/app/after-auth", "anyone")
 	// Quorum lost: /health answers 503 {"health":"false"}.
 	cl.Members[1].Stop(t)
 	deadline := time.Now().Add(20 * time.Second)
