@@ -307,17 +307,21 @@ func TestBench(t *testing.T) {
 	fmt.Fprintf(&scale, "\nShim peak RSS (VmHWM) after the 1,000-client run: %s.\n", procHWM(shim.PID()))
 	out.WriteString(scale.String())
 
-	// JSON gateway: the shim's /v3beta against the member's own /v3.
+	// JSON gateway: the shim's /v3beta against the member's own /v3, with a
+	// bare splice to the member's gateway as the floor.
 	body := `{"key":"YmVuY2gvMDAwMDE="}`
 	gw := alternate([]arm{
 		{name: "member /v3 gateway", run: func() sample {
 			return runHey(t, "-c", "50", "-m", "POST", "-d", body, member+"/v3/kv/range")
 		}},
+		{name: "bare splice → member /v3", run: func() sample {
+			return runHey(t, "-c", "50", "-m", "POST", "-d", body, sp+"/v3/kv/range")
+		}},
 		{name: "etcdshim /v3beta", run: func() sample {
 			return runHey(t, "-c", "50", "-m", "POST", "-d", body, shim.URL+"/v3beta/kv/range")
 		}, pid: shim.PID()},
 	})
-	out.WriteString(table("JSON gateway POST kv/range, 50 connections", "hey -c 50 -m POST -d '{\"key\":…}' <url>/kv/range", "member /v3 gateway", []string{"member /v3 gateway", "etcdshim /v3beta"}, gw))
+	out.WriteString(table("JSON gateway POST kv/range, 50 connections", "hey -c 50 -m POST -d '{\"key\":…}' <url>/kv/range", "member /v3 gateway", []string{"member /v3 gateway", "bare splice → member /v3", "etcdshim /v3beta"}, gw))
 	gwPut := alternate([]arm{
 		{name: "member /v3 gateway", run: func() sample {
 			return runHey(t, "-c", "50", "-m", "POST", "-d", `{"key":"Z3A=","value":"dg=="}`, member+"/v3/kv/put")
@@ -331,6 +335,7 @@ func TestBench(t *testing.T) {
 	// v2: the shim on 3.7 against etcd 3.4's native v2.
 	v34 := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", Size: 1, EnableV2: true})
 	native := v34.ClientURLs()[0]
+	nativeSplice := splice(t, strings.TrimPrefix(native, "http://"))
 	for _, u := range []string{native, shim.URL} {
 		v2do(t, u, "PUT", "/bench/k", "value=x")
 	}
@@ -346,10 +351,11 @@ func TestBench(t *testing.T) {
 		}
 		res := alternate([]arm{
 			{name: "etcd 3.4 native v2", run: mk(native)},
+			{name: "bare splice → 3.4 native v2", run: mk(nativeSplice)},
 			{name: "etcdshim on 3.7", run: mk(shim.URL), pid: shim.PID()},
 		})
 		out.WriteString(table("v2 "+name+", 50 connections", fmt.Sprintf("hey -c 50 -m %s %s <url>/v2/keys%s", method, form, path),
-			"etcd 3.4 native v2", []string{"etcd 3.4 native v2", "etcdshim on 3.7"}, res))
+			"etcd 3.4 native v2", []string{"etcd 3.4 native v2", "bare splice → 3.4 native v2", "etcdshim on 3.7"}, res))
 	}
 	v2("GET", "GET", "/bench/k", "")
 	v2("PUT", "PUT", "/bench/k", "value=x")
@@ -358,9 +364,10 @@ func TestBench(t *testing.T) {
 	// metrics: a scrape through the shim against the member's own page.
 	mres := alternate([]arm{
 		{name: "member /metrics", run: func() sample { return runHey(t, "-c", "1", member+"/metrics") }},
+		{name: "bare splice → member /metrics", run: func() sample { return runHey(t, "-c", "1", sp+"/metrics") }},
 		{name: "etcdshim /metrics", run: func() sample { return runHey(t, "-c", "1", shim.URL+"/metrics") }, pid: shim.PID()},
 	})
-	out.WriteString(table("metrics scrape, one scraper", "hey -c 1 <url>/metrics", "member /metrics", []string{"member /metrics", "etcdshim /metrics"}, mres))
+	out.WriteString(table("metrics scrape, one scraper", "hey -c 1 <url>/metrics", "member /metrics", []string{"member /metrics", "bare splice → member /metrics", "etcdshim /metrics"}, mres))
 
 	writeBench(t, out.String())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -305,7 +306,7 @@ func TestRollingUpgrade(t *testing.T) {
 			req, _ := http.NewRequestWithContext(ctx, "GET", shimURL(2)+"/v2/keys/up/k0"+q, nil)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
-				if ctx.Err() == nil {
+				if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 					all["v2 watcher"].fail(err.Error())
 					time.Sleep(100 * time.Millisecond)
 				}
