@@ -47,6 +47,7 @@ lint:
 
 # Side-by-side benchmarks; rewrites the tables in BENCHMARKS.md.
 bench: deps etcd
+	bash scripts/build-benchmark.sh
 	$(GO) test -tags bench -run TestBench -count=1 -timeout 60m -v ./e2e/
 
 clean:

@@ -229,3 +229,17 @@ func waitHTTP(ctx context.Context, client *http.Client, url string, ok func(*htt
 		}
 	}
 }
+
+// EtcdBenchmarkBinary is etcd's own v3 benchmark tool (tools/benchmark),
+// built by scripts/build-benchmark.sh into the cache.
+func EtcdBenchmarkBinary(tb testing.TB) string {
+	tb.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	out, err := exec.Command("bash", filepath.Join(RepoRoot(), "scripts", "build-benchmark.sh")).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("building etcd's benchmark tool: %v\n%s", err, out)
+	}
+	s := strings.TrimSpace(string(out))
+	return s[strings.LastIndex(s, " ")+1:]
+}

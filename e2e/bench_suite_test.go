@@ -1,0 +1,144 @@
+//go:build bench
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdshim/etcdshim/e2e/harness"
+)
+
+// benchOn reports whether a section runs: all of them, or those named in
+// BENCH_ONLY (comma-separated: v3, scale, watch, gateway, v2, v2watch,
+// metrics). A partial run prints its tables and leaves BENCHMARKS.md alone,
+// so the file always holds one complete side-by-side run.
+func benchOn(section string) bool {
+	only := os.Getenv("BENCH_ONLY")
+	if only == "" {
+		return true
+	}
+	for _, s := range strings.Split(only, ",") {
+		if strings.TrimSpace(s) == section {
+			return true
+		}
+	}
+	return false
+}
+
+// rerun is the command that reproduces one table.
+func rerun(section string) string { return "BENCH_ONLY=" + section + " make bench" }
+
+func TestBench(t *testing.T) {
+	var out strings.Builder
+	fmt.Fprintf(&out, "Run %s on %d cores, %d alternating rounds of about %v per arm.\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtimeCPUs(), benchRounds(), benchDur())
+
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1, ExtraArgs: []string{"--quota-backend-bytes", "8589934592"}})
+	member := cl.ClientURLs()[0]
+	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), Args: []string{"--log-level", "warn"}})
+	sp := splice(t, strings.TrimPrefix(member, "http://"))
+
+	if benchOn("v3") || benchOn("scale") || benchOn("watch") {
+		tool := harness.EtcdBenchmarkBinary(t)
+		gpPort := harness.FreePort(t)
+		gp := exec.Command(harness.EtcdBinary(t, "3.7"), "grpc-proxy", "start", "--endpoints", member,
+			"--listen-addr", fmt.Sprintf("127.0.0.1:%d", gpPort))
+		if err := gp.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = gp.Process.Kill(); _ = gp.Wait() })
+		grpcProxy := fmt.Sprintf("http://127.0.0.1:%d", gpPort)
+		time.Sleep(time.Second)
+		v2do(t, shim.URL, "PUT", "/bench-range", "value="+strings.Repeat("v", 256))
+		v3Sections(t, &out, tool, member, sp, shim, grpcProxy)
+	}
+	if benchOn("gateway") {
+		gatewaySection(t, &out, member, sp, shim)
+	}
+	if benchOn("v2") || benchOn("v2watch") {
+		v34 := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", Size: 1, EnableV2: true})
+		if benchOn("v2") {
+			v2Section(t, &out, v34.ClientURLs()[0], shim)
+		}
+		if benchOn("v2watch") {
+			v2WatchSection(t, &out, v34, cl, shim)
+		}
+	}
+	if benchOn("metrics") {
+		mres := alternate([]arm{
+			{name: "member /metrics", run: func() sample { return runHey(t, "-c", "1", member+"/metrics") }},
+			{name: "bare splice → member /metrics", run: func() sample { return runHey(t, "-c", "1", sp+"/metrics") }},
+			{name: "etcdshim /metrics", run: func() sample { return runHey(t, "-c", "1", shim.URL+"/metrics") }, pid: shim.PID()},
+		})
+		out.WriteString(table("metrics scrape, one scraper", rerun("metrics")+" (hey -c 1 <url>/metrics)", "member /metrics",
+			[]string{"member /metrics", "bare splice → member /metrics", "etcdshim /metrics"}, mres))
+	}
+	if os.Getenv("BENCH_ONLY") != "" {
+		t.Log(out.String())
+		return
+	}
+	writeBench(t, out.String())
+}
+
+func gatewaySection(t *testing.T, out *strings.Builder, member, sp string, shim *harness.Shim) {
+	body := `{"key":"YmVuY2gvMDAwMDE="}`
+	gw := alternate([]arm{
+		{name: "member /v3 gateway", run: func() sample {
+			return runHey(t, "-c", "50", "-m", "POST", "-d", body, member+"/v3/kv/range")
+		}},
+		{name: "bare splice → member /v3", run: func() sample {
+			return runHey(t, "-c", "50", "-m", "POST", "-d", body, sp+"/v3/kv/range")
+		}},
+		{name: "etcdshim /v3beta", run: func() sample {
+			return runHey(t, "-c", "50", "-m", "POST", "-d", body, shim.URL+"/v3beta/kv/range")
+		}, pid: shim.PID()},
+	})
+	out.WriteString(table("JSON gateway POST kv/range, 50 connections", rerun("gateway")+` (hey -c 50 -m POST -d '{"key":…}' <url>/kv/range)`,
+		"member /v3 gateway", []string{"member /v3 gateway", "bare splice → member /v3", "etcdshim /v3beta"}, gw))
+	put := `{"key":"Z3A=","value":"dg=="}`
+	gwPut := alternate([]arm{
+		{name: "member /v3 gateway", run: func() sample {
+			return runHey(t, "-c", "50", "-m", "POST", "-d", put, member+"/v3/kv/put")
+		}},
+		{name: "etcdshim /v3beta", run: func() sample {
+			return runHey(t, "-c", "50", "-m", "POST", "-d", put, shim.URL+"/v3beta/kv/put")
+		}, pid: shim.PID()},
+	})
+	out.WriteString(table("JSON gateway POST kv/put, 50 connections", rerun("gateway")+` (hey -c 50 -m POST -d '{"key":…,"value":…}' <url>/kv/put)`,
+		"member /v3 gateway", []string{"member /v3 gateway", "etcdshim /v3beta"}, gwPut))
+}
+
+// v2Section: the shim on 3.7 against etcd 3.4's native v2, with a bare
+// splice in front of 3.4 as the floor any proxy pays.
+func v2Section(t *testing.T, out *strings.Builder, native string, shim *harness.Shim) {
+	nativeSplice := splice(t, strings.TrimPrefix(native, "http://"))
+	for _, u := range []string{native, shim.URL} {
+		v2do(t, u, "PUT", "/bench/k", "value=x")
+	}
+	v2 := func(name, method, path, form string) {
+		mk := func(u string) func() sample {
+			return func() sample {
+				args := []string{"-c", "50", "-m", method}
+				if form != "" {
+					args = append(args, "-T", "application/x-www-form-urlencoded", "-d", form)
+				}
+				return runHey(t, append(args, u+"/v2/keys"+path)...)
+			}
+		}
+		res := alternate([]arm{
+			{name: "etcd 3.4 native v2", run: mk(native)},
+			{name: "bare splice → 3.4 native v2", run: mk(nativeSplice)},
+			{name: "etcdshim on 3.7", run: mk(shim.URL), pid: shim.PID()},
+		})
+		out.WriteString(table("v2 "+name+", 50 connections", fmt.Sprintf("%s (hey -c 50 -m %s %s <url>/v2/keys%s)", rerun("v2"), method, form, path),
+			"etcd 3.4 native v2", []string{"etcd 3.4 native v2", "bare splice → 3.4 native v2", "etcdshim on 3.7"}, res))
+	}
+	v2("GET", "GET", "/bench/k", "")
+	v2("PUT", "PUT", "/bench/k", "value=x")
+	v2("CAS (prevValue)", "PUT", "/bench/k", "value=x&prevValue=x")
+}
