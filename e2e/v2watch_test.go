@@ -382,6 +382,5 @@ func TestV2WatchEtcdctl(t *testing.T) {
 	if got := etcdctl2(t, shim.URL, "watch", "--after-index", idx, "/ew/k"); got != "new" {
 		t.Fatalf("watch --after-index: %q", got)
 	}
-	// exec-watch is not exercised: etcdctl 3.4 takes its last argument as
-	// the key when a command follows "--", against any server.
+	// watch --forever and exec-watch: v2watch_clients_test.go.
 }

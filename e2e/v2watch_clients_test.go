@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdshim/etcdshim/e2e/harness"
+)
+
+// TestV2WatchEtcdctlForever: etcd 3.4's `etcdctl watch --forever` through
+// the shim prints every write in order, one long poll after another.
+func TestV2WatchEtcdctlForever(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Parallel()
+	_, shim := startV2Shim(t)
+	etcdctl2(t, shim.URL, "set", "/wf/k", "start")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	w := exec.CommandContext(ctx, harness.EtcdctlBinary(t), "--endpoints", shim.URL, "watch", "--forever", "/wf/k")
+	w.Env = append(os.Environ(), "ETCDCTL_API=2")
+	stdout, _ := w.StdoutPipe()
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = w.Wait() }()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	// Only the first poll has no waitIndex; etcdctl chains the later ones
+	// from each event's index, so writes between polls are not missed.
+	waitRegistered(t, shim.URL, 1)
+	want := []string{"one", "two", "three", "four", "five"}
+	for i, v := range want {
+		etcdctl2(t, shim.URL, "set", "/wf/k", v)
+		select {
+		case got, ok := <-lines:
+			if !ok || got != v {
+				t.Fatalf("watch --forever: event %d = %q (open %v), want %q", i, got, ok, v)
+			}
+		case <-ctx.Done():
+			t.Fatalf("watch --forever: no event for %q", v)
+		}
+	}
+}
+
+// TestV2WatchExecWatch: `etcdctl exec-watch` runs its command for every
+// change below a directory, with the ETCD_WATCH_* variables set from the
+// shim's events. (etcdctl 3.4 finds the key and the command around "--" only
+// when a flag precedes them, against any server; hence --recursive.)
+func TestV2WatchExecWatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Parallel()
+	_, shim := startV2Shim(t)
+	etcdctl2(t, shim.URL, "mkdir", "/xw")
+	out := filepath.Join(t.TempDir(), "events")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	w := exec.CommandContext(ctx, harness.EtcdctlBinary(t), "--endpoints", shim.URL, "exec-watch", "--recursive", "/xw", "--",
+		"sh", "-c", `echo "$ETCD_WATCH_ACTION $ETCD_WATCH_KEY $ETCD_WATCH_VALUE" >> `+out)
+	w.Env = append(os.Environ(), "ETCDCTL_API=2")
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = w.Wait() }()
+	waitRegistered(t, shim.URL, 1)
+	etcdctl2(t, shim.URL, "set", "/xw/a", "1")
+	want := "set /xw/a 1\n"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(out)
+		if string(b) == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exec-watch ran with %q, want %q", b, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestV2WatchPythonEtcd: python-etcd's watch (one long poll), recursive
+// watch and eternal_watch (chained waitIndex polls from history, then live).
+func TestV2WatchPythonEtcd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Parallel()
+	_, shim := startV2Shim(t)
+	host, port, _ := strings.Cut(strings.TrimPrefix(shim.URL, "http://"), ":")
+	script := `
+import sys, threading, time, etcd
+c = etcd.Client(host=sys.argv[1], port=int(sys.argv[2]), allow_reconnect=False)
+first = c.write('/pw/k', 'v0').modifiedIndex
+for i in range(1, 5):
+    c.write('/pw/k', 'v%d' % i)
+# eternal_watch from the first index: the history answers the first five
+# polls at once, in order; the sixth waits for a live write.
+def later(key, value):
+    time.sleep(0.5)
+    etcd.Client(host=sys.argv[1], port=int(sys.argv[2])).write(key, value)
+threading.Thread(target=later, args=('/pw/k', 'live')).start()
+got = []
+for r in c.eternal_watch('/pw/k', index=first):
+    got.append((r.action, r.value))
+    if len(got) == 6:
+        break
+assert got == [('set', 'v0'), ('set', 'v1'), ('set', 'v2'), ('set', 'v3'), ('set', 'v4'), ('set', 'live')], got
+threading.Thread(target=later, args=('/pw/k', 'next')).start()
+r = c.watch('/pw/k', timeout=30)
+assert (r.action, r.value) == ('set', 'next'), (r.action, r.value)
+threading.Thread(target=later, args=('/pw/dir/sub/x', 'deep')).start()
+r = c.watch('/pw/dir', recursive=True, timeout=30)
+assert (r.key, r.value) == ('/pw/dir/sub/x', 'deep'), (r.key, r.value)
+print('python-etcd watch ok')
+`
+	cmd := exec.Command("/usr/bin/python3", "-c", script, host, port)
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "python-etcd watch ok") {
+		t.Fatalf("python-etcd watch: %v\n%s", err, out)
+	}
+}
+
+// waitRegistered waits until the shim counts n v2 waiters, so a write made
+// next is one a poll without waitIndex must see.
+func waitRegistered(t *testing.T, shimURL string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if v, ok := scrapeValue(t, shimURL+"/metrics/shim", "etcdshim_v2_watch_waiters"); ok && v >= float64(n) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the shim never counted %d v2 waiters", n)
+}
+
+func scrapeValue(t *testing.T, url, name string) (float64, bool) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, name+" ") {
+			v, err := strconv.ParseFloat(strings.Fields(l)[1], 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
