@@ -89,6 +89,10 @@ type Config struct {
 	// V2MemberShimURLs maps a member name or member client URL to that
 	// member's shim URLs, for /v2/members and /v2/machines ("name=url,url;...").
 	V2MemberShimURLs map[string]string `mapstructure:"v2-member-shim-urls"`
+
+	// EnablePprof serves Go's runtime profiles at /debug/pprof/ on the client
+	// listeners, as etcd's --enable-pprof (off: they expose internals).
+	EnablePprof bool `mapstructure:"enable-pprof"`
 }
 
 // Default returns the configuration used when nothing is set.

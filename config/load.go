@@ -76,6 +76,7 @@ func RegisterFlags(fs *pflag.FlagSet, d Config) {
 	fs.String("v2-guest-user", d.V2GuestUser, "v3 user whose rights anonymous v2 requests get when auth is on")
 	fs.String("v2-guest-password", d.V2GuestPassword, "password of --v2-guest-user (better set as ETCDSHIM_V2_GUEST_PASSWORD)")
 	fs.Int("v2-token-cache-size", d.V2TokenCacheSize, "how many v2 credentials' v3 tokens are cached")
+	fs.Bool("enable-pprof", d.EnablePprof, "serve runtime profiles at /debug/pprof/ on the client listeners")
 	fs.StringToString("v2-member-shim-urls", d.V2MemberShimURLs, "member name or client URL = that member's shim URLs ('|'-separated), for /v2/members")
 }
 

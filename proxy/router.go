@@ -3,10 +3,13 @@ package proxy
 import (
 	"net/http"
 	"net/http/httputil"
+	"net/http/pprof"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -34,6 +37,14 @@ func (s *Server) router(h Handlers) http.Handler {
 		mux.Handle("/debug/legacy", s.instrument("debug", h.Legacy))
 	}
 	mux.Handle("/version", s.instrument("version", or(h.Version)))
+	if s.cfg.EnablePprof {
+		// Off by default, as in etcd: profiles expose internals and cost CPU.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/", s.instrument("passthrough", pass))
 	return cors(mux)
 }
@@ -71,9 +82,13 @@ func cors(next http.Handler) http.Handler {
 }
 
 func setCORS(h http.Header) {
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
-	h.Set("Access-Control-Allow-Headers", "accept, content-type, authorization")
+	// One allocation for the three values, not one per Header.Set; the
+	// keys are already canonical.
+	v := make([]string, 3)
+	v[0], v[1], v[2] = "*", "POST, GET, OPTIONS, PUT, DELETE", "accept, content-type, authorization"
+	h["Access-Control-Allow-Origin"] = v[0:1:1]
+	h["Access-Control-Allow-Methods"] = v[1:2:2]
+	h["Access-Control-Allow-Headers"] = v[2:3:3]
 }
 
 func (s *Server) passthrough() http.Handler { return NewPassthrough(s.pool, s.log) }
@@ -140,6 +155,7 @@ func (r *statusRecorder) Flush() {
 // instrument counts requests per surface and status code.
 func (s *Server) instrument(surface string, next http.Handler) http.Handler {
 	dur := s.m.httpDuration.WithLabelValues(surface)
+	codes := &codeCounters{vec: s.m.httpRequests, surface: surface}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
@@ -147,7 +163,28 @@ func (s *Server) instrument(surface string, next http.Handler) http.Handler {
 		if rec.code == 0 {
 			rec.code = http.StatusOK
 		}
-		s.m.httpRequests.WithLabelValues(surface, strconv.Itoa(rec.code)).Inc()
+		codes.get(rec.code).Inc()
 		dur.Observe(time.Since(start).Seconds())
 	})
+}
+
+// codeCounters are one surface's request counters by status code, made on
+// first use (so no zero series appear) and then found without formatting
+// the code or hashing the labels.
+type codeCounters struct {
+	vec     *prometheus.CounterVec
+	surface string
+	byCode  [600]atomic.Pointer[prometheus.Counter]
+}
+
+func (c *codeCounters) get(code int) prometheus.Counter {
+	if code < 0 || code >= len(c.byCode) {
+		return c.vec.WithLabelValues(c.surface, strconv.Itoa(code))
+	}
+	if p := c.byCode[code].Load(); p != nil {
+		return *p
+	}
+	ctr := c.vec.WithLabelValues(c.surface, strconv.Itoa(code))
+	c.byCode[code].Store(&ctr)
+	return ctr
 }
