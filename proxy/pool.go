@@ -105,6 +105,12 @@ func NewPool(opts PoolOptions) (*Pool, error) {
 		conn, err := grpc.NewClient("passthrough:///"+u.Host,
 			grpc.WithTransportCredentials(creds),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)),
+			// Static flow-control windows at the size BDP estimation grows
+			// to: without them every response is followed by a BDP ping
+			// round trip, a write and a read on both shim and member per
+			// unary call.
+			grpc.WithStaticStreamWindowSize(4<<20),
+			grpc.WithStaticConnWindowSize(16<<20),
 			// A member that restarts must be found again within a probe or
 			// two, not after gRPC's default backoff of up to two minutes.
 			grpc.WithConnectParams(grpc.ConnectParams{
