@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
@@ -49,9 +50,63 @@ type Options struct {
 // Gateway serves /v3, /v3beta and /v3alpha.
 type Gateway struct {
 	opts    Options
-	v3      *runtime.ServeMux
-	legacy  *runtime.ServeMux
+	v3      muxSet
+	legacy  muxSet
 	legacyN *prometheus.CounterVec
+
+	// legacyC caches legacyN's children: the label lookup hashes both
+	// labels on every request otherwise.
+	legacyMu sync.RWMutex
+	legacyC  map[legacyRoute]prometheus.Counter
+}
+
+type legacyRoute struct{ prefix, route string }
+
+// muxSet routes a known path to a mux holding only its service's handlers:
+// grpc-gateway's mux tries every registered pattern in turn (allocating and
+// calling errors.As for each miss), and with all eight services registered
+// kv/range came ~50th. Unknown paths go to the mux with everything, so
+// routing errors (404, 405) are the same as before.
+type muxSet struct {
+	all     *runtime.ServeMux
+	byRoute map[string]*runtime.ServeMux
+}
+
+func (m *muxSet) mux(path string) *runtime.ServeMux {
+	if mx := m.byRoute[path]; mx != nil {
+		return mx
+	}
+	return m.all
+}
+
+// service registers one service's handlers on a mux.
+type service struct {
+	prefixes []string // routes starting with one belong to the service
+	register func(context.Context, *runtime.ServeMux) error
+}
+
+func newMuxSet(services []service, opts ...runtime.ServeMuxOption) (muxSet, error) {
+	ctx := context.Background()
+	m := muxSet{all: runtime.NewServeMux(opts...), byRoute: map[string]*runtime.ServeMux{}}
+	matched := map[string]int{} // route → length of the prefix that claimed it
+	for _, svc := range services {
+		if err := svc.register(ctx, m.all); err != nil {
+			return m, fmt.Errorf("registering gateway handlers: %w", err)
+		}
+		mx := runtime.NewServeMux(opts...)
+		if err := svc.register(ctx, mx); err != nil {
+			return m, fmt.Errorf("registering gateway handlers: %w", err)
+		}
+		// The longest prefix wins: /v3/kv/lease/ is the lease service's.
+		for route := range knownRoutes {
+			for _, p := range svc.prefixes {
+				if strings.HasPrefix(route, p) && len(p) > matched[route] {
+					m.byRoute[route], matched[route] = mx, len(p)
+				}
+			}
+		}
+	}
+	return m, nil
 }
 
 // streamingRoutes take a stream of JSON messages in the request body.
@@ -68,33 +123,48 @@ func New(opts Options, cc grpc.ClientConnInterface) (*Gateway, error) {
 	if opts.MarkAnonymous {
 		meta = anonymousToken
 	}
-	g.v3 = runtime.NewServeMux(
+	// In the order they were always registered on the full muxes.
+	services := []service{
+		{[]string{"/v3/kv/"}, func(ctx context.Context, mux *runtime.ServeMux) error {
+			return gw.RegisterKVHandlerClient(ctx, mux, etcdrpc.NewKVClient(cc))
+		}},
+		{[]string{"/v3/watch"}, func(ctx context.Context, mux *runtime.ServeMux) error {
+			return gw.RegisterWatchHandlerClient(ctx, mux, etcdrpc.NewWatchClient(cc))
+		}},
+		{[]string{"/v3/lease/", "/v3/kv/lease/"}, func(ctx context.Context, mux *runtime.ServeMux) error {
+			return gw.RegisterLeaseHandlerClient(ctx, mux, etcdrpc.NewLeaseClient(cc))
+		}},
+		{[]string{"/v3/cluster/"}, func(ctx context.Context, mux *runtime.ServeMux) error {
+			return gw.RegisterClusterHandlerClient(ctx, mux, etcdrpc.NewClusterClient(cc))
+		}},
+		{[]string{"/v3/maintenance/"}, func(ctx context.Context, mux *runtime.ServeMux) error {
+			return gw.RegisterMaintenanceHandlerClient(ctx, mux, etcdrpc.NewMaintenanceClient(cc))
+		}},
+		{[]string{"/v3/auth/"}, func(ctx context.Context, mux *runtime.ServeMux) error {
+			return gw.RegisterAuthHandlerClient(ctx, mux, etcdrpc.NewAuthClient(cc))
+		}},
+		{[]string{"/v3/lock/"}, func(ctx context.Context, mux *runtime.ServeMux) error {
+			return lockgw.RegisterLockHandlerClient(ctx, mux, etcdrpc.NewLockClient(cc))
+		}},
+		{[]string{"/v3/election/"}, func(ctx context.Context, mux *runtime.ServeMux) error {
+			return electiongw.RegisterElectionHandlerClient(ctx, mux, etcdrpc.NewElectionClient(cc))
+		}},
+	}
+	var err error
+	if g.v3, err = newMuxSet(services,
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, m),
 		runtime.WithMetadata(meta),
 		runtime.WithRoutingErrorHandler(g.v3RoutingError),
-	)
-	g.legacy = runtime.NewServeMux(
+	); err != nil {
+		return nil, err
+	}
+	if g.legacy, err = newMuxSet(services,
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, m),
 		runtime.WithMetadata(meta),
 		runtime.WithErrorHandler(legacyError),
 		runtime.WithRoutingErrorHandler(legacyRoutingError),
-	)
-	ctx := context.Background()
-	for _, mux := range []*runtime.ServeMux{g.v3, g.legacy} {
-		for _, reg := range []func() error{
-			func() error { return gw.RegisterKVHandlerClient(ctx, mux, etcdrpc.NewKVClient(cc)) },
-			func() error { return gw.RegisterWatchHandlerClient(ctx, mux, etcdrpc.NewWatchClient(cc)) },
-			func() error { return gw.RegisterLeaseHandlerClient(ctx, mux, etcdrpc.NewLeaseClient(cc)) },
-			func() error { return gw.RegisterClusterHandlerClient(ctx, mux, etcdrpc.NewClusterClient(cc)) },
-			func() error { return gw.RegisterMaintenanceHandlerClient(ctx, mux, etcdrpc.NewMaintenanceClient(cc)) },
-			func() error { return gw.RegisterAuthHandlerClient(ctx, mux, etcdrpc.NewAuthClient(cc)) },
-			func() error { return lockgw.RegisterLockHandlerClient(ctx, mux, etcdrpc.NewLockClient(cc)) },
-			func() error { return electiongw.RegisterElectionHandlerClient(ctx, mux, etcdrpc.NewElectionClient(cc)) },
-		} {
-			if err := reg(); err != nil {
-				return nil, fmt.Errorf("registering gateway handlers: %w", err)
-			}
-		}
+	); err != nil {
+		return nil, err
 	}
 	g.legacyN = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "etcdshim_gateway_legacy_requests_total",
@@ -128,18 +198,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveLegacy(w, r, prefix)
 		return
 	}
-	if !g.limitBody(w, r, false) {
+	if !g.limitBody(w, r, r.URL.Path, false) {
 		return
 	}
-	g.v3.ServeHTTP(w, r)
+	g.v3.mux(r.URL.Path).ServeHTTP(w, r)
 }
 
 func (g *Gateway) serveLegacy(w http.ResponseWriter, r *http.Request, prefix string) {
 	rest := strings.TrimPrefix(r.URL.Path, prefix)
 	route := "/v3" + rest
-	g.legacyN.WithLabelValues(strings.TrimPrefix(prefix, "/"), routeLabel(route)).Inc()
+	label := strings.TrimPrefix(prefix, "/")
+	g.legacyCounter(label, routeLabel(route)).Inc()
 	if g.opts.Legacy != nil {
-		g.opts.Legacy.Observe(r, strings.TrimPrefix(prefix, "/"), "")
+		g.opts.Legacy.Observe(r, label, "")
 	}
 	switch g.opts.LegacyMode {
 	case "off":
@@ -154,13 +225,36 @@ func (g *Gateway) serveLegacy(w http.ResponseWriter, r *http.Request, prefix str
 		http.Redirect(w, r, loc, http.StatusPermanentRedirect)
 		return
 	}
-	if !g.limitBody(w, r, true) {
+	if !g.limitBody(w, r, route, true) {
 		return
 	}
-	r2 := r.Clone(r.Context())
-	r2.URL.Path = route
-	r2.URL.RawPath = ""
-	g.legacy.ServeHTTP(w, r2)
+	// A shallow copy with its own URL: the handlers read the request and
+	// never change its headers, so r.Clone's deep copy of them is not needed.
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path, u.RawPath = route, ""
+	r2.URL = &u
+	g.legacy.mux(route).ServeHTTP(w, r2)
+}
+
+// legacyCounter is legacyN's child for a prefix and route label.
+func (g *Gateway) legacyCounter(prefix, route string) prometheus.Counter {
+	k := legacyRoute{prefix, route}
+	g.legacyMu.RLock()
+	c := g.legacyC[k]
+	g.legacyMu.RUnlock()
+	if c != nil {
+		return c
+	}
+	c = g.legacyN.WithLabelValues(prefix, route)
+	g.legacyMu.Lock()
+	if g.legacyC == nil {
+		g.legacyC = map[legacyRoute]prometheus.Counter{}
+	}
+	g.legacyC[k] = c
+	g.legacyMu.Unlock()
+	return c
 }
 
 // knownRoutes bounds the route label's values.
@@ -194,20 +288,17 @@ func routeLabel(route string) string {
 }
 
 // limitBody enforces --max-request-bytes: unary bodies are read up front
-// (413 above the limit); streaming bodies are capped as they are read.
-func (g *Gateway) limitBody(w http.ResponseWriter, r *http.Request, legacy bool) bool {
+// (413 above the limit); streaming bodies are capped as they are read. route
+// is the request's /v3 route.
+func (g *Gateway) limitBody(w http.ResponseWriter, r *http.Request, route string, legacy bool) bool {
 	if r.Body == nil || g.opts.MaxRequestBytes <= 0 {
 		return true
 	}
-	path := r.URL.Path
-	if p := g.legacyPrefix(path); p != "" {
-		path = "/v3" + strings.TrimPrefix(path, p)
-	}
-	if streamingRoutes[path] {
+	if streamingRoutes[route] {
 		r.Body = http.MaxBytesReader(w, r.Body, g.opts.MaxRequestBytes)
 		return true
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, g.opts.MaxRequestBytes+1))
+	body, err := readBody(r, g.opts.MaxRequestBytes)
 	if err == nil && int64(len(body)) <= g.opts.MaxRequestBytes {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		return true
@@ -226,6 +317,35 @@ func (g *Gateway) limitBody(w http.ResponseWriter, r *http.Request, legacy bool)
 		_, _ = w.Write(b)
 	}
 	return false
+}
+
+// readBody reads at most max+1 bytes of r's body, in one allocation when
+// the client sent a Content-Length (io.ReadAll grows its buffer from 512).
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	n := r.ContentLength
+	if n < 0 || n > max {
+		return io.ReadAll(io.LimitReader(r.Body, max+1))
+	}
+	// One byte more than announced, so that a body longer than its
+	// Content-Length is still read to max+1 and refused.
+	buf := make([]byte, 0, n+1)
+	for {
+		m, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > max {
+				return buf, nil
+			}
+			rest, err := io.ReadAll(io.LimitReader(r.Body, max+1-int64(len(buf))))
+			return append(buf, rest...), err
+		}
+	}
 }
 
 // anonymousToken gives requests without an Authorization header a token the

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"bytes"
-	"encoding/json"
 	"io"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -26,12 +24,34 @@ func (m *compactJSON) Marshal(v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out bytes.Buffer
-	out.Grow(len(b))
-	if err := json.Compact(&out, b); err != nil {
-		return b, nil
+	return compact(b), nil
+}
+
+// compact removes the whitespace outside strings in place. It equals
+// json.Compact on valid JSON, which protojson always writes, without a
+// scanner or a second buffer.
+func compact(b []byte) []byte {
+	out := b[:0]
+	inString, escaped := false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\n' || c == '\t' || c == '\r':
+			continue
+		}
+		out = append(out, c)
 	}
-	return out.Bytes(), nil
+	return out
 }
 
 func (m *compactJSON) NewEncoder(w io.Writer) runtime.Encoder {
