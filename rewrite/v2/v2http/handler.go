@@ -49,7 +49,7 @@ type Options struct {
 type Keys struct {
 	opts      Options
 	store     v2store.Store
-	clusterID atomic.Uint64 // last seen, for answers that reach no member
+	clusterID atomic.Pointer[clusterID] // last seen, for answers that reach no member
 }
 
 // New returns the /v2/keys handler.
@@ -153,23 +153,42 @@ func (rq *request) setOptions() v2store.SetOptions {
 }
 
 func (k *Keys) setClusterID(w http.ResponseWriter, id uint64) {
-	if id != 0 {
-		k.clusterID.Store(id)
-	} else {
-		id = k.clusterID.Load()
+	c := k.clusterID.Load()
+	if id != 0 && (c == nil || c.id != id) {
+		c = &clusterID{id: id, hex: []string{strconv.FormatUint(id, 16)}}
+		k.clusterID.Store(c)
 	}
-	if id != 0 {
-		w.Header().Set("X-Etcd-Cluster-Id", strconv.FormatUint(id, 16))
+	if c == nil {
+		return
 	}
+	// The formatted value is shared: header values are only read once set.
+	w.Header()["X-Etcd-Cluster-Id"] = c.hex
+}
+
+// clusterID is the last cluster ID seen and its header value.
+type clusterID struct {
+	id  uint64
+	hex []string
 }
 
 // writeHeaders sets the success headers (also used by watches).
 func (k *Keys) writeHeaders(w http.ResponseWriter, m v2store.Meta) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Etcd-Index", strconv.FormatUint(m.EtcdIndex, 10))
-	h.Set("X-Raft-Index", strconv.FormatUint(m.RaftIndex, 10))
-	h.Set("X-Raft-Term", strconv.FormatUint(m.RaftTerm, 10))
+	// One string and one slice for the three numbers, instead of a
+	// conversion and a slice per header.
+	var nb [64]byte
+	b := strconv.AppendUint(nb[:0], m.EtcdIndex, 10)
+	i1 := len(b)
+	b = strconv.AppendUint(b, m.RaftIndex, 10)
+	i2 := len(b)
+	b = strconv.AppendUint(b, m.RaftTerm, 10)
+	nums := string(b)
+	v := make([]string, 4)
+	v[0], v[1], v[2], v[3] = "application/json", nums[:i1], nums[i1:i2], nums[i2:]
+	h["Content-Type"] = v[0:1:1]
+	h["X-Etcd-Index"] = v[1:2:2]
+	h["X-Raft-Index"] = v[2:3:3]
+	h["X-Raft-Term"] = v[3:4:4]
 	k.setClusterID(w, m.ClusterID)
 }
 
@@ -184,7 +203,18 @@ func (k *Keys) writeEvent(w http.ResponseWriter, ev *v2store.Event, m v2store.Me
 			ev = &v2store.Event{Action: ev.Action}
 		}
 	}
-	_ = json.NewEncoder(w).Encode(ev)
+	bp := bufPool.Get().(*[]byte)
+	b, ok := appendEvent((*bp)[:0], ev)
+	if ok {
+		_, _ = w.Write(b)
+	} else {
+		_ = json.NewEncoder(w).Encode(ev)
+	}
+	if cap(b) <= 64<<10 {
+		// Large listings are not kept: one would pin its buffer forever.
+		*bp = b[:0]
+		bufPool.Put(bp)
+	}
 }
 
 // writeError maps errors to v2's shape at the edge: v2 conditions as they

@@ -40,14 +40,14 @@ func parseErr(code int, cause string) *v2store.Error { return v2store.NewError(c
 // order, so the first bad parameter names the same error. Form values in a
 // url-encoded body win over the query string.
 func parseRequest(r *http.Request, maxBody int64) (*request, *v2store.Error) {
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/x-www-form-urlencoded" && r.Body != nil {
+	if isForm(r.Header.Get("Content-Type")) && r.Body != nil {
 		r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
 	}
 	if err := r.ParseForm(); err != nil {
 		return nil, parseErr(v2store.EcodeInvalidForm, err.Error())
 	}
 	f := r.Form
-	rq := &request{method: r.Method, key: path.Clean("/" + strings.TrimPrefix(r.URL.Path, keysPrefix))}
+	rq := &request{method: r.Method, key: cleanKey(strings.TrimPrefix(r.URL.Path, keysPrefix))}
 	var e *v2store.Error
 	if rq.prevIndex, e = getUint(f, "prevIndex"); e != nil {
 		return nil, e
@@ -105,6 +105,30 @@ func parseRequest(r *http.Request, maxBody int64) (*request, *v2store.Error) {
 	}
 	rq.value = f.Get("value")
 	return rq, nil
+}
+
+// isForm reports whether a Content-Type is a url-encoded form, as
+// mime.ParseMediaType sees it; the common exact spellings skip its parse
+// (which allocates a parameter map).
+func isForm(ct string) bool {
+	switch ct {
+	case "":
+		return false
+	case "application/x-www-form-urlencoded":
+		return true
+	}
+	mt, _, _ := mime.ParseMediaType(ct)
+	return mt == "application/x-www-form-urlencoded"
+}
+
+// cleanKey is path.Clean("/" + p) without the concatenation when p already
+// starts with a slash (Clean collapses the double slash the same way), so
+// a clean key costs no allocation.
+func cleanKey(p string) string {
+	if strings.HasPrefix(p, "/") {
+		return path.Clean(p)
+	}
+	return path.Clean("/" + p)
 }
 
 func getUint(f url.Values, name string) (uint64, *v2store.Error) {
