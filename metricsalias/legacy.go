@@ -20,6 +20,7 @@ type LegacyTracker struct {
 	max      int
 	now      func() time.Time
 	requests *prometheus.CounterVec
+	bySurf   *childCache[prometheus.Counter]
 	evicted  prometheus.Counter
 
 	mu      sync.Mutex
@@ -51,6 +52,7 @@ func NewLegacyTracker(max int, reg prometheus.Registerer) *LegacyTracker {
 			Help: "Legacy clients forgotten because --legacy-clients-max was reached."}),
 	}
 	t.started = t.now()
+	t.bySurf = newChildCache(func(s string) prometheus.Counter { return t.requests.WithLabelValues(s) })
 	if reg != nil {
 		reg.MustRegister(t.requests, t.evicted)
 	}
@@ -59,7 +61,7 @@ func NewLegacyTracker(max int, reg prometheus.Registerer) *LegacyTracker {
 
 // Observe records one request on a surface.
 func (t *LegacyTracker) Observe(r *http.Request, surface, user string) {
-	t.requests.WithLabelValues(surface).Inc()
+	t.bySurf.get(surface).Inc()
 	remote := r.RemoteAddr
 	if h, _, err := net.SplitHostPort(remote); err == nil {
 		remote = h // the port changes with every connection

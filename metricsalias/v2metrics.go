@@ -2,7 +2,10 @@ package metricsalias
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,14 +40,16 @@ func NewV2HTTPMetrics(reg prometheus.Registerer) *V2HTTPMetrics {
 // Wrap counts the v2 requests h answers. Watches are counted as received
 // only, as in 3.4; a quorum GET is method QGET.
 func (m *V2HTTPMetrics) Wrap(h http.Handler) http.Handler {
+	received := newChildCache(func(method string) prometheus.Counter { return m.received.WithLabelValues(method) })
+	duration := newChildCache(func(method string) prometheus.Observer { return m.duration.WithLabelValues(method) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		method := r.Method
-		q := r.URL.Query()
-		if method == http.MethodGet && q.Get("quorum") == "true" {
+		quorum, wait := queryTrue(r.URL, "quorum"), queryTrue(r.URL, "wait")
+		if method == http.MethodGet && quorum {
 			method = "QGET"
 		}
-		m.received.WithLabelValues(method).Inc()
-		if q.Get("wait") == "true" {
+		received.get(method).Inc()
+		if wait {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -55,8 +60,61 @@ func (m *V2HTTPMetrics) Wrap(h http.Handler) http.Handler {
 			m.failed.WithLabelValues(method, strconv.Itoa(rec.code)).Inc()
 			return
 		}
-		m.duration.WithLabelValues(method).Observe(time.Since(start).Seconds())
+		duration.get(method).Observe(time.Since(start).Seconds())
 	})
+}
+
+// queryTrue is u.Query().Get(name) == "true" without building the map for
+// plain queries; a query with escapes takes the full parse.
+func queryTrue(u *url.URL, name string) bool {
+	q := u.RawQuery
+	if q == "" {
+		return false
+	}
+	if strings.ContainsAny(q, "%+") {
+		return u.Query().Get(name) == "true"
+	}
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		if strings.Contains(kv, ";") {
+			continue // url.ParseQuery rejects and skips such pairs
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if k == name {
+			return v == "true"
+		}
+	}
+	return false
+}
+
+// childCache remembers a vector's children by label value: WithLabelValues
+// hashes the labels and takes the vector's lock on every call. Children are
+// made on first use, so no zero series appear before a request does.
+type childCache[T any] struct {
+	make func(string) T
+	mu   sync.RWMutex
+	m    map[string]T
+}
+
+func newChildCache[T any](make func(string) T) *childCache[T] {
+	return &childCache[T]{make: make, m: map[string]T{}}
+}
+
+func (c *childCache[T]) get(label string) T {
+	c.mu.RLock()
+	v, ok := c.m[label]
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	v = c.make(label)
+	c.mu.Lock()
+	if len(c.m) < 64 { // label values come from clients: bound the cache
+		c.m[label] = v
+	}
+	c.mu.Unlock()
+	return v
 }
 
 type codeRecorder struct {
