@@ -59,6 +59,7 @@ dashes as underscores) or as a key in the YAML file given with --config-file.`,
 	config.RegisterFlags(fs, config.Default())
 	fs.StringVar(&configFile, "config-file", "", "YAML file with settings (keys are the flag names)")
 	cmd.AddCommand(newVersionCommand())
+	cmd.AddCommand(newV2Command())
 	return cmd
 }
 
