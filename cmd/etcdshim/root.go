@@ -60,6 +60,7 @@ dashes as underscores) or as a key in the YAML file given with --config-file.`,
 	fs.StringVar(&configFile, "config-file", "", "YAML file with settings (keys are the flag names)")
 	cmd.AddCommand(newVersionCommand())
 	cmd.AddCommand(newV2Command())
+	cmd.AddCommand(newPreflightCommand())
 	return cmd
 }
 

@@ -1,0 +1,81 @@
+package preflight
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// buildPlan orders the upgrade: a snapshot from the leader, then every member
+// not yet on the target, followers first (in the order given) and the leader
+// last, so leadership moves once, at the end, rather than at every restart.
+// leader is an index into members, or -1 when unknown.
+func buildPlan(target Version, members []MemberFacts, leader int) []Step {
+	t := target.MinorString()
+	var plan []Step
+	upgrades := buildUpgrades(target, members, leader)
+	if len(upgrades) == 0 {
+		return []Step{}
+	}
+	if leader >= 0 {
+		l := members[leader]
+		plan = append(plan, Step{
+			Action:   "snapshot",
+			Member:   displayName(l),
+			Endpoint: l.Endpoint,
+			Text:     "save a snapshot from the leader (it has the latest data); it is the only way back once every member runs " + t,
+			Command:  "etcdctl --endpoints " + l.Endpoint + " snapshot save backup.db",
+		})
+	}
+	plan = append(plan, upgrades...)
+	var eps []string
+	for _, m := range members {
+		eps = append(eps, m.Endpoint)
+	}
+	last := members[0].Endpoint
+	if leader >= 0 {
+		last = members[leader].Endpoint
+	}
+	return append(plan, Step{
+		Action:  "verify",
+		Text:    fmt.Sprintf("after the last member, /version shows etcdcluster %s.0 on every member and every endpoint is healthy", t),
+		Command: "etcdctl --endpoints " + strings.Join(eps, ",") + " endpoint health && curl -s " + last + "/version",
+	})
+}
+
+// buildUpgrades is one step per member not yet on target, leader last.
+func buildUpgrades(target Version, members []MemberFacts, leader int) []Step {
+	t := target.MinorString()
+	var plan []Step
+	order := make([]int, 0, len(members))
+	for i := range members {
+		order = append(order, i)
+	}
+	// Stable: followers keep the --endpoints order; the leader goes last.
+	sort.SliceStable(order, func(a, b int) bool { return order[b] == leader && order[a] != leader })
+	for _, i := range order {
+		m := members[i]
+		if v, err := ParseVersion(m.Server); err == nil && v.cmpMinor(target) >= 0 {
+			continue // already upgraded
+		}
+		role := "follower"
+		if i == leader {
+			role = "leader, last"
+		}
+		from := m.Server
+		if from == "" {
+			from = "unknown"
+		}
+		plan = append(plan, Step{
+			Action:   "upgrade",
+			Member:   displayName(m),
+			Endpoint: m.Endpoint,
+			From:     from,
+			To:       t,
+			Text: fmt.Sprintf("(%s) stop %s with SIGTERM, start the etcd %s binary (latest %s patch) on the same data directory with the same flags, then wait until it is healthy and /version shows etcdserver %s",
+				role, displayName(m), t, t, t),
+			Command: "etcdctl --endpoints " + m.Endpoint + " endpoint health",
+		})
+	}
+	return plan
+}
