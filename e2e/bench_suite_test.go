@@ -15,7 +15,7 @@ import (
 
 // benchOn reports whether a section runs: all of them, or those named in
 // BENCH_ONLY (comma-separated: v3, scale, watch, gateway, v2, v2watch,
-// metrics). A partial run prints its tables and leaves BENCHMARKS.md alone,
+// import, metrics). A partial run prints its tables and leaves BENCHMARKS.md alone,
 // so the file always holds one complete side-by-side run.
 func benchOn(section string) bool {
 	only := os.Getenv("BENCH_ONLY")
@@ -60,13 +60,16 @@ func TestBench(t *testing.T) {
 	if benchOn("gateway") {
 		gatewaySection(t, &out, member, sp, shim)
 	}
-	if benchOn("v2") || benchOn("v2watch") {
+	if benchOn("v2") || benchOn("v2watch") || benchOn("import") {
 		v34 := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", Size: 1, EnableV2: true})
 		if benchOn("v2") {
 			v2Section(t, &out, v34.ClientURLs()[0], shim)
 		}
 		if benchOn("v2watch") {
 			v2WatchSection(t, &out, v34, cl, shim)
+		}
+		if benchOn("import") {
+			importSection(t, &out, v34.ClientURLs()[0], member)
 		}
 	}
 	if benchOn("metrics") {
