@@ -98,29 +98,70 @@ func (l layout) emptyDir(p string) *pb.Compare {
 	return versionIs(append(append([]byte(nil), s...), 0), e, 0)
 }
 
+// The op constructors allocate a request, its oneof wrapper and the op in
+// one object: a v2 write's transaction has a dozen of them.
+
+type putOp struct {
+	op pb.RequestOp
+	w  pb.RequestOp_RequestPut
+	r  pb.PutRequest
+}
+
+type deleteOp struct {
+	op pb.RequestOp
+	w  pb.RequestOp_RequestDeleteRange
+	r  pb.DeleteRangeRequest
+}
+
+type rangeOp struct {
+	op pb.RequestOp
+	w  pb.RequestOp_RequestRange
+	r  pb.RangeRequest
+}
+
+type txnOp struct {
+	op pb.RequestOp
+	w  pb.RequestOp_RequestTxn
+	r  pb.TxnRequest
+}
+
+// bytesOf is []byte(s), nil for "" (proto3 writes neither).
+func bytesOf(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
 func opPut(key []byte, value string, lease int64) *pb.RequestOp {
-	return &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{
-		Key: key, Value: []byte(value), Lease: lease, PrevKv: true}}}
+	o := &putOp{r: pb.PutRequest{Key: key, Value: bytesOf(value), Lease: lease, PrevKv: true}}
+	o.w.RequestPut, o.op.Request = &o.r, &o.w
+	return &o.op
 }
 
 func opDelete(key, end []byte) *pb.RequestOp {
-	return &pb.RequestOp{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: &pb.DeleteRangeRequest{
-		Key: key, RangeEnd: end, PrevKv: end == nil}}}
+	o := &deleteOp{r: pb.DeleteRangeRequest{Key: key, RangeEnd: end, PrevKv: end == nil}}
+	o.w.RequestDeleteRange, o.op.Request = &o.r, &o.w
+	return &o.op
 }
 
 func opGet(key []byte) *pb.RequestOp {
-	return &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: key}}}
+	o := &rangeOp{r: pb.RangeRequest{Key: key}}
+	o.w.RequestRange, o.op.Request = &o.r, &o.w
+	return &o.op
 }
 
 // opAny reads at most one key of a range: enough to know it is not empty.
 func opAny(key, end []byte) *pb.RequestOp {
-	return &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{
-		Key: key, RangeEnd: end, Limit: 1, KeysOnly: true}}}
+	o := &rangeOp{r: pb.RangeRequest{Key: key, RangeEnd: end, Limit: 1, KeysOnly: true}}
+	o.w.RequestRange, o.op.Request = &o.r, &o.w
+	return &o.op
 }
 
 func opTxn(cmp []*pb.Compare, then, els []*pb.RequestOp) *pb.RequestOp {
-	return &pb.RequestOp{Request: &pb.RequestOp_RequestTxn{RequestTxn: &pb.TxnRequest{
-		Compare: cmp, Success: then, Failure: els}}}
+	o := &txnOp{r: pb.TxnRequest{Compare: cmp, Success: then, Failure: els}}
+	o.w.RequestTxn, o.op.Request = &o.r, &o.w
+	return &o.op
 }
 
 // markerOps creates the markers of p's missing parent directories, each only
@@ -138,7 +179,7 @@ func (l layout) markerOps(p string) []*pb.RequestOp {
 // error: each ancestor (as a file and as a directory), whether p is a
 // directory, and p itself.
 func (l layout) probeOps(p string) []*pb.RequestOp {
-	var ops []*pb.RequestOp
+	ops := make([]*pb.RequestOp, 0, 2*strings.Count(p, "/")+2)
 	for _, a := range ancestors(p) {
 		s, e := l.subtree(a)
 		ops = append(ops, opGet(l.key(a)), opAny(s, e))
@@ -162,8 +203,9 @@ const ActionRefresh = "refresh"
 const ActionExpireSubtree = "expire-subtree"
 
 func (l layout) actionOp(action string) *pb.RequestOp {
-	return &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{
-		Key: l.key(ActionKey), Value: []byte(action)}}}
+	o := &putOp{r: pb.PutRequest{Key: l.key(ActionKey), Value: bytesOf(action)}}
+	o.w.RequestPut, o.op.Request = &o.r, &o.w
+	return &o.op
 }
 
 // ExpireSubtreeRequest removes what is left below directory p after its

@@ -1,6 +1,7 @@
 package v2store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -203,9 +204,9 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 	var below []*mvccpb.KeyValue
 	for _, kv := range r.Kvs {
 		switch {
-		case string(kv.Key) == string(s.l.key(p)) && p != "/":
+		case p != "/" && bytes.Equal(kv.Key, from): // from is p's own key
 			file = kv
-		case strings.HasPrefix(string(kv.Key), string(start)):
+		case bytes.HasPrefix(kv.Key, start):
 			below = append(below, kv) // skips siblings such as /a-b between /a and /a/
 		}
 	}
