@@ -40,3 +40,19 @@ func TestAppendEventEqualsEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+func FuzzAppendEvent(f *testing.F) {
+	f.Add("set", "/a", "v", "/a/b", uint64(7), int64(3), true)
+	f.Add("get", "/<&>", "\u2028\xff\"\\", "", uint64(0), int64(-1), false)
+	f.Fuzz(func(t *testing.T, action, key, value, child string, idx uint64, ttl int64, dir bool) {
+		ev := &v2store.Event{Action: action, Node: &v2store.Node{Key: key, Value: &value, Dir: dir, TTL: ttl, ModifiedIndex: idx,
+			Nodes: []*v2store.Node{{Key: child, CreatedIndex: idx}}}, PrevNode: &v2store.Node{Key: child}}
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(ev); err != nil {
+			t.Skip()
+		}
+		if got, ok := appendEvent(nil, ev); !ok || !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("appendEvent = %s (ok %v)\nwant          %s", got, ok, want.Bytes())
+		}
+	})
+}
