@@ -3,20 +3,49 @@ package proxy
 import (
 	"context"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 )
 
-// picker is the gRPC connection the shim's own components (gateway, v2) use:
-// each call goes to the current member, and a call that fails because that
-// member is unreachable is retried on the next ones when that is safe.
+// picker is the gRPC connection the shim's own components (gateway, v2,
+// health) use: each call goes to the current member, and a call that fails
+// because that member (or the cluster, for a moment) could not serve it is
+// retried — on the next members, then again after a short pause — when that
+// is safe:
+//
+//   - a read (Range, Status, MemberList, LeaseTimeToLive, …) on any
+//     Unavailable, whether the transport broke or the member answered
+//     "etcdserver: leader changed" / "no leader" / "request timed out": it
+//     changes nothing, so running it twice is harmless;
+//   - any call, writes included, when it provably never reached a member:
+//     grpc-go never queued its request headers on a connection (the stats
+//     handler below records that per attempt), or the member refused it
+//     before acting on it ("etcdserver: no leader", "too many requests").
+//
+// A write whose request went out and then failed (the connection broke, the
+// member answered "request timed out" or "server stopped") may have been
+// applied and is never retried: its error goes to the client, as etcd's
+// clientv3 does for its non-repeatable calls (retry_interceptor.go,
+// isSafeRetryMutableRPC). grpc-go itself already retries, once and
+// transparently, a stream a GOAWAY or REFUSED_STREAM proves unprocessed.
+//
+// Reading back to settle such a write (is the v2 key at our value, with our
+// action?) was considered and rejected: a v2 write's transaction carries
+// nothing unique to it (another client may have written the same value
+// with the same action), and after "request timed out" etcd itself cannot
+// say whether the entry will still commit, so a read that misses it proves
+// nothing and a resend could apply it twice (an in-order POST twice, a CAS
+// over a newer value). The v2 layer answers error 300, as etcd 3.4 does.
 type picker struct{ p *Pool }
 
-// idempotentMethods may be retried on another member even if the first one
-// may have received them: they change nothing.
-var idempotentMethods = map[string]bool{
+// readMethods may be retried on another member even if the first one may
+// have received them: they change nothing.
+var readMethods = map[string]bool{
 	"/etcdserverpb.KV/Range":              true,
 	"/etcdserverpb.Maintenance/Status":    true,
 	"/etcdserverpb.Cluster/MemberList":    true,
@@ -34,46 +63,138 @@ var idempotentMethods = map[string]bool{
 	"/etcdserverpb.Maintenance/Hash":      true,
 }
 
-// retryable reports whether err means the member could not serve the call
-// and the call may go to another member: any call that never reached the
-// member, and idempotent calls whose connection broke.
-func retryable(method string, err error) bool {
+// verdict is what a failed call allows.
+type verdict int
+
+const (
+	noRetry verdict = iota
+	// retryMemberDown: the member's connection failed; take it out of
+	// rotation and try the others.
+	retryMemberDown
+	// retryCluster: the member answered that the cluster cannot serve the
+	// call right now (leader election, overload); try again shortly.
+	retryCluster
+)
+
+// classify decides whether a failed call may be sent again. sent reports
+// whether grpc-go queued the call's request headers on a connection (false:
+// provably never reached a member).
+func classify(method string, err error, sent bool) verdict {
 	st, ok := status.FromError(err)
-	if !ok || st.Code() != codes.Unavailable {
-		return false
+	if !ok {
+		return noRetry
 	}
 	msg := st.Message()
-	if strings.HasPrefix(msg, "etcdserver:") {
-		// The member answered (no leader, leader changed, …): the cluster,
-		// not this member, is the problem, and a write may have applied.
-		return false
+	switch st.Code() {
+	case codes.Unavailable:
+	case codes.ResourceExhausted:
+		// etcd's "too many requests" is refused before proposing.
+		if msg == "etcdserver: too many requests" {
+			return retryCluster
+		}
+		return noRetry
+	default:
+		return noRetry
 	}
-	return idempotentMethods[method] || notSent(msg)
+	read := readMethods[method]
+	if strings.HasPrefix(msg, "etcdserver:") {
+		// The member answered. "no leader" comes from etcd's interceptor
+		// before the request is looked at; everything else ("request timed
+		// out", "server stopped", "leader changed") may follow a proposal.
+		if read || msg == "etcdserver: no leader" {
+			return retryCluster
+		}
+		return noRetry
+	}
+	if read || !sent {
+		return retryMemberDown
+	}
+	return noRetry
 }
 
-// notSent recognises grpc-go's errors for calls that found no connection.
-func notSent(msg string) bool {
-	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "while dialing") ||
-		strings.Contains(msg, "connection error")
+// attempt records, per call, whether grpc-go put its request headers on a
+// connection. Transparent retries (a new stats.Begin) start it over: grpc-go
+// only retries an attempt the server proved it did not process.
+type attempt struct{ sent atomic.Bool }
+
+type attemptKey struct{}
+
+// sentTracker is the connections' stats handler feeding attempt.
+type sentTracker struct{}
+
+func (sentTracker) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+
+func (sentTracker) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	a, _ := ctx.Value(attemptKey{}).(*attempt)
+	if a == nil {
+		return
+	}
+	switch s.(type) {
+	case *stats.Begin:
+		a.sent.Store(false)
+	case *stats.OutHeader:
+		a.sent.Store(true)
+	}
 }
+
+func (sentTracker) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (sentTracker) HandleConn(context.Context, stats.ConnStats) {}
+
+// Retry pacing: every healthy member once per round, then a pause that grows
+// to maxRetryPause, for at most maxRetryRounds rounds (or the call's
+// deadline, whichever ends first). Leader elections in etcd take one to a few
+// election timeouts; the rounds cover several seconds.
+const (
+	firstRetryPause = 25 * time.Millisecond
+	maxRetryPause   = 500 * time.Millisecond
+	maxRetryRounds  = 16
+)
 
 func (pk picker) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	first := pk.p.current()
-	err := first.conn.Invoke(ctx, method, args, reply, opts...)
-	if err == nil || ctx.Err() != nil || !retryable(method, err) {
-		return err
-	}
-	first.markDown("call failed: " + status.Convert(err).Message())
-	for _, ep := range pk.p.eps {
-		if ep == first || !ep.healthy.Load() {
-			continue
+	pause := firstRetryPause
+	var err error
+	for round := 0; ; round++ {
+		tried := map[*endpoint]bool{}
+		for ep := pk.p.current(); ep != nil; ep = pk.p.nextHealthy(tried) {
+			tried[ep] = true
+			a := &attempt{}
+			err = ep.conn.Invoke(context.WithValue(ctx, attemptKey{}, a), method, args, reply, opts...)
+			if err == nil || ctx.Err() != nil {
+				return err
+			}
+			switch classify(method, err, a.sent.Load()) {
+			case noRetry:
+				return err
+			case retryMemberDown:
+				ep.markDown("call failed: " + status.Convert(err).Message())
+			case retryCluster:
+				// The member is up; the cluster is between leaders. Another
+				// member may already know the new one.
+			}
 		}
-		err = ep.conn.Invoke(ctx, method, args, reply, opts...)
-		if err == nil || ctx.Err() != nil || !retryable(method, err) {
+		if round+1 >= maxRetryRounds {
 			return err
 		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		pause = min(2*pause, maxRetryPause)
 	}
-	return err
+}
+
+// nextHealthy is the first healthy member not tried yet in this round.
+func (p *Pool) nextHealthy(tried map[*endpoint]bool) *endpoint {
+	for _, ep := range p.eps {
+		if !tried[ep] && ep.healthy.Load() {
+			return ep
+		}
+	}
+	return nil
 }
 
 func (pk picker) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {

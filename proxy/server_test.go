@@ -287,22 +287,36 @@ func TestPickerRetriesOnNextMember(t *testing.T) {
 	}
 }
 
-func TestRetryable(t *testing.T) {
+func TestClassify(t *testing.T) {
+	refused := status.Error(codes.Unavailable, "connection error: desc = \"transport: Error while dialing: dial tcp: connect: connection refused\"")
+	eof := status.Error(codes.Unavailable, "error reading from server: EOF")
+	goaway := status.Error(codes.Unavailable, "closing transport due to: connection error: desc = \"error reading from server: EOF\", received prior goaway: code: NO_ERROR")
 	tests := []struct {
+		name   string
 		method string
 		err    error
-		want   bool
+		sent   bool
+		want   verdict
 	}{
-		{"/etcdserverpb.KV/Range", status.Error(codes.Unavailable, "error reading from server: EOF"), true},
-		{"/etcdserverpb.KV/Put", status.Error(codes.Unavailable, "error reading from server: EOF"), false},
-		{"/etcdserverpb.KV/Put", status.Error(codes.Unavailable, "connection error: desc = \"transport: Error while dialing: dial tcp: connect: connection refused\""), true},
-		{"/etcdserverpb.KV/Range", status.Error(codes.Unavailable, "etcdserver: no leader"), false},
-		{"/etcdserverpb.KV/Range", status.Error(codes.NotFound, "x"), false},
+		{"read, connection broke", "/etcdserverpb.KV/Range", eof, true, retryMemberDown},
+		{"write, connection broke after sending", "/etcdserverpb.KV/Put", eof, true, noRetry},
+		{"write, in flight when the member went away after GOAWAY", "/etcdserverpb.KV/Txn", goaway, true, noRetry},
+		{"write, never sent", "/etcdserverpb.KV/Txn", refused, false, retryMemberDown},
+		{"write, never sent, EOF from an earlier attempt's transport", "/etcdserverpb.KV/Put", eof, false, retryMemberDown},
+		{"read, leader changed", "/etcdserverpb.KV/Range", status.Error(codes.Unavailable, "etcdserver: leader changed"), true, retryCluster},
+		{"read, no leader", "/etcdserverpb.KV/Range", status.Error(codes.Unavailable, "etcdserver: no leader"), true, retryCluster},
+		{"read, read index timed out", "/etcdserverpb.KV/Range", status.Error(codes.Unavailable, "etcdserver: request timed out"), true, retryCluster},
+		{"write, timed out after proposing", "/etcdserverpb.KV/Txn", status.Error(codes.Unavailable, "etcdserver: request timed out, possibly due to previous leader failure"), true, noRetry},
+		{"write, server stopped", "/etcdserverpb.KV/Txn", status.Error(codes.Unavailable, "etcdserver: server stopped"), true, noRetry},
+		{"write, no leader (refused before proposing)", "/etcdserverpb.Lease/LeaseGrant", status.Error(codes.Unavailable, "etcdserver: no leader"), true, retryCluster},
+		{"write, too many requests", "/etcdserverpb.KV/Put", status.Error(codes.ResourceExhausted, "etcdserver: too many requests"), true, retryCluster},
+		{"not found", "/etcdserverpb.KV/Range", status.Error(codes.NotFound, "x"), true, noRetry},
+		{"write, deadline", "/etcdserverpb.KV/Put", status.Error(codes.DeadlineExceeded, "context deadline exceeded"), false, noRetry},
 	}
 	for _, tt := range tests {
-		t.Run(tt.method+" "+status.Convert(tt.err).Message(), func(t *testing.T) {
-			if got := retryable(tt.method, tt.err); got != tt.want {
-				t.Fatalf("retryable = %v, want %v", got, tt.want)
+		t.Run(tt.name, func(t *testing.T) {
+			if got := classify(tt.method, tt.err, tt.sent); got != tt.want {
+				t.Fatalf("classify = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -5,8 +5,11 @@
 // last, a snapshot from the leader before each round). It checks that no
 // acknowledged write is lost, that the v2 register history is linearizable
 // (porcupine), that chained v2 watchers see every acknowledged index, and
-// writes report-latest.md with what each client type saw.
+// writes a report with what each client type saw and, for every request that
+// failed, which error it got and why the shim could not hide it (a write
+// that may already have applied is never sent twice; see proxy/picker.go).
 //
-//	go test ./e2e/upgrade/                  # the CI-sized run (about a minute per round)
-//	UPGRADE_FULL=1 go test ./e2e/upgrade/   # longer, with more load between steps
+//	go test ./e2e/upgrade/                  # CI-sized (about a minute); writes the git-ignored report-ci.md
+//	UPGRADE_FULL=1 go test ./e2e/upgrade/   # longer, more load between steps; writes report-latest.md
+//	UPGRADE_LOGS=/some/dir go test ...      # also keeps the three shims' logs there
 package upgrade
