@@ -18,6 +18,7 @@ import (
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2watch"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
 )
 
@@ -526,45 +527,92 @@ func testCancel(t *testing.T, cc *grpc.ClientConn) {
 }
 
 func testOneUpstreamWatch(t *testing.T, cc *grpc.ClientConn) {
-	// The earlier subtests' hubs are gone once the member notices.
-	const before = 0
-	deadline := time.Now().Add(hangGuard)
-	for memberWatchers(t) != before {
-		if time.Now().After(deadline) {
-			t.Fatalf("member has %v watchers before the test", memberWatchers(t))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h := v2watch.New(v2watch.Options{Prefix: "/hub-upstream"}, upstream{cc})
+	up := &countingUpstream{cc: cc}
+	h := v2watch.New(v2watch.Options{Prefix: "/hub-upstream"}, up)
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()
 	e := &env{hub: h, store: v2store.NewV3(cc, "/hub-upstream")}
 	e.ready(t)
-	if got := memberWatchers(t); got != before+1 {
-		t.Errorf("member has %v watchers with the hub running, %v before", got, before)
-	}
 	var calls []*watchCall
 	for i := 0; i < 200; i++ {
 		calls = append(calls, e.watch(t, "/many", i%2 == 0, false, 0))
 	}
-	if got := memberWatchers(t); got != before+1 {
-		t.Errorf("member has %v watchers with 200 v2 waiters, want %v", got, before+1)
+	if n := e.hub.Watchers(); n != 200 {
+		t.Fatalf("%d waiters registered, want 200", n)
 	}
 	i := e.set(t, "/many", "wake")
 	for _, c := range calls {
 		wantEvent(t, c.event(t), v2store.ActionSet, "/many", i)
 	}
+	// A second round on the same upstream watch.
+	w := e.watch(t, "/many", false, false, 0)
+	j := e.set(t, "/many", "again")
+	wantEvent(t, w.event(t), v2store.ActionSet, "/many", j)
+	if streams, creates := up.counts(); streams != 1 || creates != 1 {
+		t.Errorf("the hub opened %d watch streams with %d create requests for 201 v2 waiters, want 1 and 1", streams, creates)
+	}
+	// The member agrees: stopping the hub removes exactly one watcher.
+	// (Its gauge is process-wide and lags, hence the retries.)
+	withHub := memberWatchers(t)
 	cancel()
 	<-done
-	deadline = time.Now().Add(hangGuard)
-	for memberWatchers(t) != before {
+	deadline := time.Now().Add(hangGuard)
+	for memberWatchers(t) != withHub-1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("member still has %v watchers after the hub stopped, %v before", memberWatchers(t), before)
+			t.Fatalf("member has %v watchers after the hub stopped, %v with it", memberWatchers(t), withHub)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// countingUpstream counts the watch streams the hub opens and the watches
+// it creates on them.
+type countingUpstream struct {
+	cc *grpc.ClientConn
+
+	mu               sync.Mutex
+	streams, creates int
+}
+
+func (u *countingUpstream) ClientConn() grpc.ClientConnInterface { return (*countingConn)(u) }
+
+func (u *countingUpstream) counts() (streams, creates int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.streams, u.creates
+}
+
+type countingConn countingUpstream
+
+func (c *countingConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	return c.cc.Invoke(ctx, method, args, reply, opts...)
+}
+
+func (c *countingConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	s, err := c.cc.NewStream(ctx, desc, method, opts...)
+	if err != nil || method != "/etcdserverpb.Watch/Watch" {
+		return s, err
+	}
+	c.mu.Lock()
+	c.streams++
+	c.mu.Unlock()
+	return &countingStream{ClientStream: s, c: c}, nil
+}
+
+type countingStream struct {
+	grpc.ClientStream
+	c *countingConn
+}
+
+func (s *countingStream) SendMsg(m any) error {
+	if r, ok := m.(*pb.WatchRequest); ok && r.GetCreateRequest() != nil {
+		s.c.mu.Lock()
+		s.c.creates++
+		s.c.mu.Unlock()
+	}
+	return s.ClientStream.SendMsg(m)
 }
 
 // memberWatchers is the embedded member's count of v3 watchers (it
