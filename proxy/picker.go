@@ -25,7 +25,8 @@ import (
 //   - any call, writes included, when it provably never reached a member:
 //     grpc-go never queued its request headers on a connection (the stats
 //     handler below records that per attempt), or the member refused it
-//     before acting on it ("etcdserver: no leader", "too many requests").
+//     before acting on it ("etcdserver: no leader", "too many requests",
+//     "raft proposal dropped").
 //
 // A write whose request went out and then failed (the connection broke, the
 // member answered "request timed out" or "server stopped") may have been
@@ -85,6 +86,12 @@ func classify(method string, err error, sent bool) verdict {
 		return noRetry
 	}
 	msg := st.Message()
+	// raft refused the proposal before appending it (a leadership transfer
+	// in progress, no leader known): nothing was applied, whatever the call.
+	// etcd passes this error on without a gRPC code of its own.
+	if msg == "raft proposal dropped" {
+		return retryCluster
+	}
 	switch st.Code() {
 	case codes.Unavailable:
 	case codes.ResourceExhausted:

@@ -310,6 +310,7 @@ func TestClassify(t *testing.T) {
 		{"write, server stopped", "/etcdserverpb.KV/Txn", status.Error(codes.Unavailable, "etcdserver: server stopped"), true, noRetry},
 		{"write, no leader (refused before proposing)", "/etcdserverpb.Lease/LeaseGrant", status.Error(codes.Unavailable, "etcdserver: no leader"), true, retryCluster},
 		{"write, too many requests", "/etcdserverpb.KV/Put", status.Error(codes.ResourceExhausted, "etcdserver: too many requests"), true, retryCluster},
+		{"write, proposal dropped by raft (leader transfer)", "/etcdserverpb.KV/Txn", status.Error(codes.Unknown, "raft proposal dropped"), true, retryCluster},
 		{"not found", "/etcdserverpb.KV/Range", status.Error(codes.NotFound, "x"), true, noRetry},
 		{"write, deadline", "/etcdserverpb.KV/Put", status.Error(codes.DeadlineExceeded, "context deadline exceeded"), false, noRetry},
 	}

@@ -27,7 +27,7 @@ func buildPlan(target Version, members []MemberFacts, leader int) []Step {
 			Command:  "etcdctl --endpoints " + l.Endpoint + " snapshot save backup.db",
 		})
 	}
-	plan = append(plan, upgrades...)
+	plan = append(plan, withLeaderMove(upgrades, members, leader)...)
 	var eps []string
 	for _, m := range members {
 		eps = append(eps, m.Endpoint)
@@ -41,6 +41,40 @@ func buildPlan(target Version, members []MemberFacts, leader int) []Step {
 		Text:    fmt.Sprintf("after the last member, /version shows etcdcluster %s.0 on every member and every endpoint is healthy", t),
 		Command: "etcdctl --endpoints " + strings.Join(eps, ",") + " endpoint health && curl -s " + last + "/version",
 	})
+}
+
+// withLeaderMove puts a move-leader step before the leader's upgrade: a
+// leader stopped with SIGTERM hands leadership over only after it has stopped
+// serving, and writes proposed through it meanwhile time out with an unknown
+// outcome; moved while it still serves, the hand-over loses nothing. The new
+// leader is a member already on the target when there is one.
+func withLeaderMove(upgrades []Step, members []MemberFacts, leader int) []Step {
+	if leader < 0 || len(members) < 2 || len(upgrades) == 0 || upgrades[len(upgrades)-1].Endpoint != members[leader].Endpoint {
+		return upgrades
+	}
+	to := -1
+	for i := range members {
+		if i == leader || members[i].ID == 0 {
+			continue
+		}
+		if to < 0 || (len(upgrades) > 1 && members[i].Endpoint == upgrades[0].Endpoint) {
+			to = i
+		}
+	}
+	if to < 0 {
+		return upgrades
+	}
+	l, m := members[leader], members[to]
+	move := Step{
+		Action:   "move-leader",
+		Member:   displayName(l),
+		Endpoint: l.Endpoint,
+		Text: fmt.Sprintf("move leadership from %s to %s while %s still serves, so stopping it loses no proposal",
+			displayName(l), displayName(m), displayName(l)),
+		Command: fmt.Sprintf("etcdctl --endpoints %s move-leader %x", l.Endpoint, m.ID),
+	}
+	out := append([]Step(nil), upgrades[:len(upgrades)-1]...)
+	return append(out, move, upgrades[len(upgrades)-1])
 }
 
 // buildUpgrades is one step per member not yet on target, leader last.

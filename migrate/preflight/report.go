@@ -56,7 +56,7 @@ type Member struct {
 
 // Step is one step of the upgrade plan.
 type Step struct {
-	// Action is snapshot, upgrade or verify.
+	// Action is snapshot, upgrade, move-leader or verify.
 	Action   string `json:"action"`
 	Member   string `json:"member,omitempty"`
 	Endpoint string `json:"endpoint,omitempty"`
