@@ -12,15 +12,16 @@ import (
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 // applyAliases returns the families to add to an upstream page: each alias
-// whose name the page lacks and whose source it has.
-func applyAliases(page map[string]*dto.MetricFamily, aliases []Alias) []*dto.MetricFamily {
+// whose name the page lacks (has) and whose source it has (get decodes it, or
+// returns nil).
+func applyAliases(has func(name string) bool, get func(name string) *dto.MetricFamily, aliases []Alias) []*dto.MetricFamily {
 	var out []*dto.MetricFamily
 	for _, a := range aliases {
-		if _, present := page[a.Name]; present {
+		if has(a.Name) || !has(a.Source) {
 			continue
 		}
-		src, ok := page[a.Source]
-		if !ok {
+		src := get(a.Source)
+		if src == nil {
 			continue
 		}
 		var fam *dto.MetricFamily

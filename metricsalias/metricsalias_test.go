@@ -71,7 +71,7 @@ func TestApplyAliases(t *testing.T) {
 				page[f.GetName()] = f
 			}
 			got := map[string]float64{}
-			for _, f := range applyAliases(page, aliases) {
+			for _, f := range applyAliases(func(n string) bool { return page[n] != nil }, func(n string) *dto.MetricFamily { return page[n] }, aliases) {
 				for _, m := range f.Metric {
 					got[f.GetName()] += m.GetCounter().GetValue()
 					for _, lp := range m.Label {
