@@ -105,7 +105,7 @@ func procHWM(pid int) string {
 }
 
 var heyRPS = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
-var heyPct = regexp.MustCompile(`(\d+)%+ in ([0-9.]+) secs`)
+var heyPct = regexp.MustCompile(`(\d+)%+ in ([0-9.]+(?:e[-+]?\d+)?) secs`)
 
 // runHey runs hey and reads throughput and p50/p99.
 func runHey(t *testing.T, args ...string) sample {

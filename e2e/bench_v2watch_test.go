@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/http"
@@ -176,17 +175,6 @@ func procRSSKB(pid int) int64 {
 }
 
 func memberWatchers(t *testing.T, member string) float64 {
-	resp, err := http.Get(member + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, "etcd_debugging_mvcc_watcher_total ") {
-			v, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
-			return v
-		}
-	}
-	return -1
+	v, _ := scrapeValue(t, member+"/metrics", "etcd_debugging_mvcc_watcher_total")
+	return v
 }

@@ -212,7 +212,8 @@ print('ok', sorted(ms))
 	etcdctl2(t, ep, "user", "add", "temp:temppw")
 	etcdctl2(t, ep, "user", "grant", "--roles", "scratch", "temp")
 	etcdctl2(t, ep, "user", "revoke", "--roles", "scratch", "temp")
-	// (user passwd prompts on a terminal; its API call is covered in v2auth's tests.)
+	// user passwd reads the new password from a terminal: give it one.
+	etcdctl2Passwd(t, ep, "reader", "readerpw2")
 	etcdctl2(t, ep, "user", "remove", "temp")
 	etcdctl2(t, ep, "role", "remove", "scratch")
 	etcdctl2Fails(t, ep, "does not exist", "user", "get", "temp")
@@ -223,7 +224,8 @@ print('ok', sorted(ms))
 	if got := etcdctl2(t, ep, append(root, "user", "list")...); !strings.Contains(got, "reader") {
 		t.Fatalf("user list as root: %s", got)
 	}
-	reader := []string{"--username", "reader:readerpw"}
+	reader := []string{"--username", "reader:readerpw2"}
+	etcdctl2Fails(t, ep, "The request requires user authentication", "--username", "reader:readerpw", "get", "/app/x")
 	if got := etcdctl2(t, ep, append(reader, "get", "/app/x")...); got != "1" {
 		t.Fatalf("reader get /app/x: %s", got)
 	}
@@ -232,7 +234,7 @@ print('ok', sorted(ms))
 	etcdctl2Fails(t, ep, "The request requires user authentication", "set", "/app/y", "anonymous")
 	etcdctl2Fails(t, ep, "The request requires user authentication", "--username", "reader:wrong", "get", "/app/x")
 	// A v3 client sees the same permissions on the same keys.
-	c3 := newClient(t, ep, func(c *clientv3.Config) { c.Username, c.Password = "reader", "readerpw" })
+	c3 := newClient(t, ep, func(c *clientv3.Config) { c.Username, c.Password = "reader", "readerpw2" })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if g, err := c3.Get(ctx, "/app/x"); err != nil || len(g.Kvs) != 1 {
@@ -357,5 +359,20 @@ func TestV2Patroni(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "patroni dcs ok") {
 		t.Fatalf("patroni DCS: %v\n%s", err, out)
+	}
+}
+
+// etcdctl2Passwd runs `etcdctl user passwd`, which reads the new password
+// from a terminal, under script(1)'s pseudo-terminal.
+func etcdctl2Passwd(t *testing.T, ep, user, password string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	line := fmt.Sprintf("ETCDCTL_API=2 %s --endpoints %s user passwd %s", harness.EtcdctlBinary(t), ep, user)
+	cmd := exec.CommandContext(ctx, "script", "-qec", line, "/dev/null")
+	cmd.Stdin = strings.NewReader(password + "\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Password updated") {
+		t.Fatalf("user passwd %s: %v\n%s", user, err, out)
 	}
 }

@@ -221,19 +221,11 @@ func TestV2WatchOneUpstreamWatch(t *testing.T) {
 	t.Parallel()
 	cl, shim := startV2Shim(t)
 	watchers := func() float64 {
-		resp, err := http.Get(cl.ClientURLs()[0] + "/metrics")
-		if err != nil {
-			t.Fatal(err)
+		v, ok := scrapeValue(t, cl.ClientURLs()[0]+"/metrics", "etcd_debugging_mvcc_watcher_total")
+		if !ok {
+			t.Fatal("the member's /metrics has no etcd_debugging_mvcc_watcher_total")
 		}
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "etcd_debugging_mvcc_watcher_total ") {
-				v, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
-				return v
-			}
-		}
-		return -1
+		return v
 	}
 	before := watchers()
 	const n = 1000

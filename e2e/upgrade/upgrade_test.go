@@ -596,6 +596,11 @@ func explain(client, what string) string {
 			"rejoining); etcd dropped the proposal and answered after its request timeout. The outcome is unknown to etcd itself " +
 			"(the entry may still commit), so neither the shim nor clientv3 sends it again; etcd 3.4 answers v2 and gateway " +
 			"clients the same way. Counted as maybe-applied in the linearizability check."
+	case client == "v3 gRPC" && strings.Contains(what, "raft proposal dropped"):
+		return "a v3 write raft refused without appending it while leadership moved (the move-leader before a leader's " +
+			"restart): it was not applied. The shim's own calls retry this error (proxy/picker.go), but v3 clients' calls " +
+			"pass through the tunnel untouched and clientv3 does not retry a codes.Unknown error; an application may " +
+			"safely resend it."
 	case write && strings.Contains(what, "etcdserver: server stopped"):
 		return "a write in flight on a member that stopped after proposing it: outcome unknown, not retried (it may have applied)."
 	case client == "v3 gRPC" && strings.Contains(what, "code = Unavailable") && strings.Contains(what, "error reading from server"):
