@@ -115,9 +115,13 @@ func (t *LegacyTracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(struct {
-		Since    time.Time         `json:"since"`
-		Surfaces map[string]uint64 `json:"surfaces"`
-		Clients  []LegacyClient    `json:"clients"`
-	}{t.started, surfaces, clients})
+	_ = enc.Encode(LegacyReport{Since: t.started, Surfaces: surfaces, Clients: clients})
+}
+
+// LegacyReport is the JSON of GET /debug/legacy: since when the shim has
+// been counting, requests per surface, and the clients, by surface.
+type LegacyReport struct {
+	Since    time.Time         `json:"since"`
+	Surfaces map[string]uint64 `json:"surfaces"`
+	Clients  []LegacyClient    `json:"clients"`
 }

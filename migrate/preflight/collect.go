@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etcdshim/etcdshim/metricsalias"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -222,11 +223,7 @@ func probeV2(ctx context.Context, hc *http.Client, ep string) V2Facts {
 
 func probeShim(ctx context.Context, hc *http.Client, url string) ShimFacts {
 	s := ShimFacts{URL: url}
-	var body struct {
-		Since    time.Time         `json:"since"`
-		Surfaces map[string]uint64 `json:"surfaces"`
-		Clients  []LegacyClient    `json:"clients"`
-	}
+	var body metricsalias.LegacyReport
 	st, err := getJSON(ctx, hc, url+"/debug/legacy", &body)
 	switch {
 	case err != nil:

@@ -1,6 +1,10 @@
 package preflight
 
-import "time"
+import (
+	"time"
+
+	"github.com/etcdshim/etcdshim/metricsalias"
+)
 
 // Facts is everything Collect learned; Evaluate decides from it alone.
 type Facts struct {
@@ -83,14 +87,6 @@ type ShimFacts struct {
 	Clients  []LegacyClient
 }
 
-// LegacyClient is one client the shim saw on a legacy surface (the JSON of
-// metricsalias' /debug/legacy).
-type LegacyClient struct {
-	Surface   string    `json:"surface"`
-	Remote    string    `json:"remote"`
-	UserAgent string    `json:"userAgent"`
-	User      string    `json:"user,omitempty"`
-	Requests  uint64    `json:"requests"`
-	FirstSeen time.Time `json:"firstSeen"`
-	LastSeen  time.Time `json:"lastSeen"`
-}
+// LegacyClient is one client a shim saw on a legacy surface, as its
+// /debug/legacy reports it.
+type LegacyClient = metricsalias.LegacyClient
