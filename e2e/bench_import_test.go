@@ -4,50 +4,22 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-var importSummary = regexp.MustCompile(`imported (\d+) dirs, (\d+) keys.*\(([\d.]+) keys/s\)`)
 
 // importSection: `etcdshim v2 import` of 10,000 keys of mixed sizes from
 // etcd 3.4's v2 store into a 3.7 member, each round into a fresh
 // --v2-prefix so every round copies everything.
 func importSection(t *testing.T, out *strings.Builder, native string, member string) {
 	const keys = 10000
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < 32; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				body := url.Values{"value": {bulkValue(i)}}.Encode()
-				req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/v2/keys/imp/d%02d/k%05d", native, i%50, i), strings.NewReader(body))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				resp, err := hc.Do(req)
-				if err != nil {
-					t.Errorf("filling: %v", err)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		}()
+	fillBulk(t, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}, native, "/imp", keys)
+	if t.Failed() {
+		t.FailNow()
 	}
-	for i := 0; i < keys; i++ {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
 	var inCmd, endToEnd []float64
 	for r := 0; r < benchRounds(); r++ {
 		begin := time.Now()

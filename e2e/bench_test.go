@@ -94,14 +94,16 @@ func procCPU(pid int) float64 {
 	return (ut + st) / 100 // USER_HZ
 }
 
-func procHWM(pid int) string {
+// procStatusKB reads a kB field (VmRSS, VmHWM) of /proc/<pid>/status.
+func procStatusKB(pid int, field string) int64 {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			return strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field+":" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
 		}
 	}
-	return "?"
+	return 0
 }
 
 var heyRPS = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
@@ -194,15 +196,20 @@ func table(title, cmd string, base string, order []string, res map[string]*resul
 		if r == nil {
 			continue
 		}
-		cpu := "—"
-		if r.ops > 0 {
-			cpu = fmt.Sprintf("%.2f", r.cpu/float64(r.ops)*100000)
-		}
 		fmt.Fprintf(&b, "| %s | %.0f | %.2f× | %v | %v | %v | %s |\n", name, median(r.qps), median(r.qps)/bq,
 			median(r.p50).Round(10*time.Microsecond), median(r.p99).Round(10*time.Microsecond),
-			(median(r.p99) - bp99).Round(10*time.Microsecond), cpu)
+			(median(r.p99) - bp99).Round(10*time.Microsecond), cpuPer100k(r))
 	}
 	return b.String()
+}
+
+// cpuPer100k is the shim's CPU seconds per 100,000 operations of an arm
+// ("—" for arms without a shim process).
+func cpuPer100k(r *result) string {
+	if r.ops == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", r.cpu/float64(r.ops)*100000)
 }
 
 func runtimeCPUs() int {

@@ -104,7 +104,7 @@ func manyWaiters(t *testing.T, base string, pid int, member string, n int) waite
 	if member != "" {
 		watchersBefore = memberWatchers(t, member)
 	}
-	rssBefore := procRSSKB(pid)
+	rssBefore := procStatusKB(pid, "VmRSS")
 	var wg sync.WaitGroup
 	registered := make(chan struct{}, n)
 	bodies := make(chan io.ReadCloser, n)
@@ -131,7 +131,7 @@ func manyWaiters(t *testing.T, base string, pid int, member string, n int) waite
 	wg.Wait()
 	close(bodies)
 	time.Sleep(500 * time.Millisecond) // let the server settle its buffers
-	res := waitersResult{rssPer1000KB: float64(procRSSKB(pid)-rssBefore) / float64(n) * 1000}
+	res := waitersResult{rssPer1000KB: float64(procStatusKB(pid, "VmRSS")-rssBefore) / float64(n) * 1000}
 	if member != "" {
 		res.watchersAdded = memberWatchers(t, member) - watchersBefore
 	}
@@ -160,18 +160,6 @@ func manyWaiters(t *testing.T, base string, pid int, member string, n int) waite
 		res.p50, res.p99, res.last = pct(lat, 0.5), pct(lat, 0.99), lat[len(lat)-1]
 	}
 	return res
-}
-
-func procRSSKB(pid int) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			f := strings.Fields(l)
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return 0
 }
 
 func memberWatchers(t *testing.T, member string) float64 {

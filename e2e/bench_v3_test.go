@@ -107,10 +107,10 @@ func v3Sections(t *testing.T, out *strings.Builder, tool, member, sp string, shi
 				{name: "etcdshim", run: func() sample { return runTool(t, tool, shim.URL, c.clients, args...) }, pid: shim.PID()},
 			})
 			d, s := res["direct"], res["etcdshim"]
-			fmt.Fprintf(&scale, "| %d | %.0f | %.0f | %.2f× | %v | %v | %.2f |\n", c.clients, median(d.qps), median(s.qps), median(s.qps)/median(d.qps),
-				median(d.p99).Round(10*time.Microsecond), median(s.p99).Round(10*time.Microsecond), s.cpu/float64(s.ops)*100000)
+			fmt.Fprintf(&scale, "| %d | %.0f | %.0f | %.2f× | %v | %v | %s |\n", c.clients, median(d.qps), median(s.qps), median(s.qps)/median(d.qps),
+				median(d.p99).Round(10*time.Microsecond), median(s.p99).Round(10*time.Microsecond), cpuPer100k(s))
 		}
-		fmt.Fprintf(&scale, "\nShim peak RSS (VmHWM) after the 1,000-client run: %s.\n", procHWM(shim.PID()))
+		fmt.Fprintf(&scale, "\nShim peak RSS (VmHWM) after the 1,000-client run: %s.\n", fmt.Sprintf("%d kB", procStatusKB(shim.PID(), "VmHWM")))
 		out.WriteString(scale.String())
 	}
 }
@@ -126,12 +126,8 @@ func latencyTable(title, cmd, base string, order []string, unit string, res map[
 		if r == nil {
 			continue
 		}
-		cpu := "—"
-		if r.ops > 0 {
-			cpu = fmt.Sprintf("%.2f", r.cpu/float64(r.ops)*100000)
-		}
 		fmt.Fprintf(&b, "| %s | %v | %v | %v | %s |\n", name, median(r.p50).Round(time.Microsecond),
-			median(r.p99).Round(time.Microsecond), (median(r.p99) - bp99).Round(time.Microsecond), cpu)
+			median(r.p99).Round(time.Microsecond), (median(r.p99) - bp99).Round(time.Microsecond), cpuPer100k(r))
 	}
 	return b.String()
 }

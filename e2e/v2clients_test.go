@@ -191,8 +191,7 @@ func TestV2PythonEtcd(t *testing.T) {
 	}
 	t.Parallel()
 	_, shim := startV2Shim(t)
-	host, port, _ := strings.Cut(strings.TrimPrefix(shim.URL, "http://"), ":")
-	script := `
+	pythonEtcd(t, shim.URL, "python-etcd ok", `
 import sys, etcd
 c = etcd.Client(host=sys.argv[1], port=int(sys.argv[2]), allow_reconnect=False)
 c.write('/py/a', 'one')
@@ -214,13 +213,28 @@ except etcd.EtcdKeyNotFound:
     pass
 assert c.machines, 'no machines'
 print('python-etcd ok', c.machines)
-`
-	cmd := exec.Command("/usr/bin/python3", "-c", script, host, port)
+`)
+}
+
+// runPython runs Debian's /usr/bin/python3 (the python3 first on PATH may
+// lack python3-etcd and patroni) and fails the test unless it exits 0 and
+// prints want.
+func runPython(t *testing.T, want string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("/usr/bin/python3", args...)
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "python-etcd ok") {
-		t.Fatalf("python-etcd: %v\n%s", err, out)
+	if err != nil || !strings.Contains(string(out), want) {
+		t.Fatalf("python3 (want %q): %v\n%s", want, err, out)
 	}
+}
+
+// pythonEtcd runs a python-etcd script given the endpoint's host and port
+// as its arguments.
+func pythonEtcd(t *testing.T, endpoint, want, script string) {
+	t.Helper()
+	host, port, _ := strings.Cut(strings.TrimPrefix(endpoint, "http://"), ":")
+	runPython(t, want, "-c", script, host, port)
 }
 
 // TestV2V3SharedKeyspace: v3 clients read what v2 clients wrote and the reverse.

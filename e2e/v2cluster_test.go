@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -171,8 +170,7 @@ func TestV2ClusterRealClients(t *testing.T) {
 	etcdctl2Fails(t, ep, "Couldn't find a member", "member", "remove", id[1])
 
 	// python-etcd discovers machines, members, the leader and stats.
-	host, port, _ := strings.Cut(strings.TrimPrefix(ep, "http://"), ":")
-	script := `
+	pythonEtcd(t, ep, "ok", `
 import sys, etcd
 c = etcd.Client(host=sys.argv[1], port=int(sys.argv[2]), allow_reconnect=True)
 ms = c.machines
@@ -181,12 +179,7 @@ assert len(c.members) == 3, c.members
 assert c.leader['clientURLs'], c.leader
 assert c.stats['state'] in ('StateLeader', 'StateFollower'), c.stats
 print('ok', sorted(ms))
-`
-	cmd := exec.Command("/usr/bin/python3", "-c", script, host, port)
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
-	if o, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(o), "ok") {
-		t.Fatalf("python-etcd cluster discovery: %v %s", err, o)
-	}
+`)
 
 	// Auth with etcdctl v2, then permissions enforced through the shim.
 	etcdctl2(t, ep, "user", "add", "root:rootpw")
@@ -354,12 +347,7 @@ func TestV2Patroni(t *testing.T) {
 	}
 	t.Parallel()
 	_, shim := startV2Shim(t)
-	cmd := exec.Command("/usr/bin/python3", "testdata/patroni_dcs.py", strings.TrimPrefix(shim.URL, "http://"))
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "patroni dcs ok") {
-		t.Fatalf("patroni DCS: %v\n%s", err, out)
-	}
+	runPython(t, "patroni dcs ok", "testdata/patroni_dcs.py", strings.TrimPrefix(shim.URL, "http://"))
 }
 
 // etcdctl2Passwd runs `etcdctl user passwd`, which reads the new password

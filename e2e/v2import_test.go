@@ -107,6 +107,43 @@ func v2Tree(t *testing.T, c *http.Client, base string) any {
 	return v
 }
 
+// importSummary reads `v2 import`'s summary line: dirs, keys, keys/s.
+var importSummary = regexp.MustCompile(`imported (\d+) dirs, (\d+) keys.*\(([\d.]+) keys/s\)`)
+
+// fillBulk writes n keys <dir>/dNN/kNNNNN of bulkValue sizes into base's
+// v2 API, 32 at a time.
+func fillBulk(t *testing.T, hc *http.Client, base, dir string, n int) {
+	t.Helper()
+	jobs := make(chan int)
+	var fill sync.WaitGroup
+	for w := 0; w < 32; w++ {
+		fill.Add(1)
+		go func() {
+			defer fill.Done()
+			for i := range jobs {
+				key := fmt.Sprintf("%s/d%02d/k%05d", dir, i%50, i)
+				req, _ := http.NewRequest(http.MethodPut, base+"/v2/keys"+key, strings.NewReader(url.Values{"value": {bulkValue(i)}}.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				resp, err := hc.Do(req)
+				if err != nil {
+					t.Errorf("filling %s: %v", key, err)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode >= 300 {
+					t.Errorf("filling %s: %d", key, resp.StatusCode)
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		jobs <- i
+	}
+	close(jobs)
+	fill.Wait()
+}
+
 func bulkValue(i int) string {
 	n := 16 + i%85
 	switch {
@@ -169,34 +206,7 @@ func TestV2Import(t *testing.T) {
 
 	const bulk = 10000
 	start := time.Now()
-	jobs := make(chan int)
-	var fill sync.WaitGroup
-	for w := 0; w < 32; w++ {
-		fill.Add(1)
-		go func() {
-			defer fill.Done()
-			for i := range jobs {
-				key := fmt.Sprintf("/bulk/d%02d/k%05d", i%50, i)
-				req, _ := http.NewRequest(http.MethodPut, from+"/v2/keys"+key, strings.NewReader(url.Values{"value": {bulkValue(i)}}.Encode()))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				resp, err := hc.Do(req)
-				if err != nil {
-					t.Errorf("filling %s: %v", key, err)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode >= 300 {
-					t.Errorf("filling %s: %d", key, resp.StatusCode)
-				}
-			}
-		}()
-	}
-	for i := 0; i < bulk; i++ {
-		jobs <- i
-	}
-	close(jobs)
-	fill.Wait()
+	fillBulk(t, hc, from, "/bulk", bulk)
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -226,7 +236,7 @@ func TestV2Import(t *testing.T) {
 			t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
 		}
 		imported = out
-		m := regexp.MustCompile(`imported (\d+) dirs, (\d+) keys.*\(([\d.]+) keys/s\)`).FindStringSubmatch(out)
+		m := importSummary.FindStringSubmatch(out)
 		if m == nil {
 			t.Fatalf("no summary in %q", out)
 		}

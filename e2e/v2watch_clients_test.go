@@ -3,12 +3,10 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -103,8 +101,7 @@ func TestV2WatchPythonEtcd(t *testing.T) {
 	}
 	t.Parallel()
 	_, shim := startV2Shim(t)
-	host, port, _ := strings.Cut(strings.TrimPrefix(shim.URL, "http://"), ":")
-	script := `
+	pythonEtcd(t, shim.URL, "python-etcd watch ok", `
 import sys, threading, time, etcd
 c = etcd.Client(host=sys.argv[1], port=int(sys.argv[2]), allow_reconnect=False)
 first = c.write('/pw/k', 'v0').modifiedIndex
@@ -129,13 +126,7 @@ threading.Thread(target=later, args=('/pw/dir/sub/x', 'deep')).start()
 r = c.watch('/pw/dir', recursive=True, timeout=30)
 assert (r.key, r.value) == ('/pw/dir/sub/x', 'deep'), (r.key, r.value)
 print('python-etcd watch ok')
-`
-	cmd := exec.Command("/usr/bin/python3", "-c", script, host, port)
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "python-etcd watch ok") {
-		t.Fatalf("python-etcd watch: %v\n%s", err, out)
-	}
+`)
 }
 
 // waitRegistered waits until the shim counts n v2 waiters, so a write made
@@ -152,18 +143,10 @@ func waitRegistered(t *testing.T, shimURL string, n int) {
 	t.Fatalf("the shim never counted %d v2 waiters", n)
 }
 
+// scrapeValue is an unlabelled sample's value on a text metrics page.
 func scrapeValue(t *testing.T, url, name string) (float64, bool) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, name+" ") {
-			v, err := strconv.ParseFloat(strings.Fields(l)[1], 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
+	t.Helper()
+	_, _, values := textPage(t, url)
+	v, err := strconv.ParseFloat(values[name], 64)
+	return v, err == nil
 }
