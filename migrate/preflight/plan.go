@@ -46,18 +46,16 @@ func buildPlan(target Version, members []MemberFacts, leader int) []Step {
 // withLeaderMove puts a move-leader step before the leader's upgrade: a
 // leader stopped with SIGTERM hands leadership over only after it has stopped
 // serving, and writes proposed through it meanwhile time out with an unknown
-// outcome; moved while it still serves, the hand-over loses nothing. The new
-// leader is a member already on the target when there is one.
+// outcome; moved while it still serves, the hand-over loses nothing.
 func withLeaderMove(upgrades []Step, members []MemberFacts, leader int) []Step {
 	if leader < 0 || len(members) < 2 || len(upgrades) == 0 || upgrades[len(upgrades)-1].Endpoint != members[leader].Endpoint {
 		return upgrades
 	}
+	// The follower upgraded first if there is one (upgrades[0] is the
+	// leader itself only when nothing else is upgraded), else any member.
 	to := -1
 	for i := range members {
-		if i == leader || members[i].ID == 0 {
-			continue
-		}
-		if to < 0 || (len(upgrades) > 1 && members[i].Endpoint == upgrades[0].Endpoint) {
+		if i != leader && members[i].ID != 0 && (to < 0 || members[i].Endpoint == upgrades[0].Endpoint) {
 			to = i
 		}
 	}
