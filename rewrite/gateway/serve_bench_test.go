@@ -4,14 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/metricsalias"
-	"github.com/etcdshim/etcdshim/proxy"
 	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
@@ -23,13 +21,7 @@ func BenchmarkServe(b *testing.B) {
 	if testing.Short() {
 		b.Skip("starts an etcd process")
 	}
-	cl := harness.StartCluster(b, harness.ClusterConfig{Version: "3.7", Size: 1})
-	u, _ := url.Parse(cl.ClientURLs()[0])
-	pool, err := proxy.NewPool(proxy.PoolOptions{Endpoints: []*url.URL{u}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(pool.Close)
+	pool := harness.StartMemberPool(b, "3.7")
 	reg := prometheus.NewRegistry()
 	g, err := New(Options{LegacyPrefixes: []string{"/v3beta", "/v3alpha"}, LegacyMode: "rewrite", MaxRequestBytes: 3 << 20,
 		Registerer: reg, Legacy: metricsalias.NewLegacyTracker(1000, reg)}, pool.ClientConn())

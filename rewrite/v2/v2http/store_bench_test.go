@@ -4,13 +4,11 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
 	"github.com/etcdshim/etcdshim/metricsalias"
-	"github.com/etcdshim/etcdshim/proxy"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,13 +22,7 @@ func BenchmarkV2Member(b *testing.B) {
 	if testing.Short() {
 		b.Skip("starts an etcd process")
 	}
-	cl := harness.StartCluster(b, harness.ClusterConfig{Version: "3.7", Size: 1})
-	u, _ := url.Parse(cl.ClientURLs()[0])
-	pool, err := proxy.NewPool(proxy.PoolOptions{Endpoints: []*url.URL{u}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(pool.Close)
+	pool := harness.StartMemberPool(b, "3.7")
 	reg := prometheus.NewRegistry()
 	tokens := v2auth.NewTokens(pool, "", "", 0)
 	keys := New(Options{Credentials: tokens, Legacy: metricsalias.NewLegacyTracker(1000, reg)},
