@@ -9,7 +9,6 @@ import (
 
 	"github.com/etcdshim/etcdshim/config"
 	"github.com/etcdshim/etcdshim/migrate/preflight"
-	"github.com/etcdshim/etcdshim/proxy"
 	"github.com/spf13/cobra"
 )
 
@@ -17,15 +16,14 @@ import (
 // cobra into this struct; preflight shares no setting with the proxy's
 // Config except the upstream TLS flags, which keep their meaning.
 type preflightOptions struct {
-	Endpoints             []string
-	Shims                 []string
-	Target                string
-	Output                string
-	Cert, Key, CACert     string
-	InsecureSkipTLSVerify bool
-	DialTimeout           time.Duration
-	CommandTimeout        time.Duration
-	LogLevel              string
+	Endpoints      []string
+	Shims          []string
+	Target         string
+	Output         string
+	TLS            upstreamTLSFlags
+	DialTimeout    time.Duration
+	CommandTimeout time.Duration
+	LogLevel       string
 }
 
 // errBlocked makes main exit 1 after the report was printed.
@@ -55,10 +53,7 @@ blocks the upgrade (warnings may be printed), 1 on blockers, 2 on invalid flags.
 	fs.StringVar(&o.Target, "target", "", "etcd minor version to upgrade to, e.g. 3.6")
 	fs.StringSliceVar(&o.Shims, "shims", nil, "shims' client URLs whose /debug/legacy to summarise")
 	fs.StringVarP(&o.Output, "output", "o", "text", "text or json")
-	fs.StringVar(&o.Cert, "cert", "", "client certificate towards the members")
-	fs.StringVar(&o.Key, "key", "", "client key towards the members")
-	fs.StringVar(&o.CACert, "cacert", "", "CA that verifies the members' certificates")
-	fs.BoolVar(&o.InsecureSkipTLSVerify, "insecure-skip-tls-verify", false, "do not verify member certificates (tests only)")
+	o.TLS.register(fs, "the members")
 	fs.DurationVar(&o.DialTimeout, "dial-timeout", 2*time.Second, "time limit of one connection")
 	fs.DurationVar(&o.CommandTimeout, "command-timeout", 5*time.Second, "time limit of one request")
 	fs.StringVar(&o.LogLevel, "log-level", "warn", "debug, info, warn, error (zap JSON on stderr)")
@@ -89,7 +84,7 @@ func (o preflightOptions) validate() (preflight.Version, error) {
 	if o.Output != "text" && o.Output != "json" {
 		return target, &config.Error{Msg: fmt.Sprintf("preflight: --output %q: want text or json", o.Output)}
 	}
-	if (o.Cert == "") != (o.Key == "") {
+	if !o.TLS.paired() {
 		return target, &config.Error{Msg: "preflight: --cert and --key go together"}
 	}
 	if o.DialTimeout <= 0 || o.CommandTimeout <= 0 {
@@ -109,8 +104,7 @@ func runPreflight(cmd *cobra.Command, o preflightOptions) error {
 	}
 	defer func() { _ = log.Sync() }()
 	// The proxy's own upstream TLS builder, so the flags mean the same.
-	tc, err := proxy.UpstreamTLS(config.Config{UpstreamCert: o.Cert, UpstreamKey: o.Key,
-		UpstreamCACert: o.CACert, UpstreamInsecureSkipVerify: o.InsecureSkipTLSVerify})
+	tc, err := o.TLS.config()
 	if err != nil {
 		return &config.Error{Msg: "preflight: " + err.Error()}
 	}

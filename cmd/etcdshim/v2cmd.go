@@ -33,10 +33,7 @@ type v2Options struct {
 	FromUser      string
 	Endpoints     []string
 	V2Prefix      string
-	Cert          string
-	Key           string
-	CACert        string
-	Insecure      bool
+	TLS           upstreamTLSFlags
 	SourcePrefix  string
 	IncludeHidden []string
 	DialTimeout   time.Duration
@@ -61,10 +58,7 @@ func (o *v2Options) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.FromUser, "from-user", "", "v2 credentials for the source, user:password (when v2 auth is on)")
 	fs.StringSliceVar(&o.Endpoints, "endpoints", nil, "destination members' client URLs (v3 gRPC; the shim's URL works too)")
 	fs.StringVar(&o.V2Prefix, "v2-prefix", "", "v3 prefix of the v2 keyspace, as the shim's --v2-prefix")
-	fs.StringVar(&o.Cert, "cert", "", "client certificate for the destination members")
-	fs.StringVar(&o.Key, "key", "", "client key for the destination members")
-	fs.StringVar(&o.CACert, "cacert", "", "CA bundle that verifies the destination members' certificates")
-	fs.BoolVar(&o.Insecure, "insecure-skip-tls-verify", false, "do not verify the destination's certificates (testing only)")
+	o.TLS.register(fs, "the destination members")
 	fs.StringVar(&o.SourcePrefix, "source-prefix", "/", "v2 subtree to copy")
 	fs.StringSliceVar(&o.IncludeHidden, "include-hidden", nil, "hidden v2 paths (a component starting with _) to copy too: v2 listings never show them")
 	fs.DurationVar(&o.DialTimeout, "dial-timeout", 5*time.Second, "time limit of one connection to the source or a destination member")
@@ -91,7 +85,7 @@ func (o *v2Options) validate() error {
 	if o.V2Prefix != "" && (!strings.HasPrefix(o.V2Prefix, "/") || strings.HasSuffix(o.V2Prefix, "/")) {
 		return &config.Error{Msg: fmt.Sprintf("--v2-prefix %q must start with / and not end with / (e.g. /v2)", o.V2Prefix)}
 	}
-	if (o.Cert == "") != (o.Key == "") || (o.FromCert == "") != (o.FromKey == "") {
+	if !o.TLS.paired() || (o.FromCert == "") != (o.FromKey == "") {
 		return &config.Error{Msg: "--cert and --key (and --from-cert and --from-key) go together"}
 	}
 	if o.FromUser != "" && !strings.Contains(o.FromUser, ":") {
@@ -123,8 +117,7 @@ func (o *v2Options) connect(ctx context.Context, log *zap.Logger, progress *v2mi
 	if err != nil {
 		return nil, nil, &config.Error{Msg: "source TLS (--from-cert/--from-key/--from-cacert): " + err.Error()}
 	}
-	dstTLS, err := proxy.UpstreamTLS(config.Config{UpstreamCert: o.Cert, UpstreamKey: o.Key, UpstreamCACert: o.CACert,
-		UpstreamInsecureSkipVerify: o.Insecure})
+	dstTLS, err := o.TLS.config()
 	if err != nil {
 		return nil, nil, &config.Error{Msg: err.Error()}
 	}
