@@ -84,6 +84,9 @@ type Config struct {
 	// V2GuestPassword is V2GuestUser's password (prefer the environment
 	// variable ETCDSHIM_V2_GUEST_PASSWORD to a flag).
 	V2GuestPassword string `mapstructure:"v2-guest-password"`
+	// V2ReadCacheMaxBytes bounds the v2 read cache (0: no cache, every v2
+	// GET goes to the member).
+	V2ReadCacheMaxBytes int64 `mapstructure:"v2-read-cache-max-bytes"`
 	// V2TokenCacheSize bounds the v2 credential → v3 token cache.
 	V2TokenCacheSize int `mapstructure:"v2-token-cache-size"`
 	// V2MemberShimURLs maps a member name or member client URL to that
@@ -114,5 +117,8 @@ func Default() Config {
 		LegacyClientsMax: 1000,
 		V2WatchHistory:   1000,
 		V2TokenCacheSize: 1024,
+		// The v2 keyspaces of 3.x deployments lived in the member's memory;
+		// a cache this size holds about 300,000 small keys.
+		V2ReadCacheMaxBytes: 64 * 1024 * 1024,
 	}
 }

@@ -92,6 +92,9 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout < 0 || c.MetricsTimeout <= 0 {
 		return invalid("--shutdown-timeout must not be negative and --metrics-timeout must be positive")
 	}
+	if c.V2ReadCacheMaxBytes < 0 {
+		return invalid("--v2-read-cache-max-bytes must not be negative")
+	}
 	if c.V2WatchHistory <= 0 || c.LegacyClientsMax <= 0 || c.V2TokenCacheSize <= 0 {
 		return invalid("--v2-watch-history, --legacy-clients-max and --v2-token-cache-size must be positive")
 	}

@@ -63,7 +63,7 @@ func TestBench(t *testing.T) {
 	if benchOn("v2") || benchOn("v2watch") || benchOn("import") {
 		v34 := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", Size: 1, EnableV2: true})
 		if benchOn("v2") {
-			v2Section(t, &out, v34.ClientURLs()[0], shim)
+			v2Section(t, &out, v34.ClientURLs()[0], member, shim)
 		}
 		if benchOn("v2watch") {
 			v2WatchSection(t, &out, v34, cl, shim)
@@ -91,39 +91,39 @@ func TestBench(t *testing.T) {
 func gatewaySection(t *testing.T, out *strings.Builder, member, sp string, shim *harness.Shim) {
 	body := `{"key":"YmVuY2gvMDAwMDE="}`
 	gw := alternate([]arm{
-		{name: "member /v3 gateway", run: func() sample {
-			return runHey(t, "-c", "50", "-m", "POST", "-d", body, member+"/v3/kv/range")
-		}},
-		{name: "bare splice → member /v3", run: func() sample {
-			return runHey(t, "-c", "50", "-m", "POST", "-d", body, sp+"/v3/kv/range")
-		}},
-		{name: "etcdshim /v3beta", run: func() sample {
-			return runHey(t, "-c", "50", "-m", "POST", "-d", body, shim.URL+"/v3beta/kv/range")
-		}, pid: shim.PID()},
+		{name: "member /v3 gateway", run: heyPOST(t, member+"/v3/kv/range", body)},
+		{name: "bare splice → member /v3", run: heyPOST(t, sp+"/v3/kv/range", body)},
+		{name: "etcdshim /v3beta", run: heyPOST(t, shim.URL+"/v3beta/kv/range", body), pid: shim.PID()},
 	})
 	out.WriteString(table("JSON gateway POST kv/range, 50 connections", rerun("gateway")+` (hey -c 50 -m POST -d '{"key":…}' <url>/kv/range)`,
 		"member /v3 gateway", []string{"member /v3 gateway", "bare splice → member /v3", "etcdshim /v3beta"}, gw))
 	put := `{"key":"Z3A=","value":"dg=="}`
 	gwPut := alternate([]arm{
-		{name: "member /v3 gateway", run: func() sample {
-			return runHey(t, "-c", "50", "-m", "POST", "-d", put, member+"/v3/kv/put")
-		}},
-		{name: "etcdshim /v3beta", run: func() sample {
-			return runHey(t, "-c", "50", "-m", "POST", "-d", put, shim.URL+"/v3beta/kv/put")
-		}, pid: shim.PID()},
+		{name: "member /v3 gateway", run: heyPOST(t, member+"/v3/kv/put", put)},
+		{name: "etcdshim /v3beta", run: heyPOST(t, shim.URL+"/v3beta/kv/put", put), pid: shim.PID()},
 	})
 	out.WriteString(table("JSON gateway POST kv/put, 50 connections", rerun("gateway")+` (hey -c 50 -m POST -d '{"key":…,"value":…}' <url>/kv/put)`,
 		"member /v3 gateway", []string{"member /v3 gateway", "etcdshim /v3beta"}, gwPut))
 }
 
+// heyPOST is an arm's run: hey with 50 connections POSTing the JSON body to url.
+func heyPOST(t *testing.T, url, body string) func() sample {
+	return func() sample { return runHey(t, "-c", "50", "-m", "POST", "-d", body, url) }
+}
+
 // v2Section: the shim on 3.7 against etcd 3.4's native v2, with a bare
-// splice in front of 3.4 as the floor any proxy pays.
-func v2Section(t *testing.T, out *strings.Builder, native string, shim *harness.Shim) {
+// splice in front of 3.4 as the floor any proxy pays. Writes also get a
+// ceiling: one plain v3 put of the same key and value through the 3.7
+// member's own JSON gateway, the least a v2 write on that member can cost.
+func v2Section(t *testing.T, out *strings.Builder, native, member string, shim *harness.Shim) {
 	nativeSplice := splice(t, strings.TrimPrefix(native, "http://"))
 	for _, u := range []string{native, shim.URL} {
 		v2do(t, u, "PUT", "/bench/k", "value=x")
 	}
-	v2 := func(name, method, path, form string) {
+	const ceiling = "3.7 member, one plain v3 put (own /v3 gateway): ceiling for any v2-on-v3 write"
+	// The shim's v2 key /bench/k is the v3 key /bench/k (no --v2-prefix), value "x".
+	ceilingArm := arm{name: ceiling, run: heyPOST(t, member+"/v3/kv/put", `{"key":"L2JlbmNoL2s=","value":"eA=="}`)}
+	v2 := func(name, method, path, form string, extra ...arm) {
 		mk := func(u string) func() sample {
 			return func() sample {
 				args := []string{"-c", "50", "-m", method}
@@ -133,15 +133,21 @@ func v2Section(t *testing.T, out *strings.Builder, native string, shim *harness.
 				return runHey(t, append(args, u+"/v2/keys"+path)...)
 			}
 		}
-		res := alternate([]arm{
+		arms := append([]arm{
 			{name: "etcd 3.4 native v2", run: mk(native)},
 			{name: "bare splice → 3.4 native v2", run: mk(nativeSplice)},
 			{name: "etcdshim on 3.7", run: mk(shim.URL), pid: shim.PID()},
-		})
+		}, extra...)
+		order := make([]string, len(arms))
+		for i, a := range arms {
+			order[i] = a.name
+		}
 		out.WriteString(table("v2 "+name+", 50 connections", fmt.Sprintf("%s (hey -c 50 -m %s %s <url>/v2/keys%s)", rerun("v2"), method, form, path),
-			"etcd 3.4 native v2", []string{"etcd 3.4 native v2", "bare splice → 3.4 native v2", "etcdshim on 3.7"}, res))
+			"etcd 3.4 native v2", order, alternate(arms)))
 	}
 	v2("GET", "GET", "/bench/k", "")
-	v2("PUT", "PUT", "/bench/k", "value=x")
-	v2("CAS (prevValue)", "PUT", "/bench/k", "value=x&prevValue=x")
+	v2("PUT", "PUT", "/bench/k", "value=x", ceilingArm)
+	out.WriteString("\nThe ceiling row here and under CAS is `hey -c 50 -m POST -d '{\"key\":\"L2JlbmNoL2s=\",\"value\":\"eA==\"}' <3.7 member>/v3/kv/put` " +
+		"(one plain put of the same key and value); a shim v2 write is one v3 txn with compares and two puts (the key and its action record), so this row bounds it.\n")
+	v2("CAS (prevValue)", "PUT", "/bench/k", "value=x&prevValue=x", ceilingArm)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/etcdshim/etcdshim/proxy"
 	"github.com/etcdshim/etcdshim/rewrite/gateway"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2cache"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cluster"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2http"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
@@ -85,13 +86,26 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	go hub.Run(hubCtx)
 	c.closers = append(c.closers, stopHub)
+	store := v2store.NewV3(pool.ClientConn(), cfg.V2Prefix)
+	if cfg.V2ReadCacheMaxBytes > 0 {
+		anonymous := ""
+		if markAnonymous {
+			anonymous = v2auth.AnonymousToken
+		}
+		cache := v2cache.New(v2cache.Options{Prefix: cfg.V2Prefix, MaxBytes: cfg.V2ReadCacheMaxBytes,
+			AnonymousToken: anonymous, Logger: log.Named("v2cache"), Registerer: shimReg}, pool.ClientConn())
+		cacheCtx, stopCache := context.WithCancel(context.Background())
+		go cache.Run(cacheCtx)
+		c.closers = append(c.closers, stopCache)
+		store.WithReadCache(cache)
+	}
 	keys := v2http.New(v2http.Options{
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		Credentials:     tokens,
 		Watcher:         hub,
 		Legacy:          legacy,
 		Logger:          log.Named("v2"),
-	}, v2store.NewV3(pool.ClientConn(), cfg.V2Prefix))
+	}, store)
 	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, Logger: log.Named("v2auth")}, pool, tokens)
 
 	gwh, err := gateway.New(gateway.Options{

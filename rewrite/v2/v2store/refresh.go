@@ -25,7 +25,7 @@ func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, 
 		}
 		m := meta(r.Header)
 		if len(r.Kvs) == 0 {
-			return nil, m, s.missingAt(ctx, p, r.Header.Revision)
+			return nil, m, s.missingAt(ctx, s.kv, p, r.Header.Revision)
 		}
 		cur := r.Kvs[0]
 		prev := s.prevNode(ctx, cur)

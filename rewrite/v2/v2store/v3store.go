@@ -20,6 +20,28 @@ type V3Store struct {
 	kv    pb.KVClient
 	lease pb.LeaseClient
 	now   func() time.Time
+	cache ReadCache
+}
+
+// Ranger is the part of the v3 KV API a read needs.
+type Ranger interface {
+	Range(ctx context.Context, r *pb.RangeRequest, opts ...grpc.CallOption) (*pb.RangeResponse, error)
+}
+
+// ReadCache answers serializable reads from memory. Acquire returns a
+// Ranger whose answers are at least as fresh as a serializable range sent
+// to the member now would be (so a client reads its own writes), or false
+// when the read must go to the member (not ready, credentials it cannot
+// check, a barrier that timed out). Every Range on one Ranger answers at one
+// revision: its header's.
+type ReadCache interface {
+	Acquire(ctx context.Context) (Ranger, bool)
+}
+
+// WithReadCache serves GETs without quorum=true from c when c can.
+func (s *V3Store) WithReadCache(c ReadCache) *V3Store {
+	s.cache = c
+	return s
 }
 
 var _ Store = (*V3Store)(nil)
@@ -195,7 +217,13 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 	if p != "/" {
 		from = s.l.key(p)
 	}
-	r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: from, RangeEnd: end, Serializable: !o.Quorum})
+	var kv Ranger = s.kv
+	if !o.Quorum && s.cache != nil {
+		if c, ok := s.cache.Acquire(ctx); ok {
+			kv = c
+		}
+	}
+	r, err := kv.Range(ctx, &pb.RangeRequest{Key: from, RangeEnd: end, Serializable: !o.Quorum})
 	if err != nil {
 		return nil, Meta{}, fmt.Errorf("range %s: %w", p, err)
 	}
@@ -225,13 +253,13 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 		}
 		return &Event{Action: ActionGet, Node: s.fileNode(file, ttls)}, m, nil
 	}
-	return nil, m, s.missingAt(ctx, p, r.Header.Revision)
+	return nil, m, s.missingAt(ctx, kv, p, r.Header.Revision)
 }
 
 // missingAt names a missing key's error at rev, as probe.missing does.
-func (s *V3Store) missingAt(ctx context.Context, p string, rev int64) error {
+func (s *V3Store) missingAt(ctx context.Context, kv Ranger, p string, rev int64) error {
 	for _, a := range ancestors(p) {
-		r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.key(a), CountOnly: true, Revision: rev, Serializable: true})
+		r, err := kv.Range(ctx, &pb.RangeRequest{Key: s.l.key(a), CountOnly: true, Revision: rev, Serializable: true})
 		if err != nil {
 			return fmt.Errorf("range %s: %w", a, err)
 		}
@@ -239,7 +267,7 @@ func (s *V3Store) missingAt(ctx context.Context, p string, rev int64) error {
 			return NewError(EcodeNotDir, a, uint64(rev))
 		}
 		start, end := s.l.subtree(a)
-		r, err = s.kv.Range(ctx, &pb.RangeRequest{Key: start, RangeEnd: end, Limit: 1, KeysOnly: true, Revision: rev, Serializable: true})
+		r, err = kv.Range(ctx, &pb.RangeRequest{Key: start, RangeEnd: end, Limit: 1, KeysOnly: true, Revision: rev, Serializable: true})
 		if err != nil {
 			return fmt.Errorf("range %s: %w", a, err)
 		}

@@ -55,8 +55,7 @@ type Hub struct {
 	mu      sync.Mutex
 	ring    []*event // oldest first, at most opts.History
 	oldest  uint64   // smallest index a waitIndex may ask for
-	current uint64   // the store index (latest revision seen)
-	header  v2store.Meta
+	current uint64   // the store index: every event up to it has been seen
 	waiters map[*waiter]struct{}
 	ready   chan struct{}
 }
@@ -137,7 +136,6 @@ func (h *Hub) start(ctx context.Context) error {
 	h.mu.Lock()
 	h.current = uint64(r.Header.Revision)
 	h.oldest = h.current + 1
-	h.header = metaOf(r.Header)
 	h.mu.Unlock()
 	close(h.ready)
 	return nil
@@ -227,11 +225,21 @@ func (h *Hub) apply(resp *pb.WatchResponse) {
 	}
 	flush()
 	h.mu.Lock()
-	if rev := uint64(resp.Header.GetRevision()); rev > h.current {
-		h.current = rev
+	// The header revision is the member's current one, not how far this
+	// watch has got: a Created response, or a batch of a watch catching up
+	// (etcd sends at most 1000 revisions of backlog at a time), carries it
+	// while older events are still to come. So only events advance current,
+	// and a header only in a progress notification, which the member sends
+	// once the watch is synced.
+	var rev uint64
+	for _, e := range resp.Events {
+		rev = max(rev, uint64(e.Kv.ModRevision))
 	}
-	if resp.Header != nil {
-		h.header = metaOf(resp.Header)
+	if len(resp.Events) == 0 && !resp.Created && !resp.Canceled {
+		rev = uint64(resp.Header.GetRevision())
+	}
+	if rev > h.current {
+		h.current = rev
 	}
 	h.mu.Unlock()
 }

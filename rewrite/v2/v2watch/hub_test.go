@@ -19,7 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // TestHub runs every hub test on one embedded etcd; each subtest has a hub
@@ -41,6 +44,7 @@ func TestHub(t *testing.T) {
 		{"stream", testStream},
 		{"cancel", testCancel},
 		{"one upstream watch", testOneUpstreamWatch},
+		{"resume revision", testResumeRevision},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, cc) })
 	}
@@ -613,6 +617,117 @@ func (s *countingStream) SendMsg(m any) error {
 		s.c.mu.Unlock()
 	}
 	return s.ClientStream.SendMsg(m)
+}
+
+// testResumeRevision checks where the hub resumes a broken upstream watch:
+// after the last event it saw, not at a response header's revision, which
+// is the member's current one even while a watch is still catching up.
+func testResumeRevision(t *testing.T, _ *grpc.ClientConn) {
+	const prefix = "/hub-resume"
+	put := func(rev int64, key, value string) *mvccpb.Event {
+		return &mvccpb.Event{Type: mvccpb.PUT, Kv: &mvccpb.KeyValue{
+			Key: []byte(prefix + key), Value: []byte(value), CreateRevision: rev, ModRevision: rev, Version: 1}}
+	}
+	hd := &pb.ResponseHeader{ClusterId: 1, RaftTerm: 2, Revision: 5000}
+	up := &scriptedUpstream{rev: 10, creates: make(chan *pb.WatchCreateRequest, 10), script: [][]*pb.WatchResponse{
+		// The member is at 5000; the watch from 11 gets a first batch of
+		// its backlog (up to 12, a refresh no v2 watcher sees), then breaks.
+		{
+			{Header: hd, Created: true},
+			{Header: hd, Events: []*mvccpb.Event{put(11, "/a", "v"),
+				put(12, v2store.ActionKey, v2store.ActionRefresh), put(12, "/a", "v")}},
+		},
+		// Synced, the watch gets a progress notification: its header holds.
+		{
+			{Header: hd, Created: true},
+			{Header: hd},
+		},
+	}}
+	h := v2watch.New(v2watch.Options{Prefix: prefix}, up)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for i, want := range []int64{11, 13, 5001} {
+		select {
+		case cr := <-up.creates:
+			if cr.StartRevision != want {
+				t.Errorf("watch %d created from revision %d, want %d", i, cr.StartRevision, want)
+			}
+		case <-time.After(hangGuard):
+			t.Fatalf("the hub did not create watch %d", i)
+		}
+	}
+	// The events delivered before the break were published.
+	e := &env{hub: h}
+	wantEvent(t, e.watch(t, "/a", false, false, 11).event(t), v2store.ActionSet, "/a", 11)
+}
+
+// scriptedUpstream is a member at revision rev whose watch streams play a
+// script: stream i sends script[i] after its create request, then breaks;
+// streams past the script stay open and quiet. Create requests go to
+// creates.
+type scriptedUpstream struct {
+	rev     int64
+	script  [][]*pb.WatchResponse
+	creates chan *pb.WatchCreateRequest
+
+	mu      sync.Mutex
+	streams int
+}
+
+func (u *scriptedUpstream) ClientConn() grpc.ClientConnInterface { return u }
+
+func (u *scriptedUpstream) Invoke(_ context.Context, method string, _, reply any, _ ...grpc.CallOption) error {
+	r, ok := reply.(*pb.RangeResponse)
+	if !ok {
+		return status.Errorf(codes.Unimplemented, "scripted member: %s", method)
+	}
+	r.Header = &pb.ResponseHeader{ClusterId: 1, RaftTerm: 2, Revision: u.rev}
+	return nil
+}
+
+func (u *scriptedUpstream) NewStream(ctx context.Context, _ *grpc.StreamDesc, method string, _ ...grpc.CallOption) (grpc.ClientStream, error) {
+	if method != "/etcdserverpb.Watch/Watch" {
+		return nil, status.Errorf(codes.Unimplemented, "scripted member: %s", method)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s := &scriptedStream{ctx: ctx, u: u}
+	if u.streams < len(u.script) {
+		s.resps, s.breaks = u.script[u.streams], true
+	}
+	u.streams++
+	return s, nil
+}
+
+type scriptedStream struct {
+	grpc.ClientStream // nil: the hub uses SendMsg and RecvMsg only
+	ctx               context.Context
+	u                 *scriptedUpstream
+	resps             []*pb.WatchResponse
+	breaks            bool
+}
+
+func (s *scriptedStream) SendMsg(m any) error {
+	if cr := m.(*pb.WatchRequest).GetCreateRequest(); cr != nil {
+		s.u.creates <- cr
+	}
+	return nil
+}
+
+func (s *scriptedStream) RecvMsg(m any) error {
+	if len(s.resps) == 0 {
+		if s.breaks {
+			return status.Error(codes.Unavailable, "scripted stream break")
+		}
+		<-s.ctx.Done()
+		return status.FromContextError(s.ctx.Err()).Err()
+	}
+	r, next := m.(*pb.WatchResponse), s.resps[0]
+	s.resps = s.resps[1:]
+	r.Header, r.Created, r.Canceled, r.Events = next.Header, next.Created, next.Canceled, next.Events
+	return nil
 }
 
 // memberWatchers is the embedded member's count of v3 watchers (it
