@@ -19,9 +19,10 @@
 // member nor the shim pays a range per GET. This is the scheme Kubernetes
 // uses for consistent reads from its watch cache (KEP-2340).
 //
-// Requested progress notifications are ordered with the watch's events only
-// in etcd 3.4.24 / 3.5.8 and later (etcd issue 15220; 3.5.13 also answers
-// watches that catch up without events, issue 17507), so the cache serves
+// Requested progress notifications were not ordered with the watch's events
+// before the fix of etcd issue 15220 (PR 15237, backported to 3.4 and 3.5),
+// and did not reach a watch that caught up without events before the fix of
+// issue 17507 (in 3.5.13), so the cache serves
 // only while its watch runs on a member at 3.5.13 or later; otherwise, and
 // whenever it is not ready, the read goes to the member as before.
 //
