@@ -3,4 +3,5 @@
 // grpc.ClientConnInterface. etcd's generated constructors take a concrete
 // *grpc.ClientConn, which rules out the proxy's failover picker; these take
 // the interface and send the same method names and messages.
+// DeliveredRevision reads what a watch response proves.
 package etcdrpc

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
@@ -61,7 +62,7 @@ func (c *Cache) pass(b *barrier) error {
 	// An anonymous read of one key: the member's revision now, and an
 	// error (so the read goes to the member) when anonymous reads are
 	// refused, as with auth on.
-	key, _ := c.rangeKeys()
+	key, _ := v2store.Keyspace(c.opts.Prefix)
 	r, err := c.kv.Range(c.anonymous(ctx), &pb.RangeRequest{Key: key, CountOnly: true, Serializable: true})
 	if err != nil {
 		return err

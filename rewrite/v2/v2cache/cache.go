@@ -78,14 +78,6 @@ func New(opts Options, up grpc.ClientConnInterface) *Cache {
 		wanted: make(chan struct{}), progress: make(chan struct{}, 1), advanced: make(chan struct{})}
 }
 
-// rangeKeys is the v3 range of the v2 keyspace.
-func (c *Cache) rangeKeys() (key, end []byte) {
-	key = []byte(c.opts.Prefix + "/")
-	end = append([]byte(nil), key...)
-	end[len(end)-1]++
-	return key, end
-}
-
 // anonymous is ctx as the shim sends an anonymous client's request.
 func (c *Cache) anonymous(ctx context.Context) context.Context {
 	if c.opts.AnonymousToken == "" {

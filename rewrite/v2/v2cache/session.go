@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.uber.org/zap"
@@ -58,7 +59,7 @@ const loadPage = 1000
 // load reads the whole v2 keyspace at one revision, a page at a time.
 func (c *Cache) load(ctx context.Context) (*state, error) {
 	st := &state{kvs: newTree(), max: c.opts.MaxBytes}
-	from, end := c.rangeKeys()
+	from, end := v2store.Keyspace(c.opts.Prefix)
 	ctx = c.anonymous(ctx)
 	for {
 		r, err := c.kv.Range(ctx, &pb.RangeRequest{Key: from, RangeEnd: end, Limit: loadPage, Revision: st.rev, Serializable: true})
@@ -98,7 +99,7 @@ func (c *Cache) follow(ctx context.Context, st *state) (served bool, err error) 
 	if err != nil {
 		return false, fmt.Errorf("opening the watch: %w", err)
 	}
-	key, end := c.rangeKeys()
+	key, end := v2store.Keyspace(c.opts.Prefix)
 	// Start at st.rev, not after it: a watch starting after the member's
 	// current revision gets no progress notification until the next write.
 	// The events at st.rev are already applied; applying them again changes
@@ -156,18 +157,9 @@ func (c *Cache) check(resp *pb.WatchResponse) error {
 	return nil
 }
 
-// apply moves st to what resp says. The header revision of a response with
-// events may run ahead of them (a watcher catching up gets its backlog in
-// batches, each stamped with the store's current revision), so only a
-// response without events, which etcd sends once the watcher is caught up,
-// moves the revision by its header.
+// apply moves st to what resp says: its events, and the revision it
+// proves delivered (not its header's, which may run ahead of the events).
 func (c *Cache) apply(st *state, resp *pb.WatchResponse) error {
-	if len(resp.Events) == 0 {
-		if !resp.Created && resp.Header.GetRevision() > st.rev {
-			st.rev = resp.Header.Revision
-		}
-		return nil
-	}
 	for _, ev := range resp.Events {
 		switch ev.Type {
 		case mvccpb.PUT:
@@ -177,8 +169,8 @@ func (c *Cache) apply(st *state, resp *pb.WatchResponse) error {
 		case mvccpb.DELETE:
 			st.del(ev.Kv.Key)
 		}
-		st.rev = max(st.rev, ev.Kv.ModRevision)
 	}
+	st.rev = max(st.rev, etcdrpc.DeliveredRevision(resp))
 	return nil
 }
 

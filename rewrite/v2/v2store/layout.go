@@ -26,6 +26,10 @@ func (l layout) subtree(p string) (start, end []byte) {
 	return start, prefixEnd(start)
 }
 
+// Keyspace is the v3 range [start, end) holding the whole v2 keyspace under
+// prefix: what the watch hub and the read cache follow.
+func Keyspace(prefix string) (start, end []byte) { return layout{prefix: prefix}.subtree("/") }
+
 // v2Path turns a v3 key back into a v2 path.
 func (l layout) v2Path(k []byte) string { return strings.TrimPrefix(string(k), l.prefix) }
 

@@ -87,13 +87,6 @@ func New(opts Options, up Upstream) *Hub {
 	return &Hub{opts: opts, up: up, log: opts.Logger, m: m, waiters: map[*waiter]struct{}{}, ready: make(chan struct{})}
 }
 
-func (h *Hub) prefixRange() (key, end []byte) {
-	k := []byte(h.opts.Prefix + "/")
-	end = append([]byte(nil), k...)
-	end[len(end)-1]++
-	return k, end
-}
-
 // Run keeps the upstream watch going until ctx ends.
 func (h *Hub) Run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
@@ -128,7 +121,7 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 func (h *Hub) start(ctx context.Context) error {
-	k, end := h.prefixRange()
+	k, end := v2store.Keyspace(h.opts.Prefix)
 	r, err := etcdrpc.NewKVClient(h.up.ClientConn()).Range(ctx, &pb.RangeRequest{Key: k, RangeEnd: end, CountOnly: true})
 	if err != nil {
 		return err
@@ -156,7 +149,7 @@ func (h *Hub) watch(ctx context.Context, from int64) error {
 	if err != nil {
 		return fmt.Errorf("opening the watch: %w", err)
 	}
-	k, end := h.prefixRange()
+	k, end := v2store.Keyspace(h.opts.Prefix)
 	if err := ws.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
 		Key: k, RangeEnd: end, StartRevision: from, PrevKv: true, ProgressNotify: true}}}); err != nil {
 		return fmt.Errorf("creating the watch: %w", err)
@@ -225,20 +218,7 @@ func (h *Hub) apply(resp *pb.WatchResponse) {
 	}
 	flush()
 	h.mu.Lock()
-	// The header revision is the member's current one, not how far this
-	// watch has got: a Created response, or a batch of a watch catching up
-	// (etcd sends at most 1000 revisions of backlog at a time), carries it
-	// while older events are still to come. So only events advance current,
-	// and a header only in a progress notification, which the member sends
-	// once the watch is synced.
-	var rev uint64
-	for _, e := range resp.Events {
-		rev = max(rev, uint64(e.Kv.ModRevision))
-	}
-	if len(resp.Events) == 0 && !resp.Created && !resp.Canceled {
-		rev = uint64(resp.Header.GetRevision())
-	}
-	if rev > h.current {
+	if rev := uint64(etcdrpc.DeliveredRevision(resp)); rev > h.current {
 		h.current = rev
 	}
 	h.mu.Unlock()
@@ -289,7 +269,7 @@ func (h *Hub) closeLocked(w *waiter) {
 // storeIndex reads the member's current revision: the hub's own view may
 // trail a write the client has just seen acknowledged.
 func (h *Hub) storeIndex(ctx context.Context) (v2store.Meta, error) {
-	k, _ := h.prefixRange()
+	k, _ := v2store.Keyspace(h.opts.Prefix)
 	r, err := etcdrpc.NewKVClient(h.up.ClientConn()).Range(ctx, &pb.RangeRequest{Key: k, CountOnly: true, Serializable: true})
 	if err != nil {
 		return v2store.Meta{}, err
