@@ -202,9 +202,9 @@ func (p *Pool) probeAll(ctx context.Context) {
 
 // probe asks the member's gRPC health service: cheap (no raft round trip),
 // needs no credentials, and etcd marks itself NOT_SERVING while stopping.
-func (ep *endpoint) probe(ctx context.Context) {
+func (ep *endpoint) probe(parent context.Context) {
 	p := ep.pool
-	ctx, cancel := context.WithTimeout(ctx, p.opts.HealthTimeout)
+	ctx, cancel := context.WithTimeout(parent, p.opts.HealthTimeout)
 	defer cancel()
 	start := time.Now()
 	resp, err := healthpb.NewHealthClient(ep.conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
@@ -222,7 +222,22 @@ func (ep *endpoint) probe(ctx context.Context) {
 	if ok && time.Now().UnixNano() < ep.downUntil.Load() {
 		return
 	}
+	if !ok && (parent.Err() != nil || p.closing()) {
+		// The pool is shutting down, not the member: no verdict, and no
+		// "unhealthy" warning on the way out.
+		return
+	}
 	ep.setHealthy(ok, err)
+}
+
+// closing reports whether Close has been called.
+func (p *Pool) closing() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 func (ep *endpoint) setHealthy(ok bool, err error) {
