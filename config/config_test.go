@@ -94,6 +94,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"bad mode", []string{"--endpoints", "http://127.0.0.1:1", "--gateway-legacy-mode", "sideways"}, "", "rewrite, redirect, off"},
 		{"bad log level", []string{"--endpoints", "http://127.0.0.1:1", "--log-level", "loud"}, "", "--log-level"},
 		{"bad v2 prefix", []string{"--endpoints", "http://127.0.0.1:1", "--v2-prefix", "v2/"}, "", "--v2-prefix"},
+		{"negative gc headroom", []string{"--endpoints", "http://127.0.0.1:1", "--gc-headroom-bytes", "-1"}, "", "--gc-headroom-bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,7 +115,7 @@ func TestShippedExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Endpoints) != 3 || c.ListenClientURLs[0] != "http://0.0.0.0:2379" {
+	if len(c.Endpoints) != 3 || c.ListenClientURLs[0] != "http://0.0.0.0:2379" || c.GCHeadroomBytes != Default().GCHeadroomBytes {
 		t.Fatalf("got %+v", c)
 	}
 }

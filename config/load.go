@@ -77,6 +77,7 @@ func RegisterFlags(fs *pflag.FlagSet, d Config) {
 	fs.String("v2-guest-password", d.V2GuestPassword, "password of --v2-guest-user (better set as ETCDSHIM_V2_GUEST_PASSWORD)")
 	fs.Int64("v2-read-cache-max-bytes", d.V2ReadCacheMaxBytes, "memory bound of the v2 read cache for GETs without quorum=true (0: no cache)")
 	fs.Int("v2-token-cache-size", d.V2TokenCacheSize, "how many v2 credentials' v3 tokens are cached")
+	fs.Int64("gc-headroom-bytes", d.GCHeadroomBytes, "least heap growth between garbage collections (0: Go's default; GOGC in the environment overrides it)")
 	fs.Bool("enable-pprof", d.EnablePprof, "serve runtime profiles at /debug/pprof/ on the client listeners")
 	fs.StringToString("v2-member-shim-urls", d.V2MemberShimURLs, "member name or client URL = that member's shim URLs ('|'-separated), for /v2/members")
 }

@@ -95,6 +95,9 @@ func (c Config) Validate() error {
 	if c.V2ReadCacheMaxBytes < 0 {
 		return invalid("--v2-read-cache-max-bytes must not be negative")
 	}
+	if c.GCHeadroomBytes < 0 {
+		return invalid("--gc-headroom-bytes must not be negative")
+	}
 	if c.V2WatchHistory <= 0 || c.LegacyClientsMax <= 0 || c.V2TokenCacheSize <= 0 {
 		return invalid("--v2-watch-history, --legacy-clients-max and --v2-token-cache-size must be positive")
 	}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/etcdshim/etcdshim/config"
+	"github.com/etcdshim/etcdshim/internal/gctune"
 	"github.com/etcdshim/etcdshim/proxy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +24,7 @@ func run(parent context.Context, cfg config.Config, log *zap.Logger) error {
 	}
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer gctune.Start(uint64(cfg.GCHeadroomBytes), log.Named("gc")).Stop()
 
 	if cfg.Embedded {
 		emb, err := startEmbedded(ctx, cfg, log.Named("embedded"))

@@ -118,10 +118,12 @@ func New(opts Options, cc grpc.ClientConnInterface) (*Gateway, error) {
 		opts.Logger = zap.NewNop()
 	}
 	g := &Gateway{opts: opts}
-	m := newMarshaler()
-	meta := func(context.Context, *http.Request) metadata.MD { return nil }
+	common := []runtime.ServeMuxOption{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newMarshaler()),
+		runtime.WithIncomingHeaderMatcher(forwardHeader),
+	}
 	if opts.MarkAnonymous {
-		meta = anonymousToken
+		common = append(common, runtime.WithMetadata(anonymousToken))
 	}
 	// In the order they were always registered on the full muxes.
 	services := []service{
@@ -151,19 +153,15 @@ func New(opts Options, cc grpc.ClientConnInterface) (*Gateway, error) {
 		}},
 	}
 	var err error
-	if g.v3, err = newMuxSet(services,
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, m),
-		runtime.WithMetadata(meta),
+	if g.v3, err = newMuxSet(services, append(common,
 		runtime.WithRoutingErrorHandler(g.v3RoutingError),
-	); err != nil {
+	)...); err != nil {
 		return nil, err
 	}
-	if g.legacy, err = newMuxSet(services,
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, m),
-		runtime.WithMetadata(meta),
+	if g.legacy, err = newMuxSet(services, append(common[:len(common):len(common)],
 		runtime.WithErrorHandler(legacyError),
 		runtime.WithRoutingErrorHandler(legacyRoutingError),
-	); err != nil {
+	)...); err != nil {
 		return nil, err
 	}
 	g.legacyN = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -346,6 +344,24 @@ func readBody(r *http.Request, max int64) ([]byte, error) {
 			return append(buf, rest...), err
 		}
 	}
+}
+
+// forwardHeader picks the HTTP headers that go on to the member as gRPC
+// metadata. etcd reads few: the token (grpc-gateway forwards Authorization
+// by itself), Grpc-Metadata-* headers a client sets on purpose (hasleader,
+// client-api-version), and grpcgateway-accept, by which a member knows a
+// request came through a gateway and ignores the gateway's certificate name
+// (auth/store.go). grpc-gateway's default also forwards User-Agent,
+// Content-Type, Cookie and the like, which no member reads but each costs an
+// HPACK field on both sides per request.
+func forwardHeader(key string) (string, bool) {
+	switch {
+	case key == "Accept":
+		return runtime.MetadataPrefix + key, true
+	case strings.HasPrefix(key, runtime.MetadataHeaderPrefix):
+		return key[len(runtime.MetadataHeaderPrefix):], true
+	}
+	return "", false
 }
 
 // anonymousToken gives requests without an Authorization header a token the
