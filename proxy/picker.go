@@ -3,12 +3,11 @@ package proxy
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -23,8 +22,8 @@ import (
 //     "etcdserver: leader changed" / "no leader" / "request timed out": it
 //     changes nothing, so running it twice is harmless;
 //   - any call, writes included, when it provably never reached a member:
-//     grpc-go never queued its request headers on a connection (the stats
-//     handler below records that per attempt), or the member refused it
+//     grpc-go never queued its request headers on a connection (sentOption
+//     below learns that per call), or the member refused it
 //     before acting on it ("etcdserver: no leader", "too many requests",
 //     "raft proposal dropped").
 //
@@ -119,34 +118,17 @@ func classify(method string, err error, sent bool) verdict {
 	return noRetry
 }
 
-// attempt records, per call, whether grpc-go put its request headers on a
-// connection. Transparent retries (a new stats.Begin) start it over: grpc-go
-// only retries an attempt the server proved it did not process.
-type attempt struct{ sent atomic.Bool }
-
-type attemptKey struct{}
-
-// sentTracker is the connections' stats handler feeding attempt.
-type sentTracker struct{}
-
-func (sentTracker) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
-
-func (sentTracker) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	a, _ := ctx.Value(attemptKey{}).(*attempt)
-	if a == nil {
-		return
-	}
-	switch s.(type) {
-	case *stats.Begin:
-		a.sent.Store(false)
-	case *stats.OutHeader:
-		a.sent.Store(true)
-	}
+// sentOption learns whether a call's last attempt put its request headers
+// on a connection. grpc-go fills a Peer call option only when the attempt
+// got a transport stream, and it gets one only after queueing the headers
+// (http2Client.NewStream); a transparent retry is a new attempt, so an
+// earlier attempt's stream does not count: grpc-go only retries one the
+// member proved it did not process. This replaced a stats handler on the
+// connections, which cost every call about 17 allocations.
+func sentOption(opts []grpc.CallOption) ([]grpc.CallOption, *peer.Peer) {
+	from := &peer.Peer{}
+	return append(opts[:len(opts):len(opts)], grpc.Peer(from)), from
 }
-
-func (sentTracker) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
-
-func (sentTracker) HandleConn(context.Context, stats.ConnStats) {}
 
 // Retry pacing: every healthy member once per round, then a pause that grows
 // to maxRetryPause, for at most maxRetryRounds rounds (or the call's
@@ -162,15 +144,19 @@ func (pk picker) Invoke(ctx context.Context, method string, args, reply any, opt
 	pause := firstRetryPause
 	var err error
 	for round := 0; ; round++ {
-		tried := map[*endpoint]bool{}
+		// Made on the first failure: most calls succeed at once.
+		var tried map[*endpoint]bool
 		for ep := pk.p.current(); ep != nil; ep = pk.p.nextHealthy(tried) {
-			tried[ep] = true
-			a := &attempt{}
-			err = ep.conn.Invoke(context.WithValue(ctx, attemptKey{}, a), method, args, reply, opts...)
+			callOpts, from := sentOption(opts)
+			err = ep.conn.Invoke(ctx, method, args, reply, callOpts...)
 			if err == nil || ctx.Err() != nil {
 				return err
 			}
-			switch classify(method, err, a.sent.Load()) {
+			if tried == nil {
+				tried = make(map[*endpoint]bool, len(pk.p.eps))
+			}
+			tried[ep] = true
+			switch classify(method, err, from.Addr != nil) {
 			case noRetry:
 				return err
 			case retryMemberDown:

@@ -105,9 +105,6 @@ func NewPool(opts PoolOptions) (*Pool, error) {
 		conn, err := grpc.NewClient("passthrough:///"+u.Host,
 			grpc.WithTransportCredentials(creds),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)),
-			// Tells the picker whether a failed call's request left the
-			// shim, which decides whether a write may go to another member.
-			grpc.WithStatsHandler(sentTracker{}),
 			// Static flow-control windows at the size BDP estimation grows
 			// to: without them every response is followed by a BDP ping
 			// round trip, a write and a read on both shim and member per
