@@ -14,7 +14,7 @@ import (
 )
 
 // benchOn reports whether a section runs: all of them, or those named in
-// BENCH_ONLY (comma-separated: v3, scale, watch, gateway, v2, v2watch,
+// BENCH_ONLY (comma-separated: v3, scale, watch, gateway, gc, v2, v2watch,
 // import, metrics). A partial run prints its tables and leaves BENCHMARKS.md alone,
 // so the file always holds one complete side-by-side run.
 func benchOn(section string) bool {
@@ -60,6 +60,9 @@ func TestBench(t *testing.T) {
 	if benchOn("gateway") {
 		gatewaySection(t, &out, member, sp, shim)
 	}
+	if benchOn("gc") {
+		gcSection(t, &out, cl.ClientURLs(), shim)
+	}
 	if benchOn("v2") || benchOn("v2watch") || benchOn("import") {
 		v34 := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", Size: 1, EnableV2: true})
 		if benchOn("v2") {
@@ -104,6 +107,34 @@ func gatewaySection(t *testing.T, out *strings.Builder, member, sp string, shim 
 	})
 	out.WriteString(table("JSON gateway POST kv/put, 50 connections", rerun("gateway")+` (hey -c 50 -m POST -d '{"key":…,"value":…}' <url>/kv/put)`,
 		"member /v3 gateway", []string{"member /v3 gateway", "etcdshim /v3beta"}, gwPut))
+}
+
+// gcSection: the shim as configured against a second shim on the same
+// member with --gc-headroom-bytes 0 (Go's default collector), on the
+// gateway and the v2 GET, with each shim's peak RSS after the runs.
+func gcSection(t *testing.T, out *strings.Builder, endpoints []string, shim *harness.Shim) {
+	plain := harness.StartShim(t, harness.ShimConfig{Endpoints: endpoints, Args: []string{"--log-level", "warn", "--gc-headroom-bytes", "0"}})
+	defer plain.Stop(t) // idle, it would still share the CPU with later sections
+	v2do(t, shim.URL, "PUT", "/bench/gc", "value=x")
+	const headroom, goDefault = "etcdshim (default --gc-headroom-bytes, 8 MiB)", "etcdshim --gc-headroom-bytes 0 (Go's default GC)"
+	order := []string{headroom, goDefault}
+	body := `{"key":"YmVuY2gvMDAwMDE="}`
+	gw := alternate([]arm{
+		{name: headroom, run: heyPOST(t, shim.URL+"/v3beta/kv/range", body), pid: shim.PID()},
+		{name: goDefault, run: heyPOST(t, plain.URL+"/v3beta/kv/range", body), pid: plain.PID()},
+	})
+	out.WriteString(table("GC headroom: JSON gateway POST kv/range, 50 connections", rerun("gc")+` (hey -c 50 -m POST -d '{"key":…}' <shim>/v3beta/kv/range)`,
+		goDefault, order, gw))
+	get := func(u string) func() sample {
+		return func() sample { return runHey(t, "-c", "50", u+"/v2/keys/bench/gc") }
+	}
+	v2 := alternate([]arm{
+		{name: headroom, run: get(shim.URL), pid: shim.PID()},
+		{name: goDefault, run: get(plain.URL), pid: plain.PID()},
+	})
+	out.WriteString(table("GC headroom: v2 GET, 50 connections", rerun("gc")+" (hey -c 50 <shim>/v2/keys/bench/gc)", goDefault, order, v2))
+	fmt.Fprintf(out, "\nPeak RSS (VmHWM) after both tables: %d kB with the headroom, %d kB with Go's default.\n",
+		procStatusKB(shim.PID(), "VmHWM"), procStatusKB(plain.PID(), "VmHWM"))
 }
 
 // heyPOST is an arm's run: hey with 50 connections POSTing the JSON body to url.
