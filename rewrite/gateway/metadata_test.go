@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -29,22 +27,8 @@ func (m *mdRecorder) Range(ctx context.Context, _ *etcdserverpb.RangeRequest) (*
 }
 
 func startRecorder(t *testing.T) (*grpc.ClientConn, *mdRecorder) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
 	rec := &mdRecorder{last: make(chan metadata.MD, 1)}
-	etcdserverpb.RegisterKVServer(s, rec)
-	go func() { _ = s.Serve(l) }()
-	t.Cleanup(s.Stop)
-	cc, err := grpc.NewClient("passthrough:///"+l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return cc, rec
+	return serveGRPC(t, func(s *grpc.Server) { etcdserverpb.RegisterKVServer(s, rec) }), rec
 }
 
 // TestForwardedMetadata: what a member learns from a gateway request's

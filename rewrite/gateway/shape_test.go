@@ -252,15 +252,23 @@ var upstreamErrors = []struct {
 }
 
 func startFake(t *testing.T) *grpc.ClientConn {
+	f := &fakeEtcd{}
+	return serveGRPC(t, func(s *grpc.Server) {
+		pb.RegisterKVServer(s, f)
+		pb.RegisterWatchServer(s, f)
+	})
+}
+
+// serveGRPC starts a gRPC server with the services register adds and
+// returns a connection to it; both end with the test.
+func serveGRPC(t *testing.T, register func(*grpc.Server)) *grpc.ClientConn {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer()
-	f := &fakeEtcd{}
-	pb.RegisterKVServer(s, f)
-	pb.RegisterWatchServer(s, f)
+	register(s)
 	go func() { _ = s.Serve(l) }()
 	t.Cleanup(s.Stop)
 	cc, err := grpc.NewClient("passthrough:///"+l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
