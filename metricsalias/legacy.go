@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/promchild"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -20,7 +21,7 @@ type LegacyTracker struct {
 	max      int
 	now      func() time.Time
 	requests *prometheus.CounterVec
-	bySurf   *childCache[prometheus.Counter]
+	bySurf   *promchild.Cache[string, prometheus.Counter]
 	evicted  prometheus.Counter
 
 	mu      sync.Mutex
@@ -52,7 +53,7 @@ func NewLegacyTracker(max int, reg prometheus.Registerer) *LegacyTracker {
 			Help: "Legacy clients forgotten because --legacy-clients-max was reached."}),
 	}
 	t.started = t.now()
-	t.bySurf = newChildCache(func(s string) prometheus.Counter { return t.requests.WithLabelValues(s) })
+	t.bySurf = promchild.New(childLimit, func(s string) prometheus.Counter { return t.requests.WithLabelValues(s) })
 	if reg != nil {
 		reg.MustRegister(t.requests, t.evicted)
 	}
@@ -61,7 +62,7 @@ func NewLegacyTracker(max int, reg prometheus.Registerer) *LegacyTracker {
 
 // Observe records one request on a surface.
 func (t *LegacyTracker) Observe(r *http.Request, surface, user string) {
-	t.bySurf.get(surface).Inc()
+	t.bySurf.Get(surface).Inc()
 	remote := r.RemoteAddr
 	if h, _, err := net.SplitHostPort(remote); err == nil {
 		remote = h // the port changes with every connection

@@ -5,9 +5,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/promchild"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -37,18 +37,22 @@ func NewV2HTTPMetrics(reg prometheus.Registerer) *V2HTTPMetrics {
 	return m
 }
 
+// childLimit bounds the label children a vector's cache remembers: label
+// values such as the v2 method come from clients.
+const childLimit = 64
+
 // Wrap counts the v2 requests h answers. Watches are counted as received
 // only, as in 3.4; a quorum GET is method QGET.
 func (m *V2HTTPMetrics) Wrap(h http.Handler) http.Handler {
-	received := newChildCache(func(method string) prometheus.Counter { return m.received.WithLabelValues(method) })
-	duration := newChildCache(func(method string) prometheus.Observer { return m.duration.WithLabelValues(method) })
+	received := promchild.New(childLimit, func(method string) prometheus.Counter { return m.received.WithLabelValues(method) })
+	duration := promchild.New(childLimit, func(method string) prometheus.Observer { return m.duration.WithLabelValues(method) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		method := r.Method
 		quorum, wait := queryTrue(r.URL, "quorum"), queryTrue(r.URL, "wait")
 		if method == http.MethodGet && quorum {
 			method = "QGET"
 		}
-		received.get(method).Inc()
+		received.Get(method).Inc()
 		if wait {
 			h.ServeHTTP(w, r)
 			return
@@ -60,7 +64,7 @@ func (m *V2HTTPMetrics) Wrap(h http.Handler) http.Handler {
 			m.failed.WithLabelValues(method, strconv.Itoa(rec.code)).Inc()
 			return
 		}
-		duration.get(method).Observe(time.Since(start).Seconds())
+		duration.Get(method).Observe(time.Since(start).Seconds())
 	})
 }
 
@@ -86,35 +90,6 @@ func queryTrue(u *url.URL, name string) bool {
 		}
 	}
 	return false
-}
-
-// childCache remembers a vector's children by label value: WithLabelValues
-// hashes the labels and takes the vector's lock on every call. Children are
-// made on first use, so no zero series appear before a request does.
-type childCache[T any] struct {
-	make func(string) T
-	mu   sync.RWMutex
-	m    map[string]T
-}
-
-func newChildCache[T any](make func(string) T) *childCache[T] {
-	return &childCache[T]{make: make, m: map[string]T{}}
-}
-
-func (c *childCache[T]) get(label string) T {
-	c.mu.RLock()
-	v, ok := c.m[label]
-	c.mu.RUnlock()
-	if ok {
-		return v
-	}
-	v = c.make(label)
-	c.mu.Lock()
-	if len(c.m) < 64 { // label values come from clients: bound the cache
-		c.m[label] = v
-	}
-	c.mu.Unlock()
-	return v
 }
 
 type codeRecorder struct {

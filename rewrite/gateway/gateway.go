@@ -8,9 +8,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/internal/promchild"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,11 +53,7 @@ type Gateway struct {
 	v3      muxSet
 	legacy  muxSet
 	legacyN *prometheus.CounterVec
-
-	// legacyC caches legacyN's children: the label lookup hashes both
-	// labels on every request otherwise.
-	legacyMu sync.RWMutex
-	legacyC  map[legacyRoute]prometheus.Counter
+	legacyC *promchild.Cache[legacyRoute, prometheus.Counter] // legacyN's children
 }
 
 type legacyRoute struct{ prefix, route string }
@@ -168,6 +164,10 @@ func New(opts Options, cc grpc.ClientConnInterface) (*Gateway, error) {
 		Name: "etcdshim_gateway_legacy_requests_total",
 		Help: "JSON gateway requests on legacy prefixes (/v3beta, /v3alpha), by prefix and route.",
 	}, []string{"prefix", "route"})
+	// Every prefix and route label can be remembered: both are bounded.
+	g.legacyC = promchild.New(len(opts.LegacyPrefixes)*(len(knownRoutes)+1), func(k legacyRoute) prometheus.Counter {
+		return g.legacyN.WithLabelValues(k.prefix, k.route)
+	})
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(g.legacyN); err != nil {
 			return nil, fmt.Errorf("registering gateway metrics: %w", err)
@@ -206,7 +206,7 @@ func (g *Gateway) serveLegacy(w http.ResponseWriter, r *http.Request, prefix str
 	rest := strings.TrimPrefix(r.URL.Path, prefix)
 	route := "/v3" + rest
 	label := strings.TrimPrefix(prefix, "/")
-	g.legacyCounter(label, routeLabel(route)).Inc()
+	g.legacyC.Get(legacyRoute{label, routeLabel(route)}).Inc()
 	if g.opts.Legacy != nil {
 		g.opts.Legacy.Observe(r, label, "")
 	}
@@ -234,25 +234,6 @@ func (g *Gateway) serveLegacy(w http.ResponseWriter, r *http.Request, prefix str
 	u.Path, u.RawPath = route, ""
 	r2.URL = &u
 	g.legacy.mux(route).ServeHTTP(w, r2)
-}
-
-// legacyCounter is legacyN's child for a prefix and route label.
-func (g *Gateway) legacyCounter(prefix, route string) prometheus.Counter {
-	k := legacyRoute{prefix, route}
-	g.legacyMu.RLock()
-	c := g.legacyC[k]
-	g.legacyMu.RUnlock()
-	if c != nil {
-		return c
-	}
-	c = g.legacyN.WithLabelValues(prefix, route)
-	g.legacyMu.Lock()
-	if g.legacyC == nil {
-		g.legacyC = map[legacyRoute]prometheus.Counter{}
-	}
-	g.legacyC[k] = c
-	g.legacyMu.Unlock()
-	return c
 }
 
 // knownRoutes bounds the route label's values.
