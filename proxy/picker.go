@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/ctxtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -169,12 +170,8 @@ func (pk picker) Invoke(ctx context.Context, method string, args, reply any, opt
 		if round+1 >= maxRetryRounds {
 			return err
 		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !ctxtime.Sleep(ctx, pause) {
 			return err
-		case <-t.C:
 		}
 		pause = min(2*pause, maxRetryPause)
 	}

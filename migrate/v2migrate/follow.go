@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/ctxtime"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
@@ -180,10 +181,7 @@ func (b *backoff) sleep(ctx context.Context) {
 	} else {
 		b.d = min(2*b.d, 5*time.Second)
 	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(b.d):
-	}
+	ctxtime.Sleep(ctx, b.d)
 }
 
 func (b *backoff) reset() { b.d = 0 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-semver/semver"
+	"github.com/etcdshim/etcdshim/internal/ctxtime"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -165,7 +166,7 @@ func (c *Cache) Run(ctx context.Context) {
 					return
 				}
 				c.log.Info("v2 read cache cannot load the keyspace; reads go to the member", zap.Error(err))
-				sleep(ctx, backoff)
+				ctxtime.Sleep(ctx, backoff)
 				backoff = min(2*backoff, 30*time.Second)
 				continue
 			}
@@ -190,17 +191,8 @@ func (c *Cache) Run(ctx context.Context) {
 			backoff = 30 * time.Second
 		}
 		c.log.Info("v2 read cache resuming its watch; reads go to the member meanwhile", zap.Int64("from-revision", st.revOrZero()), zap.Error(err))
-		sleep(ctx, backoff)
+		ctxtime.Sleep(ctx, backoff)
 		backoff = min(2*backoff, 30*time.Second)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/ctxtime"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,7 +94,7 @@ func (h *Hub) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := h.start(ctx); err != nil {
 			h.log.Warn("v2 watch hub cannot read the store index", zap.Error(err))
-			sleep(ctx, backoff)
+			ctxtime.Sleep(ctx, backoff)
 			backoff = min(2*backoff, 2*time.Second)
 			continue
 		}
@@ -109,14 +110,7 @@ func (h *Hub) Run(ctx context.Context) {
 		}
 		h.m.restarts.Inc()
 		h.log.Info("v2 watch hub resuming the upstream watch", zap.Int64("from-revision", from), zap.Error(err))
-		sleep(ctx, 200*time.Millisecond)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
+		ctxtime.Sleep(ctx, 200*time.Millisecond)
 	}
 }
 
