@@ -3,5 +3,6 @@
 // grpc.ClientConnInterface. etcd's generated constructors take a concrete
 // *grpc.ClientConn, which rules out the proxy's failover picker; these take
 // the interface and send the same method names and messages.
-// DeliveredRevision reads what a watch response proves.
+// DeliveredRevision reads what a watch response proves; RangePages reads a
+// range in pages at one revision.
 package etcdrpc

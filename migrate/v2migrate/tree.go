@@ -9,8 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
 // Entry is one v2 node, flat: what import writes and verify compares.
@@ -122,16 +124,8 @@ func readDest(ctx context.Context, kv pb.KVClient, lay v2store.Layout, root stri
 	if root != "/" {
 		from = lay.Key(root)
 	}
-	const page = 1000
-	for {
-		r, err := kv.Range(ctx, &pb.RangeRequest{Key: from, RangeEnd: end, Limit: page, Revision: v.Rev})
-		if err != nil {
-			return nil, fmt.Errorf("reading the destination below %s: %w", root, err)
-		}
-		if v.Rev == 0 {
-			v.Rev = r.Header.Revision
-		}
-		for _, k := range r.Kvs {
+	rev, err := etcdrpc.RangePages(ctx, kv, &pb.RangeRequest{Key: from, RangeEnd: end, Limit: 1000}, func(kvs []*mvccpb.KeyValue) error {
+		for _, k := range kvs {
 			p, dir, ok := lay.Path(k.Key)
 			if !ok || !within(root, p) || (p == "/" && dir) || hiddenBelow(root, p) {
 				continue // a sibling such as /a-b between /a and /a/, or hidden
@@ -148,11 +142,13 @@ func readDest(ctx context.Context, kv pb.KVClient, lay v2store.Layout, root stri
 				}
 			}
 		}
-		if !r.More || len(r.Kvs) == 0 {
-			return v, nil
-		}
-		from = append(append([]byte(nil), r.Kvs[len(r.Kvs)-1].Key...), 0)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the destination below %s: %w", root, err)
 	}
+	v.Rev = rev
+	return v, nil
 }
 
 // FillTTLs asks the destination how long each of leases has left (rounded

@@ -60,25 +60,23 @@ const loadPage = 1000
 func (c *Cache) load(ctx context.Context) (*state, error) {
 	st := &state{kvs: newTree(), max: c.opts.MaxBytes}
 	from, end := v2store.Keyspace(c.opts.Prefix)
-	ctx = c.anonymous(ctx)
-	for {
-		r, err := c.kv.Range(ctx, &pb.RangeRequest{Key: from, RangeEnd: end, Limit: loadPage, Revision: st.rev, Serializable: true})
-		if err != nil {
-			return nil, fmt.Errorf("loading the v2 keyspace: %w", err)
-		}
-		if st.rev == 0 {
-			st.rev = r.Header.Revision
-		}
-		for _, kv := range r.Kvs {
-			if err := st.put(kv); err != nil {
-				return nil, err
+	rev, err := etcdrpc.RangePages(c.anonymous(ctx), c.kv, &pb.RangeRequest{Key: from, RangeEnd: end, Limit: loadPage, Serializable: true},
+		func(kvs []*mvccpb.KeyValue) error {
+			for _, kv := range kvs {
+				if err := st.put(kv); err != nil {
+					return err
+				}
 			}
-		}
-		if !r.More || len(r.Kvs) == 0 {
-			return st, nil
-		}
-		from = append(append([]byte(nil), r.Kvs[len(r.Kvs)-1].Key...), 0)
+			return nil
+		})
+	if errors.Is(err, errTooBig) {
+		return nil, err
 	}
+	if err != nil {
+		return nil, fmt.Errorf("loading the v2 keyspace: %w", err)
+	}
+	st.rev = rev
+	return st, nil
 }
 
 var (
