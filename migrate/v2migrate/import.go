@@ -339,14 +339,7 @@ func ttlEqual(ttl, lease int64, ttls map[int64]int64, tol time.Duration) bool {
 		return ttl == 0 && lease == 0
 	}
 	left, ok := ttls[lease]
-	if !ok || left <= 0 {
-		return false
-	}
-	d := left - ttl
-	if d < 0 {
-		d = -d
-	}
-	return time.Duration(d)*time.Second <= tol
+	return ok && left > 0 && ttlClose(ttl, left, tol)
 }
 
 // pruneList lists the destination keys below the root the source does not

@@ -68,6 +68,7 @@ func sortDiffs(ds []Difference) {
 	sort.SliceStable(ds, func(i, j int) bool { return ds[i].Path < ds[j].Path })
 }
 
+// ttlClose compares two TTLs in seconds (0: none) within tol.
 func ttlClose(a, b int64, tol time.Duration) bool {
 	if a == 0 || b == 0 {
 		return a == b
