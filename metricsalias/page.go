@@ -56,7 +56,7 @@ const maxPage = 64 << 20
 func getBuf() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
 
 func putBuf(b *bytes.Buffer) {
-	if b == nil || b.Cap() > 4*maxPage/16 {
+	if b == nil || b.Cap() > maxPage/4 {
 		return // let an unusually large buffer go
 	}
 	b.Reset()
