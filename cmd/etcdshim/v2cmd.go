@@ -200,14 +200,23 @@ re-reads the tree and deletes what the source no longer has.`,
 	return cmd
 }
 
-func runV2Import(parent context.Context, o v2Options, stdout, stderr io.Writer) error {
-	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// start is how both v2 commands begin: a context that SIGINT or SIGTERM
+// ends, and the logger. done releases both.
+func (o v2Options) start(parent context.Context) (context.Context, *zap.Logger, func(), error) {
 	log, err := newLogger(o.LogLevel)
 	if err != nil {
-		return &config.Error{Msg: err.Error()}
+		return nil, nil, nil, &config.Error{Msg: err.Error()}
 	}
-	defer func() { _ = log.Sync() }()
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	return ctx, log, func() { stop(); _ = log.Sync() }, nil
+}
+
+func runV2Import(parent context.Context, o v2Options, stdout, stderr io.Writer) error {
+	ctx, log, done, err := o.start(parent)
+	if err != nil {
+		return err
+	}
+	defer done()
 	tty := false
 	if f, ok := stderr.(*os.File); ok {
 		tty = term.IsTerminal(int(f.Fd()))
@@ -267,13 +276,11 @@ within --ttl-tolerance are equal). Exit status 0 when there is no difference, 1 
 }
 
 func runV2Verify(parent context.Context, o v2Options, stdout io.Writer) error {
-	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log, err := newLogger(o.LogLevel)
+	ctx, log, done, err := o.start(parent)
 	if err != nil {
-		return &config.Error{Msg: err.Error()}
+		return err
 	}
-	defer func() { _ = log.Sync() }()
+	defer done()
 	m, release, err := o.connect(ctx, log, nil)
 	if err != nil {
 		return err
