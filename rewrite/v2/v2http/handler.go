@@ -36,8 +36,9 @@ type Watcher interface {
 // Options configure the keys handler.
 type Options struct {
 	MaxRequestBytes int64
-	// Timeout bounds one store call (3.4's request timeout is 5s plus a
-	// margin per election; writes without quorum fail after it).
+	// Timeout bounds one store write (3.4's request timeout is 5s plus a
+	// margin per election; writes without quorum fail after it). Reads
+	// are bounded by the store itself (v2store.DefaultTimeout).
 	Timeout     time.Duration
 	Credentials Credentials
 	Legacy      LegacyRecorder
@@ -58,7 +59,7 @@ func New(opts Options, store v2store.Store) *Keys {
 		opts.Logger = zap.NewNop()
 	}
 	if opts.Timeout == 0 {
-		opts.Timeout = 10 * time.Second
+		opts.Timeout = v2store.DefaultTimeout
 	}
 	if opts.MaxRequestBytes == 0 {
 		opts.MaxRequestBytes = 3 << 20
@@ -106,11 +107,15 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var m v2store.Meta
 	call := func(ctx context.Context) error {
 		var err error
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			// The store times Get's member calls itself; a GET from the
+			// read cache makes none.
+			ev, m, err = k.store.Get(ctx, rq.key, v2store.GetOptions{Recursive: rq.recursive, Sorted: rq.sorted, Quorum: rq.quorum})
+			return err
+		}
 		ctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
 		defer cancel()
 		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			ev, m, err = k.store.Get(ctx, rq.key, v2store.GetOptions{Recursive: rq.recursive, Sorted: rq.sorted, Quorum: rq.quorum})
 		case http.MethodPut:
 			ev, m, err = k.store.Put(ctx, rq.key, rq.setOptions())
 		case http.MethodPost:

@@ -36,6 +36,8 @@ type DeleteOptions struct {
 // Store is the v2 keyspace. Errors are *Error for v2 conditions; anything
 // else is an upstream failure (answered as error 300).
 type Store interface {
+	// Get bounds its own calls to the member, so callers need not set a
+	// deadline: a read answered from memory then pays for no timer.
 	Get(ctx context.Context, key string, o GetOptions) (*Event, Meta, error)
 	// Put covers set, create, update and compare-and-swap (PUT).
 	Put(ctx context.Context, key string, o SetOptions) (*Event, Meta, error)

@@ -21,6 +21,22 @@ type V3Store struct {
 	lease pb.LeaseClient
 	now   func() time.Time
 	cache ReadCache
+	// timeout bounds the member calls of a Get, which callers give no
+	// deadline so that a read the cache answers pays for no timer.
+	timeout time.Duration
+}
+
+// DefaultTimeout bounds one v2 request's calls to the member unless the
+// caller's context ends sooner (3.4's request timeout is 5s plus a margin
+// for the leader election a write may wait out).
+const DefaultTimeout = 10 * time.Second
+
+// bound gives ctx the store's timeout unless it has a deadline already.
+func (s *V3Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.timeout)
 }
 
 // Ranger is the part of the v3 KV API a read needs.
@@ -48,7 +64,8 @@ var _ Store = (*V3Store)(nil)
 
 // NewV3 returns a store on cc under prefix ("" or "/something").
 func NewV3(cc grpc.ClientConnInterface, prefix string) *V3Store {
-	return &V3Store{l: layout{prefix: prefix}, kv: etcdrpc.NewKVClient(cc), lease: etcdrpc.NewLeaseClient(cc), now: time.Now}
+	return &V3Store{l: layout{prefix: prefix}, kv: etcdrpc.NewKVClient(cc), lease: etcdrpc.NewLeaseClient(cc), now: time.Now,
+		timeout: DefaultTimeout}
 }
 
 func meta(h *pb.ResponseHeader) Meta {
@@ -67,6 +84,8 @@ type ttlInfo struct {
 
 // leaseTTLs asks the member how long each lease has left.
 func (s *V3Store) leaseTTLs(ctx context.Context, ids map[int64]bool) map[int64]ttlInfo {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	out := make(map[int64]ttlInfo, len(ids))
 	now := s.now()
 	for id := range ids {
@@ -217,11 +236,17 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 	if p != "/" {
 		from = s.l.key(p)
 	}
-	var kv Ranger = s.kv
+	var kv Ranger
 	if !o.Quorum && s.cache != nil {
 		if c, ok := s.cache.Acquire(ctx); ok {
 			kv = c
 		}
+	}
+	if kv == nil {
+		kv = s.kv
+		var cancel context.CancelFunc
+		ctx, cancel = s.bound(ctx)
+		defer cancel()
 	}
 	r, err := kv.Range(ctx, &pb.RangeRequest{Key: from, RangeEnd: end, Serializable: !o.Quorum})
 	if err != nil {
