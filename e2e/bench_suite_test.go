@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,8 +15,8 @@ import (
 )
 
 // benchOn reports whether a section runs: all of them, or those named in
-// BENCH_ONLY (comma-separated: v3, scale, watch, gateway, gc, v2, v2watch,
-// import, metrics). A partial run prints its tables and leaves BENCHMARKS.md alone,
+// BENCH_ONLY (comma-separated: v3, scale, watch, gateway, gc, txnshape, v2,
+// v2watch, import, metrics, proxycache). A partial run prints its tables and leaves BENCHMARKS.md alone,
 // so the file always holds one complete side-by-side run.
 func benchOn(section string) bool {
 	only := os.Getenv("BENCH_ONLY")
@@ -43,7 +44,7 @@ func TestBench(t *testing.T) {
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), Args: []string{"--log-level", "warn"}})
 	sp := splice(t, strings.TrimPrefix(member, "http://"))
 
-	if benchOn("v3") || benchOn("scale") || benchOn("watch") {
+	if benchOn("v3") || benchOn("scale") || benchOn("watch") || benchOn("proxycache") {
 		tool := harness.EtcdBenchmarkBinary(t)
 		gpPort := harness.FreePort(t)
 		gp := exec.Command(harness.EtcdBinary(t, "3.7"), "grpc-proxy", "start", "--endpoints", member,
@@ -63,10 +64,13 @@ func TestBench(t *testing.T) {
 	if benchOn("gc") {
 		gcSection(t, &out, cl.ClientURLs(), shim)
 	}
+	if benchOn("txnshape") {
+		txnShapeSection(t, &out, cl.Members[0])
+	}
 	if benchOn("v2") || benchOn("v2watch") || benchOn("import") {
 		v34 := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", Size: 1, EnableV2: true})
 		if benchOn("v2") {
-			v2Section(t, &out, v34.ClientURLs()[0], member, shim)
+			v2Section(t, &out, v34.Members[0], cl.Members[0], shim)
 		}
 		if benchOn("v2watch") {
 			v2WatchSection(t, &out, v34, cl, shim)
@@ -143,17 +147,32 @@ func heyPOST(t *testing.T, url, body string) func() sample {
 }
 
 // v2Section: the shim on 3.7 against etcd 3.4's native v2, with a bare
-// splice in front of 3.4 as the floor any proxy pays. Writes also get a
-// ceiling: one plain v3 put of the same key and value through the 3.7
-// member's own JSON gateway, the least a v2 write on that member can cost.
-func v2Section(t *testing.T, out *strings.Builder, native, member string, shim *harness.Shim) {
+// splice in front of 3.4 as the floor any proxy pays. Writes also get two
+// ceilings: one plain v3 put of the same key and value through the 3.7
+// member's own JSON gateway, and plain v3 puts over gRPC from etcd's
+// benchmark tool, the least a write on that member can cost. A budget table
+// after each splits every arm's CPU per request between the processes.
+func v2Section(t *testing.T, out *strings.Builder, native34, member *harness.Member, shim *harness.Shim) {
+	native := native34.ClientURL
 	nativeSplice := splice(t, strings.TrimPrefix(native, "http://"))
 	for _, u := range []string{native, shim.URL} {
 		v2do(t, u, "PUT", "/bench/k", "value=x")
 	}
-	const ceiling = "3.7 member, one plain v3 put (own /v3 gateway): ceiling for any v2-on-v3 write"
+	const (
+		col34, colSplice, colFixed, colMember, colShim = "etcd 3.4", "splice", "fixed answer", "3.7 member", "etcdshim"
+		ceiling                                        = "3.7 member, one plain v3 put (own /v3 gateway): ceiling for any v2-on-v3 write"
+		grpcCeiling                                    = "3.7 member, plain v3 puts over gRPC (etcd benchmark, 50 clients)"
+		fixed                                          = "fixed answer (Go net/http, 3.4's bytes from memory): floor for any Go sidecar"
+	)
+	on34 := []proc{{col34, native34.PID()}}
+	onMember := []proc{{colMember, member.PID()}}
 	// The shim's v2 key /bench/k is the v3 key /bench/k (no --v2-prefix), value "x".
-	ceilingArm := arm{name: ceiling, run: heyPOST(t, member+"/v3/kv/put", `{"key":"L2JlbmNoL2s=","value":"eA=="}`)}
+	ceilingArm := arm{name: ceiling, run: heyPOST(t, member.ClientURL+"/v3/kv/put", `{"key":"L2JlbmNoL2s=","value":"eA=="}`), procs: onMember}
+	fixedURL := fixedAnswer(t, native+"/v2/keys/bench/k")
+	fixedArm := arm{name: fixed, run: func() sample { return runHey(t, "-c", "50", fixedURL+"/v2/keys/bench/k") }, procs: []proc{{colFixed, os.Getpid()}}}
+	tool := harness.EtcdBenchmarkBinary(t)
+	grpcArgs := []string{"put", "--total", strconv.Itoa(int(8000 * benchDur().Seconds())), "--key-size", "8", "--key-space-size", "1", "--val-size", "1"}
+	grpcArm := arm{name: grpcCeiling, run: func() sample { return runTool(t, tool, member.ClientURL, 50, grpcArgs...) }, procs: onMember}
 	v2 := func(name, method, path, form string, extra ...arm) {
 		mk := func(u string) func() sample {
 			return func() sample {
@@ -165,20 +184,25 @@ func v2Section(t *testing.T, out *strings.Builder, native, member string, shim *
 			}
 		}
 		arms := append([]arm{
-			{name: "etcd 3.4 native v2", run: mk(native)},
-			{name: "bare splice → 3.4 native v2", run: mk(nativeSplice)},
-			{name: "etcdshim on 3.7", run: mk(shim.URL), pid: shim.PID()},
+			{name: "etcd 3.4 native v2", run: mk(native), procs: on34},
+			{name: "bare splice → 3.4 native v2", run: mk(nativeSplice), procs: append([]proc{{colSplice, os.Getpid()}}, on34...)},
+			{name: "etcdshim on 3.7", run: mk(shim.URL), pid: shim.PID(), procs: append([]proc{{colShim, shim.PID()}}, onMember...)},
 		}, extra...)
 		order := make([]string, len(arms))
 		for i, a := range arms {
 			order[i] = a.name
 		}
-		out.WriteString(table("v2 "+name+", 50 connections", fmt.Sprintf("%s (hey -c 50 -m %s %s <url>/v2/keys%s)", rerun("v2"), method, form, path),
-			"etcd 3.4 native v2", order, alternate(arms)))
+		cmd := fmt.Sprintf("%s (hey -c 50 -m %s %s <url>/v2/keys%s)", rerun("v2"), method, form, path)
+		res := alternate(arms)
+		out.WriteString(table("v2 "+name+", 50 connections", cmd, "etcd 3.4 native v2", order, res))
+		out.WriteString(budgetTable("v2 "+name+": CPU per request, by process", cmd, "load generator",
+			[]string{colSplice, col34, colFixed, colShim, colMember}, order, res))
 	}
-	v2("GET", "GET", "/bench/k", "")
-	v2("PUT", "PUT", "/bench/k", "value=x", ceilingArm)
-	out.WriteString("\nThe ceiling row here and under CAS is `hey -c 50 -m POST -d '{\"key\":\"L2JlbmNoL2s=\",\"value\":\"eA==\"}' <3.7 member>/v3/kv/put` " +
-		"(one plain put of the same key and value); a shim v2 write is one v3 txn with compares and two puts (the key and its action record), so this row bounds it.\n")
-	v2("CAS (prevValue)", "PUT", "/bench/k", "value=x&prevValue=x", ceilingArm)
+	v2("GET", "GET", "/bench/k", "", fixedArm)
+	v2("PUT", "PUT", "/bench/k", "value=x", ceilingArm, grpcArm)
+	out.WriteString("\nThe ceiling rows here and under CAS are `hey -c 50 -m POST -d '{\"key\":\"L2JlbmNoL2s=\",\"value\":\"eA==\"}' <3.7 member>/v3/kv/put` " +
+		"(one plain put of the same key and value) and `etcd benchmark --conns 16 --clients 50 " + strings.Join(grpcArgs, " ") + "` " +
+		"(plain puts from etcd's own gRPC client, no HTTP at all); a shim v2 write is one v3 txn with compares and two puts (the key and its action record), so these rows bound it. " +
+		"The load generator of the gRPC row is etcd's benchmark tool, not hey.\n")
+	v2("CAS (prevValue)", "PUT", "/bench/k", "value=x&prevValue=x", ceilingArm, grpcArm)
 }

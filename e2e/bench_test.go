@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +45,8 @@ type sample struct {
 	lat     []time.Duration
 	// fromHey: lat holds hey's p50 and p99 rather than every latency.
 	fromHey bool
+	// loadCPU is the load generator's own CPU seconds (user+system).
+	loadCPU float64
 }
 
 func (s sample) qps() float64 { return float64(s.ops) / s.elapsed.Seconds() }
@@ -83,6 +87,35 @@ func splice(t *testing.T, target string) string {
 	return "http://" + ln.Addr().String()
 }
 
+// fixedAnswer serves, for every request, the answer etcd 3.4 gave to a GET
+// of url (status, headers and body), from memory: no store, no upstream.
+// It is the least a Go HTTP server in a process of its own costs per GET,
+// the floor under any Go sidecar's v2 GET.
+func fixedAnswer(t *testing.T, url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := resp.Header.Clone()
+	header.Del("Date")
+	header.Del("Content-Length")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		for k, v := range header {
+			h[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 func procCPU(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -111,7 +144,8 @@ var heyPct = regexp.MustCompile(`(\d+)%+ in ([0-9.]+(?:e[-+]?\d+)?) secs`)
 
 // runHey runs hey and reads throughput and p50/p99.
 func runHey(t *testing.T, args ...string) sample {
-	out, err := exec.Command("/usr/bin/hey", append([]string{"-z", benchDur().String()}, args...)...).CombinedOutput()
+	cmd := exec.Command("/usr/bin/hey", append([]string{"-z", benchDur().String()}, args...)...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("hey: %v %s", err, out)
 	}
@@ -120,7 +154,7 @@ func runHey(t *testing.T, args ...string) sample {
 		t.Fatalf("hey output: %s", out)
 	}
 	rps, _ := strconv.ParseFloat(m[1], 64)
-	s := sample{ops: int(rps * benchDur().Seconds()), elapsed: benchDur(), fromHey: true}
+	s := sample{ops: int(rps * benchDur().Seconds()), elapsed: benchDur(), fromHey: true, loadCPU: childCPU(cmd)}
 	for _, p := range heyPct.FindAllStringSubmatch(string(out), -1) {
 		secs, _ := strconv.ParseFloat(p[2], 64)
 		d := time.Duration(secs * float64(time.Second))
@@ -134,10 +168,27 @@ func runHey(t *testing.T, args ...string) sample {
 	return s
 }
 
+// childCPU is a finished command's user+system CPU seconds.
+func childCPU(cmd *exec.Cmd) float64 {
+	if cmd.ProcessState == nil {
+		return 0
+	}
+	return (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+}
+
 type arm struct {
 	name string
 	run  func() sample
-	pid  int // shim process, for CPU accounting
+	pid  int // shim process, for the shim CPU column
+	// procs are the server processes whose CPU a budget table splits the
+	// arm's requests into (the shim, the member, etcd 3.4, the splice).
+	procs []proc
+}
+
+// proc is one process of an arm's CPU budget, named by its table column.
+type proc struct {
+	column string
+	pid    int
 }
 
 type result struct {
@@ -145,6 +196,12 @@ type result struct {
 	p50, p99 []time.Duration
 	cpu      float64
 	ops      int
+	// For budget tables: every round's requests, the load generator's CPU
+	// and each named process's CPU over them.
+	allOps  int
+	elapsed time.Duration
+	loadCPU float64
+	procCPU map[string]float64
 }
 
 // alternate runs the arms round-robin and aggregates per arm (median qps).
@@ -159,11 +216,21 @@ func alternate(arms []arm) map[string]*result {
 			if a.pid != 0 {
 				cpu0 = procCPU(a.pid)
 			}
+			before := make([]float64, len(a.procs))
+			for i, p := range a.procs {
+				before[i] = procCPU(p.pid)
+			}
 			s := a.run()
 			if res[a.name] == nil {
-				res[a.name] = &result{}
+				res[a.name] = &result{procCPU: map[string]float64{}}
 			}
 			x := res[a.name]
+			x.allOps += s.ops
+			x.elapsed += s.elapsed
+			x.loadCPU += s.loadCPU
+			for i, p := range a.procs {
+				x.procCPU[p.column] += procCPU(p.pid) - before[i]
+			}
 			x.qps = append(x.qps, s.qps())
 			if s.fromHey && len(s.lat) == 2 {
 				x.p50 = append(x.p50, s.lat[0])
@@ -210,6 +277,50 @@ func cpuPer100k(r *result) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.2f", r.cpu/float64(r.ops)*100000)
+}
+
+// budgetTable splits each arm's CPU per request between its load generator
+// and the processes in columns, and adds how many cores all of them kept busy:
+// near the machine's core count, throughput is bounded by the sum, so a
+// ratio target needs the sum to shrink by as much.
+func budgetTable(title, cmd, load string, columns, order []string, res map[string]*result) string {
+	var present []string // the columns some arm has
+	for _, c := range columns {
+		for _, r := range res {
+			if _, ok := r.procCPU[c]; ok {
+				present = append(present, c)
+				break
+			}
+		}
+	}
+	columns = present
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n### %s\n\n`%s`\n\n| arm | req/s | %s µs/req |", title, cmd, load)
+	for _, c := range columns {
+		fmt.Fprintf(&b, " %s µs/req |", c)
+	}
+	b.WriteString(" total µs/req | cores busy |\n|---|---|---|")
+	b.WriteString(strings.Repeat("---|", len(columns)+2) + "\n")
+	for _, name := range order {
+		r := res[name]
+		if r == nil || r.allOps == 0 {
+			continue
+		}
+		per := func(cpu float64) float64 { return cpu / float64(r.allOps) * 1e6 }
+		total := per(r.loadCPU)
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f |", name, median(r.qps), per(r.loadCPU))
+		for _, c := range columns {
+			cpu, ok := r.procCPU[c]
+			if !ok {
+				b.WriteString(" — |")
+				continue
+			}
+			total += per(cpu)
+			fmt.Fprintf(&b, " %.0f |", per(cpu))
+		}
+		fmt.Fprintf(&b, " %.0f | %.2f |\n", total, total*float64(r.allOps)/1e6/r.elapsed.Seconds())
+	}
+	return b.String()
 }
 
 func runtimeCPUs() int {
