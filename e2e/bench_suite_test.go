@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -15,8 +17,8 @@ import (
 )
 
 // benchOn reports whether a section runs: all of them, or those named in
-// BENCH_ONLY (comma-separated: v3, scale, watch, gateway, gc, txnshape, v2,
-// v2watch, import, metrics, proxycache). A partial run prints its tables and leaves BENCHMARKS.md alone,
+// BENCH_ONLY (comma-separated: v3, scale, watch, gateway, gc, cache, txnshape,
+// v2, v2watch, import, metrics, proxycache). A partial run prints its tables and leaves BENCHMARKS.md alone,
 // so the file always holds one complete side-by-side run.
 func benchOn(section string) bool {
 	only := os.Getenv("BENCH_ONLY")
@@ -63,6 +65,9 @@ func TestBench(t *testing.T) {
 	}
 	if benchOn("gc") {
 		gcSection(t, &out, cl.ClientURLs(), shim)
+	}
+	if benchOn("cache") {
+		cacheSection(t, &out, cl)
 	}
 	if benchOn("txnshape") {
 		txnShapeSection(t, &out, cl.Members[0])
@@ -139,6 +144,56 @@ func gcSection(t *testing.T, out *strings.Builder, endpoints []string, shim *har
 	out.WriteString(table("GC headroom: v2 GET, 50 connections", rerun("gc")+" (hey -c 50 <shim>/v2/keys/bench/gc)", goDefault, order, v2))
 	fmt.Fprintf(out, "\nPeak RSS (VmHWM) after both tables: %d kB with the headroom, %d kB with Go's default.\n",
 		procStatusKB(shim.PID(), "VmHWM"), procStatusKB(plain.PID(), "VmHWM"))
+}
+
+// cacheSection: what the v2 read cache costs v2 writes. Two shims on the
+// same member under disjoint --v2-prefix, so each one's cache watch sees
+// only its own writes: one with the read cache (started by a GET), one with
+// --v2-read-cache-max-bytes 0. The member's CPU is split per arm.
+func cacheSection(t *testing.T, out *strings.Builder, cl *harness.Cluster) {
+	on := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), Args: []string{"--log-level", "warn", "--v2-prefix", "/cache-on"}})
+	defer on.Stop(t)
+	off := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(),
+		Args: []string{"--log-level", "warn", "--v2-prefix", "/cache-off", "--v2-read-cache-max-bytes", "0"}})
+	defer off.Stop(t)
+	for _, s := range []*harness.Shim{on, off} {
+		v2do(t, s.URL, "PUT", "/bench/k", "value=x")
+		v2do(t, s.URL, "GET", "/bench/k", "") // starts the cache where there is one
+	}
+	waitCacheServing(t, on.URL)
+	const withCache, without = "etcdshim, read cache on (the default)", "etcdshim --v2-read-cache-max-bytes 0"
+	member := cl.Members[0].PID()
+	put := func(s *harness.Shim) func() sample {
+		return func() sample {
+			return runHey(t, "-c", "50", "-m", "PUT", "-T", "application/x-www-form-urlencoded", "-d", "value=x", s.URL+"/v2/keys/bench/k")
+		}
+	}
+	res := alternate([]arm{
+		{name: withCache, run: put(on), pid: on.PID(), procs: []proc{{"etcdshim", on.PID()}, {"3.7 member", member}}},
+		{name: without, run: put(off), pid: off.PID(), procs: []proc{{"etcdshim", off.PID()}, {"3.7 member", member}}},
+	})
+	order := []string{withCache, without}
+	cmd := rerun("cache") + " (hey -c 50 -m PUT value=x <shim>/v2/keys/bench/k)"
+	out.WriteString(table("v2 PUT with and without the read cache, 50 connections", cmd, without, order, res))
+	out.WriteString(budgetTable("v2 PUT with and without the read cache: CPU per request, by process", cmd, "load generator",
+		[]string{"etcdshim", "3.7 member"}, order, res))
+}
+
+// waitCacheServing waits until the shim's v2 read cache serves
+// (etcdshim_v2_read_cache_serving 1), so its watch runs during the arm.
+func waitCacheServing(t *testing.T, shim string) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get(shim + "/metrics/shim")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), "\netcdshim_v2_read_cache_serving 1\n") {
+			return
+		}
+	}
+	t.Fatal("the v2 read cache did not start serving")
 }
 
 // heyPOST is an arm's run: hey with 50 connections POSTing the JSON body to url.
