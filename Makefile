@@ -1,5 +1,6 @@
 # etcdshim: build, test, lint, benchmark.
-#   make test   installs what the tests need (Debian packages, etcd builds) and runs unit + e2e tests
+#   make test   installs what the tests need (Debian packages, etcd builds), runs unit + e2e tests,
+#               then the unit tests again under the race detector
 #   make unit   fast tests only (no etcd processes)
 #   make lint   gofmt, go vet, staticcheck
 
@@ -36,6 +37,7 @@ etcd:
 
 test: deps etcd
 	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /e2e)
 
 unit:
 	$(GO) test -short ./...

@@ -103,10 +103,16 @@ func New(cfg config.Config, pool *Pool, h Handlers, log *zap.Logger, m *Metrics)
 
 // Start binds every listen URL and starts serving.
 func (s *Server) Start() error {
-	var first net.Addr
+	type client struct {
+		ln     net.Listener
+		secure bool
+		url    string
+	}
+	var clients []client
 	for _, raw := range s.cfg.ListenClientURLs {
 		u, err := config.ParseListenURL(raw)
 		if err != nil {
+			s.closeListeners()
 			return err
 		}
 		ln, err := net.Listen("tcp", u.Host)
@@ -114,17 +120,22 @@ func (s *Server) Start() error {
 			s.closeListeners()
 			return fmt.Errorf("listening on %s: %w", raw, err)
 		}
-		if first == nil {
-			first = ln.Addr()
-		}
 		s.listeners = append(s.listeners, ln)
-		secure := u.Scheme == "https"
-		s.acceptWG.Add(1)
-		go s.accept(ln, secure)
-		s.log.Info("serving clients", zap.String("url", raw))
+		clients = append(clients, client{ln: ln, secure: u.Scheme == "https", url: raw})
 	}
-	s.httpLn = newConnListener(first)
+	if len(clients) == 0 {
+		return errors.New("no client URL to listen on")
+	}
+	// The HTTP side is ready before the first accept: a client may connect
+	// the moment a port is bound (readiness probes poll for it), and its
+	// connection goes to httpLn.
+	s.httpLn = newConnListener(clients[0].ln.Addr())
 	go func() { _ = s.httpSrv.Serve(s.httpLn) }()
+	for _, c := range clients {
+		s.acceptWG.Add(1)
+		go s.accept(c.ln, c.secure)
+		s.log.Info("serving clients", zap.String("url", c.url))
+	}
 	for _, raw := range s.cfg.ListenMetricsURLs {
 		u, err := config.ParseListenURL(raw)
 		if err != nil {

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -77,7 +79,12 @@ type testShim struct {
 
 func startTestShim(t *testing.T, upstreams ...string) *testShim {
 	t.Helper()
-	port := freeTestPort(t)
+	return startTestShimOn(t, freeTestPort(t), upstreams...)
+}
+
+// startTestShimOn is startTestShim on a given port.
+func startTestShimOn(t *testing.T, port int, upstreams ...string) *testShim {
+	t.Helper()
 	cfg := config.Default()
 	cfg.ListenClientURLs = []string{fmt.Sprintf("http://127.0.0.1:%d", port)}
 	cfg.HealthInterval = 100 * time.Millisecond
@@ -320,5 +327,40 @@ func TestClassify(t *testing.T) {
 				t.Fatalf("classify = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// A client that connects the moment the port opens, as a readiness probe
+// does, must get an answer: the HTTP side must be ready before the first
+// connection is accepted.
+func TestConnectionAtStartIsServed(t *testing.T) {
+	member := startFakeMember(t)
+	for i := 0; i < 20; i++ {
+		port := freeTestPort(t)
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		answered := make(chan error, 1)
+		go func() {
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					continue // not listening yet
+				}
+				defer c.Close()
+				_, _ = c.Write([]byte("GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				line, err := bufio.NewReader(c).ReadString('\n')
+				if err == nil && !strings.HasPrefix(line, "HTTP/1.1 ") {
+					err = fmt.Errorf("answer %q", line)
+				}
+				answered <- err
+				return
+			}
+			answered <- errors.New("never connected")
+		}()
+		startTestShimOn(t, port, member.addr)
+		if err := <-answered; err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
 	}
 }
