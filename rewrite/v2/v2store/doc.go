@@ -18,7 +18,9 @@
 // on the path, target not a directory, existence, prevValue/prevIndex) and
 // writes; when a check fails, the transaction's else branch reads what names
 // the exact v2 error at the same revision, so there is no read-then-write
-// window.
+// window. A write that may create parent directories first tries without
+// the nested transactions that make their markers, comparing that they
+// exist; only when that try fails does the full transaction run.
 //
 // Explicit deletes never revoke a key's lease: they leave it to run out, so
 // a watcher that sees a leased key deleted can tell an expiry (lease gone)

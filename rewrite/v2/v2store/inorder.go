@@ -44,7 +44,10 @@ func (s *V3Store) CreateInOrder(ctx context.Context, dir string, o SetOptions) (
 		}
 		cmp := append(s.l.noFileAbove(p), s.l.notFile(p), s.l.notDir(p),
 			versionIs(s.l.key(p), append(s.l.key(base+"/"+inOrderLast), 0), 0))
-		resp, err := s.txn(ctx, "create in order "+dir, cmp, s.createOps(p, o, lease), s.l.probeOps(p))
+		// Always the full transaction, in one round trip: the name is the
+		// next revision, and a second try would widen the window in which
+		// another write takes it.
+		resp, err := s.txn(ctx, "create in order "+dir, cmp, append(s.l.markerOps(p), s.createOps(p, o, lease)...), s.l.probeOps(p))
 		if err != nil {
 			s.revokeLater(lease)
 			return nil, Meta{}, err

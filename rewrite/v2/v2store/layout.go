@@ -179,6 +179,16 @@ func (l layout) markerOps(p string) []*pb.RequestOp {
 	return ops
 }
 
+// markersExist holds when every directory in dirs has its marker.
+func (l layout) markersExist(dirs []string) []*pb.Compare {
+	cmp := make([]*pb.Compare, len(dirs))
+	for i, d := range dirs {
+		cmp[i] = &pb.Compare{Key: l.marker(d), Target: pb.Compare_VERSION, Result: pb.Compare_GREATER,
+			TargetUnion: &pb.Compare_Version{Version: 0}}
+	}
+	return cmp
+}
+
 // probeOps read, in a failed transaction's else branch, what names the
 // error: each ancestor (as a file and as a directory), whether p is a
 // directory, and p itself.

@@ -57,8 +57,8 @@ func prevKV(r *pb.ResponseOp) *mvccpb.KeyValue {
 }
 
 func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	resp, t, m, err := s.write(ctx, "set", p, o.TTL, append(s.l.noFileAbove(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
-		return append(s.l.markerOps(p), opPut(s.l.key(p), o.Value, lease), s.l.actionOp(ActionSet))
+	resp, t, m, err := s.write(ctx, "set", p, o.TTL, withParents, append(s.l.noFileAbove(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
+		return []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease), s.l.actionOp(ActionSet)}
 	})
 	if err != nil {
 		return nil, m, err
@@ -77,8 +77,8 @@ func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta
 
 // setDir makes p a directory, replacing a file there (3.4 does too).
 func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	resp, t, m, err := s.write(ctx, "mkdir", p, o.TTL, append(s.l.noFileAbove(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
-		return append(s.l.markerOps(p), opDelete(s.l.key(p), nil), opPut(s.l.marker(p), "", lease), s.l.actionOp(ActionSet))
+	resp, t, m, err := s.write(ctx, "mkdir", p, o.TTL, withParents, append(s.l.noFileAbove(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
+		return []*pb.RequestOp{opDelete(s.l.key(p), nil), opPut(s.l.marker(p), "", lease), s.l.actionOp(ActionSet)}
 	})
 	if err != nil {
 		return nil, m, err
@@ -92,7 +92,7 @@ func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, M
 
 func (s *V3Store) create(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
 	cmp := append(s.l.noFileAbove(p), s.l.notDir(p), s.l.notFile(p))
-	resp, t, m, err := s.write(ctx, "create", p, o.TTL, cmp, func(lease int64) []*pb.RequestOp {
+	resp, t, m, err := s.write(ctx, "create", p, o.TTL, withParents, cmp, func(lease int64) []*pb.RequestOp {
 		return s.createOps(p, o, lease)
 	})
 	if err != nil {
@@ -130,7 +130,7 @@ func (s *V3Store) compareAndSwap(ctx context.Context, p string, o SetOptions) (*
 // swap writes an existing file when extra compares hold (update, CAS).
 func (s *V3Store) swap(ctx context.Context, p string, o SetOptions, action string, extra []*pb.Compare) (*Event, Meta, error) {
 	cmp := append([]*pb.Compare{s.l.isFile(p), s.l.notDir(p)}, extra...)
-	resp, t, m, err := s.write(ctx, action, p, o.TTL, cmp, func(lease int64) []*pb.RequestOp {
+	resp, t, m, err := s.write(ctx, action, p, o.TTL, inPlace, cmp, func(lease int64) []*pb.RequestOp {
 		return []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease), s.l.actionOp(action)}
 	})
 	if err != nil {
@@ -171,7 +171,7 @@ func compareFailCause(prevValue string, prevIndex uint64, cur *mvccpb.KeyValue) 
 
 // updateDir changes a directory's TTL (etcdctl updatedir).
 func (s *V3Store) updateDir(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	resp, t, m, err := s.write(ctx, "updatedir", p, o.TTL, []*pb.Compare{s.l.isDir(p)}, func(lease int64) []*pb.RequestOp {
+	resp, t, m, err := s.write(ctx, "updatedir", p, o.TTL, inPlace, []*pb.Compare{s.l.isDir(p)}, func(lease int64) []*pb.RequestOp {
 		return []*pb.RequestOp{opPut(s.l.marker(p), "", lease), s.l.actionOp(ActionUpdate)}
 	})
 	if err != nil {
@@ -197,16 +197,29 @@ func (s *V3Store) updateDir(ctx context.Context, p string, o SetOptions) (*Event
 	return &Event{Action: ActionUpdate, Node: n, PrevNode: pn}, m, nil
 }
 
+// parents says whether a write's ops make p's missing parent directories.
+type parents bool
+
+const (
+	withParents parents = true  // set, mkdir, create: p may be new
+	inPlace     parents = false // update, CAS, updatedir: p exists already
+)
+
 // write runs one v2 write transaction: it grants the TTL's lease, builds the
 // success ops for it, probes p in the else branch, and revokes the lease when
 // nothing was written.
-func (s *V3Store) write(ctx context.Context, what, p string, ttl *time.Duration, cmp []*pb.Compare,
+func (s *V3Store) write(ctx context.Context, what, p string, ttl *time.Duration, under parents, cmp []*pb.Compare,
 	then func(lease int64) []*pb.RequestOp) (*pb.TxnResponse, ttlInfo, Meta, error) {
 	lease, t, err := s.grant(ctx, ttl)
 	if err != nil {
 		return nil, t, Meta{}, err
 	}
-	resp, err := s.txn(ctx, what+" "+p, cmp, then(lease), s.l.probeOps(p))
+	var resp *pb.TxnResponse
+	if under == withParents {
+		resp, err = s.txnUnder(ctx, what+" "+p, p, cmp, then(lease))
+	} else {
+		resp, err = s.txn(ctx, what+" "+p, cmp, then(lease), s.l.probeOps(p))
+	}
 	if err != nil {
 		s.revokeLater(lease)
 		return nil, t, Meta{}, err
@@ -217,9 +230,28 @@ func (s *V3Store) write(ctx context.Context, what, p string, ttl *time.Duration,
 	return resp, t, meta(resp.Header), nil
 }
 
-// createOps create p (a file, or a directory with o.Dir) and its parents.
+// txnUnder runs a write whose ops need p's parent directories. The first
+// try compares that every parent's marker exists and carries no nested
+// transactions to make them: the common case, a write into an existing
+// directory, costs the member about a seventh less. When that try fails, for
+// any reason, the full transaction runs: it makes the missing markers and
+// reads, in its else branch, what names the error. Each try is atomic on
+// its own, so a failed first try is as if the client had written a moment
+// later.
+func (s *V3Store) txnUnder(ctx context.Context, what, p string, cmp []*pb.Compare, ops []*pb.RequestOp) (*pb.TxnResponse, error) {
+	if up := ancestors(p); len(up) > 0 {
+		fast := append(cmp[:len(cmp):len(cmp)], s.l.markersExist(up)...)
+		resp, err := s.txn(ctx, what, fast, ops, nil)
+		if err != nil || resp.Succeeded {
+			return resp, err
+		}
+	}
+	return s.txn(ctx, what, cmp, append(s.l.markerOps(p), ops...), s.l.probeOps(p))
+}
+
+// createOps create p (a file, or a directory with o.Dir), not its parents.
 func (s *V3Store) createOps(p string, o SetOptions, lease int64) []*pb.RequestOp {
-	ops := s.l.markerOps(p)
+	var ops []*pb.RequestOp
 	if o.Dir {
 		ops = append(ops, opPut(s.l.marker(p), "", lease))
 	} else {

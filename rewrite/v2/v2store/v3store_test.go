@@ -31,6 +31,7 @@ func TestV3Store(t *testing.T) {
 	t.Run("ttl", func(t *testing.T) { testTTL(t, cc) })
 	t.Run("in-order", func(t *testing.T) { testInOrder(t, cc) })
 	t.Run("prefix", func(t *testing.T) { testPrefix(t, cc) })
+	t.Run("parents", func(t *testing.T) { testParents(t, cc) })
 }
 
 func boolp(b bool) *bool { return &b }
