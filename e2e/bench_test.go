@@ -179,11 +179,14 @@ func childCPU(cmd *exec.Cmd) float64 {
 type arm struct {
 	name string
 	run  func() sample
-	pid  int // shim process, for the shim CPU column
-	// procs are the server processes whose CPU a budget table splits the
-	// arm's requests into (the shim, the member, etcd 3.4, the splice).
+	pid  int // shim process, for the shim CPU column (counted as procs column shimColumn)
+	// procs are the other server processes whose CPU a budget table splits
+	// the arm's requests into (the member, etcd 3.4, the splice).
 	procs []proc
 }
+
+// shimColumn is the budget column of an arm's pid, the shim.
+const shimColumn = "etcdshim"
 
 // proc is one process of an arm's CPU budget, named by its table column.
 type proc struct {
@@ -194,10 +197,8 @@ type proc struct {
 type result struct {
 	qps      []float64
 	p50, p99 []time.Duration
-	cpu      float64
-	ops      int
-	// For budget tables: every round's requests, the load generator's CPU
-	// and each named process's CPU over them.
+	// Every round's requests, the load generator's CPU and each named
+	// process's CPU over them.
 	allOps  int
 	elapsed time.Duration
 	loadCPU float64
@@ -212,12 +213,12 @@ func alternate(arms []arm) map[string]*result {
 	arms[0].run()
 	for r := 0; r < benchRounds(); r++ {
 		for _, a := range arms {
-			cpu0 := 0.0
+			procs := a.procs
 			if a.pid != 0 {
-				cpu0 = procCPU(a.pid)
+				procs = append([]proc{{shimColumn, a.pid}}, procs...)
 			}
-			before := make([]float64, len(a.procs))
-			for i, p := range a.procs {
+			before := make([]float64, len(procs))
+			for i, p := range procs {
 				before[i] = procCPU(p.pid)
 			}
 			s := a.run()
@@ -228,7 +229,7 @@ func alternate(arms []arm) map[string]*result {
 			x.allOps += s.ops
 			x.elapsed += s.elapsed
 			x.loadCPU += s.loadCPU
-			for i, p := range a.procs {
+			for i, p := range procs {
 				x.procCPU[p.column] += procCPU(p.pid) - before[i]
 			}
 			x.qps = append(x.qps, s.qps())
@@ -238,10 +239,6 @@ func alternate(arms []arm) map[string]*result {
 			} else {
 				x.p50 = append(x.p50, pct(s.lat, 0.50))
 				x.p99 = append(x.p99, pct(s.lat, 0.99))
-			}
-			if a.pid != 0 {
-				x.cpu += procCPU(a.pid) - cpu0
-				x.ops += s.ops
 			}
 		}
 	}
@@ -273,10 +270,11 @@ func table(title, cmd string, base string, order []string, res map[string]*resul
 // cpuPer100k is the shim's CPU seconds per 100,000 operations of an arm
 // ("—" for arms without a shim process).
 func cpuPer100k(r *result) string {
-	if r.ops == 0 {
+	cpu, ok := r.procCPU[shimColumn]
+	if !ok || r.allOps == 0 {
 		return "—"
 	}
-	return fmt.Sprintf("%.2f", r.cpu/float64(r.ops)*100000)
+	return fmt.Sprintf("%.2f", cpu/float64(r.allOps)*100000)
 }
 
 // budgetTable splits each arm's CPU per request between its load generator

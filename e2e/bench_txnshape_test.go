@@ -22,11 +22,7 @@ import (
 // member's CPU per operation. The last shape is the shim's own code
 // (v2store's set), the others build it up from a plain put.
 func txnShapeSection(t *testing.T, out *strings.Builder, member *harness.Member) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{member.ClientURL}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := newClient(t, member.ClientURL)
 	ctx := context.Background()
 	store := v2store.NewV3(cli.ActiveConnection(), "")
 	const key, parent = "/bench-shape/k", "/bench-shape"

@@ -146,15 +146,7 @@ func latencyTable(title, cmd, base string, order []string, unit string, res map[
 func proxyCacheStaleness(t *testing.T, member, shim, grpcProxy string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dial := func(ep string) *clientv3.Client {
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	direct, viaShim, viaProxy := dial(member), dial(shim), dial(grpcProxy)
+	direct, viaShim, viaProxy := newClient(t, member), newClient(t, shim), newClient(t, grpcProxy)
 	const key = "/bench-proxy-cache"
 	read := func(c *clientv3.Client) string {
 		r, err := c.Get(ctx, key, clientv3.WithSerializable())

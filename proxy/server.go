@@ -109,6 +109,7 @@ func (s *Server) Start() error {
 		url    string
 	}
 	var clients []client
+	var first net.Addr
 	for _, raw := range s.cfg.ListenClientURLs {
 		u, err := config.ParseListenURL(raw)
 		if err != nil {
@@ -120,16 +121,16 @@ func (s *Server) Start() error {
 			s.closeListeners()
 			return fmt.Errorf("listening on %s: %w", raw, err)
 		}
+		if first == nil {
+			first = ln.Addr()
+		}
 		s.listeners = append(s.listeners, ln)
 		clients = append(clients, client{ln: ln, secure: u.Scheme == "https", url: raw})
-	}
-	if len(clients) == 0 {
-		return errors.New("no client URL to listen on")
 	}
 	// The HTTP side is ready before the first accept: a client may connect
 	// the moment a port is bound (readiness probes poll for it), and its
 	// connection goes to httpLn.
-	s.httpLn = newConnListener(clients[0].ln.Addr())
+	s.httpLn = newConnListener(first)
 	go func() { _ = s.httpSrv.Serve(s.httpLn) }()
 	for _, c := range clients {
 		s.acceptWG.Add(1)

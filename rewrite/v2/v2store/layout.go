@@ -75,11 +75,14 @@ func (l layout) noFileAbove(p string) []*pb.Compare {
 	return cmp
 }
 
-// isFile holds when the v3 key p exists.
-func (l layout) isFile(p string) *pb.Compare {
-	return &pb.Compare{Key: l.key(p), Target: pb.Compare_VERSION, Result: pb.Compare_GREATER,
+// exists holds when the v3 key exists.
+func exists(key []byte) *pb.Compare {
+	return &pb.Compare{Key: key, Target: pb.Compare_VERSION, Result: pb.Compare_GREATER,
 		TargetUnion: &pb.Compare_Version{Version: 0}}
 }
+
+// isFile holds when the v3 key p exists.
+func (l layout) isFile(p string) *pb.Compare { return exists(l.key(p)) }
 
 // notDir holds when nothing exists below p: an empty range compares as a
 // key of version 0.
@@ -183,8 +186,7 @@ func (l layout) markerOps(p string) []*pb.RequestOp {
 func (l layout) markersExist(dirs []string) []*pb.Compare {
 	cmp := make([]*pb.Compare, len(dirs))
 	for i, d := range dirs {
-		cmp[i] = &pb.Compare{Key: l.marker(d), Target: pb.Compare_VERSION, Result: pb.Compare_GREATER,
-			TargetUnion: &pb.Compare_Version{Version: 0}}
+		cmp[i] = exists(l.marker(d))
 	}
 	return cmp
 }

@@ -233,7 +233,7 @@ func (s *V3Store) write(ctx context.Context, what, p string, ttl *time.Duration,
 // txnUnder runs a write whose ops need p's parent directories. The first
 // try compares that every parent's marker exists and carries no nested
 // transactions to make them: the common case, a write into an existing
-// directory, costs the member about a seventh less. When that try fails, for
+// directory, costs the member about a sixth less. When that try fails, for
 // any reason, the full transaction runs: it makes the missing markers and
 // reads, in its else branch, what names the error. Each try is atomic on
 // its own, so a failed first try is as if the client had written a moment
