@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bufio"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/http/pprof"
@@ -142,6 +144,20 @@ func (r *statusRecorder) Write(p []byte) (int, error) {
 }
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Hijack lets the gateway take the connection for a websocket (the
+// websocket library asserts http.Hijacker rather than unwrapping); the
+// request is counted as 101.
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := r.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, http.ErrNotSupported
+	}
+	if r.code == 0 {
+		r.code = http.StatusSwitchingProtocols
+	}
+	return h.Hijack()
+}
 
 func (r *statusRecorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {

@@ -12,6 +12,7 @@ import (
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/internal/promchild"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
+	"github.com/gorilla/websocket"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/api/v3/etcdserverpb/gw"
@@ -42,6 +43,9 @@ type Options struct {
 	// does not know; set it when the shim presents a client certificate to
 	// the members, which would otherwise authenticate them as the shim.
 	MarkAnonymous bool
+	// OriginAllowed says whether a browser page from origin may open a
+	// websocket (the --cors list); nil allows every origin, as etcd does.
+	OriginAllowed func(origin string) bool
 	Registerer    prometheus.Registerer
 	Legacy        LegacyRecorder
 	Logger        *zap.Logger
@@ -52,6 +56,8 @@ type Gateway struct {
 	opts    Options
 	v3      muxSet
 	legacy  muxSet
+	wsV3    http.Handler // websocket upgrades on /v3
+	wsOld   http.Handler // websocket upgrades on the legacy prefixes
 	legacyN *prometheus.CounterVec
 	legacyC *promchild.Cache[legacyRoute, prometheus.Counter] // legacyN's children
 }
@@ -115,7 +121,6 @@ func New(opts Options, cc grpc.ClientConnInterface) (*Gateway, error) {
 	}
 	g := &Gateway{opts: opts}
 	common := []runtime.ServeMuxOption{
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, newMarshaler()),
 		runtime.WithIncomingHeaderMatcher(forwardHeader),
 	}
 	if opts.MarkAnonymous {
@@ -150,16 +155,20 @@ func New(opts Options, cc grpc.ClientConnInterface) (*Gateway, error) {
 	}
 	var err error
 	if g.v3, err = newMuxSet(services, append(common,
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newMarshaler()),
 		runtime.WithRoutingErrorHandler(g.v3RoutingError),
 	)...); err != nil {
 		return nil, err
 	}
 	if g.legacy, err = newMuxSet(services, append(common[:len(common):len(common)],
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newLegacyMarshaler()),
 		runtime.WithErrorHandler(legacyError),
 		runtime.WithRoutingErrorHandler(legacyRoutingError),
 	)...); err != nil {
 		return nil, err
 	}
+	g.wsV3 = newWebsocket(&g.v3, opts.Logger)
+	g.wsOld = newWebsocket(&g.legacy, opts.Logger)
 	g.legacyN = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "etcdshim_gateway_legacy_requests_total",
 		Help: "JSON gateway requests on legacy prefixes (/v3beta, /v3alpha), by prefix and route.",
@@ -196,6 +205,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveLegacy(w, r, prefix)
 		return
 	}
+	if websocket.IsWebSocketUpgrade(r) {
+		g.serveWebsocket(g.wsV3, w, r)
+		return
+	}
 	if !g.limitBody(w, r, r.URL.Path, false) {
 		return
 	}
@@ -223,7 +236,8 @@ func (g *Gateway) serveLegacy(w http.ResponseWriter, r *http.Request, prefix str
 		http.Redirect(w, r, loc, http.StatusPermanentRedirect)
 		return
 	}
-	if !g.limitBody(w, r, route, true) {
+	upgrade := websocket.IsWebSocketUpgrade(r)
+	if !upgrade && !g.limitBody(w, r, route, true) {
 		return
 	}
 	// A shallow copy with its own URL: the handlers read the request and
@@ -233,6 +247,10 @@ func (g *Gateway) serveLegacy(w http.ResponseWriter, r *http.Request, prefix str
 	u := *r.URL
 	u.Path, u.RawPath = route, ""
 	r2.URL = &u
+	if upgrade {
+		g.serveWebsocket(g.wsOld, w, r2)
+		return
+	}
 	g.legacy.mux(route).ServeHTTP(w, r2)
 }
 

@@ -2,26 +2,42 @@ package gateway
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"io"
+	"net/http"
 	"strconv"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
 )
 
 // compactJSON is protojson with proto field names, compacted so that the
 // output is byte-stable (protojson randomly adds spaces to stop clients
 // relying on its formatting; 3.4-era clients compare and grep bodies).
-type compactJSON struct{ runtime.JSONPb }
+type compactJSON struct {
+	runtime.JSONPb
+	// legacy writes a stream's error as grpc-gateway v1 (etcd 3.4) did.
+	legacy bool
+}
 
 func newMarshaler() *compactJSON {
-	return &compactJSON{runtime.JSONPb{
+	return &compactJSON{JSONPb: runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 	}}
+}
+
+// newLegacyMarshaler is the legacy prefixes' marshaler.
+func newLegacyMarshaler() *compactJSON {
+	m := newMarshaler()
+	m.legacy = true
+	return m
 }
 
 func (m *compactJSON) Marshal(v any) ([]byte, error) {
@@ -33,6 +49,10 @@ func (m *compactJSON) Marshal(v any) ([]byte, error) {
 		msg = protoadapt.MessageV1Of(m2)
 	}
 	switch r := msg.(type) {
+	case map[string]proto.Message:
+		if st, ok := r["error"].(*spb.Status); ok && m.legacy && len(r) == 1 {
+			return legacyStreamError(st)
+		}
 	case *pb.RangeResponse:
 		return appendRange(make([]byte, 0, rangeSize(r)), r), nil
 	case *pb.PutResponse:
@@ -43,6 +63,27 @@ func (m *compactJSON) Marshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return compact(b), nil
+}
+
+// legacyStreamError is the line that ends a stream on an error in 3.4:
+// {"error":{"grpc_code":14,"http_code":503,"message":"…","http_status":"Service Unavailable"}}
+// (grpc-gateway v2 writes {"error":{"code":14,"message":"…"}}).
+func legacyStreamError(st *spb.Status) ([]byte, error) {
+	code := legacyStatus(codes.Code(st.GetCode()))
+	return json.Marshal(map[string]streamError{"error": {
+		GRPCCode:   st.GetCode(),
+		HTTPCode:   int32(code),
+		Message:    st.GetMessage(),
+		HTTPStatus: http.StatusText(code),
+	}})
+}
+
+// streamError is grpc-gateway v1's StreamError, fields in its proto order.
+type streamError struct {
+	GRPCCode   int32  `json:"grpc_code,omitempty"`
+	HTTPCode   int32  `json:"http_code,omitempty"`
+	Message    string `json:"message,omitempty"`
+	HTTPStatus string `json:"http_status,omitempty"`
 }
 
 // compact removes the whitespace outside strings in place. It equals

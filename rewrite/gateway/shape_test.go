@@ -251,7 +251,7 @@ var upstreamErrors = []struct {
 	{status.Error(codes.DataLoss, "data loss"), 500},
 }
 
-func startFake(t *testing.T) *grpc.ClientConn {
+func startFake(t testing.TB) *grpc.ClientConn {
 	f := &fakeEtcd{}
 	return serveGRPC(t, func(s *grpc.Server) {
 		pb.RegisterKVServer(s, f)
@@ -261,7 +261,7 @@ func startFake(t *testing.T) *grpc.ClientConn {
 
 // serveGRPC starts a gRPC server with the services register adds and
 // returns a connection to it; both end with the test.
-func serveGRPC(t *testing.T, register func(*grpc.Server)) *grpc.ClientConn {
+func serveGRPC(t testing.TB, register func(*grpc.Server)) *grpc.ClientConn {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

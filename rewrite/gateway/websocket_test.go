@@ -1,0 +1,131 @@
+package gateway
+
+import (
+	"bufio"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// goneWatch answers every create request with a created message and then
+// ends the stream as a member that is going away does (Unavailable).
+type goneWatch struct{ pb.UnimplementedWatchServer }
+
+func (goneWatch) Watch(s pb.Watch_WatchServer) error {
+	if _, err := s.Recv(); err != nil {
+		return err
+	}
+	if err := s.Send(&pb.WatchResponse{Header: testHeader, Created: true}); err != nil {
+		return err
+	}
+	return status.Error(codes.Unavailable, "member going away")
+}
+
+func goneGateway(t *testing.T, opts Options) *httptest.Server {
+	t.Helper()
+	cc := serveGRPC(t, func(s *grpc.Server) { pb.RegisterWatchServer(s, goneWatch{}) })
+	opts.LegacyPrefixes, opts.LegacyMode = []string{"/v3beta", "/v3alpha"}, "rewrite"
+	g, err := New(opts, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// The end of a stream on an upstream error, over a websocket and over a
+// plain POST stream: 3.4's error line on the legacy prefixes (grpc-gateway
+// v1's StreamError), the current gateway's on /v3; then the socket closes
+// without a close frame, as the member's gateway closes it.
+func TestStreamEndsOnUpstreamError(t *testing.T) {
+	srv := goneGateway(t, Options{})
+	const created = `{"result":{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","revision":"9","raft_term":"2"},"created":true}}`
+	for _, c := range []struct{ prefix, end string }{
+		{"/v3beta", `{"error":{"grpc_code":14,"http_code":503,"message":"member going away","http_status":"Service Unavailable"}}`},
+		{"/v3alpha", `{"error":{"grpc_code":14,"http_code":503,"message":"member going away","http_status":"Service Unavailable"}}`},
+		{"/v3", `{"error":{"code":14,"message":"member going away"}}`},
+	} {
+		t.Run("websocket"+c.prefix, func(t *testing.T) {
+			conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+c.prefix+"/watch", nil)
+			if err != nil {
+				t.Fatalf("dial: %v (%v)", err, resp)
+			}
+			defer conn.Close()
+			if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"create_request":{"key":"Zm9v"}}`)); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			var frames []string
+			for {
+				_, b, err := conn.ReadMessage()
+				if err != nil {
+					if !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
+						t.Errorf("socket ended with %v, want an abnormal closure (no close frame)", err)
+					}
+					break
+				}
+				frames = append(frames, string(b))
+			}
+			if want := []string{created, c.end}; strings.Join(frames, "\n") != strings.Join(want, "\n") {
+				t.Errorf("frames:\n%s\nwant:\n%s", strings.Join(frames, "\n"), strings.Join(want, "\n"))
+			}
+		})
+		t.Run("post"+c.prefix, func(t *testing.T) {
+			resp, err := http.Post(srv.URL+c.prefix+"/watch", "application/json", strings.NewReader(`{"create_request":{"key":"Zm9v"}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var lines []string
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				lines = append(lines, sc.Text())
+			}
+			if want := []string{created, c.end}; strings.Join(lines, "\n") != strings.Join(want, "\n") {
+				t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// TestWebsocketOrigin: a browser page's Origin must be allowed by --cors;
+// clients that send no Origin are not browsers and pass.
+func TestWebsocketOrigin(t *testing.T) {
+	srv := goneGateway(t, Options{OriginAllowed: func(o string) bool { return o == "https://ui.example" }})
+	for _, c := range []struct {
+		prefix, origin string
+		want           int
+	}{
+		{"/v3", "", http.StatusSwitchingProtocols},
+		{"/v3", "https://ui.example", http.StatusSwitchingProtocols},
+		{"/v3", "https://evil.example", http.StatusForbidden},
+		{"/v3beta", "https://evil.example", http.StatusForbidden},
+		{"/v3beta", "https://ui.example", http.StatusSwitchingProtocols},
+	} {
+		t.Run(c.prefix+" "+c.origin, func(t *testing.T) {
+			h := http.Header{}
+			if c.origin != "" {
+				h.Set("Origin", c.origin)
+			}
+			conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+c.prefix+"/watch", h)
+			if conn != nil {
+				conn.Close()
+			}
+			if resp == nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if resp.StatusCode != c.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, c.want)
+			}
+		})
+	}
+}
