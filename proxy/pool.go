@@ -95,11 +95,16 @@ func NewPool(opts PoolOptions) (*Pool, error) {
 		ForceAttemptHTTP2:   false,
 	}
 	p.http = &http.Client{Transport: p.transport}
+	httpTLSByAddr := map[string]*tls.Config{}
 	for _, u := range opts.Endpoints {
 		ep := &endpoint{url: u, addr: u.Host, pool: p}
 		var creds credentials.TransportCredentials = insecure.NewCredentials()
 		if u.Scheme == "https" {
 			ep.tls = tunnelTLS(opts.TLS, u)
+			httpTLSByAddr[u.Host] = httpTLS(grpcTLS(opts.TLS, u))
+			// gRPC's credentials keep the callbacks (client certificate and
+			// verification read the files at each handshake) through their
+			// own clone of the configuration.
 			creds = credentials.NewTLS(grpcTLS(opts.TLS, u))
 		}
 		conn, err := grpc.NewClient("passthrough:///"+u.Host,
@@ -126,6 +131,20 @@ func NewPool(opts PoolOptions) (*Pool, error) {
 		p.eps = append(p.eps, ep)
 	}
 	p.cur.Store(p.eps[0])
+	if len(httpTLSByAddr) > 0 {
+		// Each member's HTTP connections use the configuration bound to its
+		// name, as its gRPC connection does.
+		dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
+		p.transport.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			tc := httpTLSByAddr[addr]
+			if tc == nil {
+				host, _, _ := net.SplitHostPort(addr)
+				tc = httpTLS(grpcTLS(opts.TLS, &url.URL{Host: addr}))
+				tc.ServerName = host
+			}
+			return (&tls.Dialer{NetDialer: dialer, Config: tc}).DialContext(ctx, network, addr)
+		}
+	}
 	return p, nil
 }
 
@@ -145,16 +164,16 @@ func tunnelTLS(base *tls.Config, u *url.URL) *tls.Config {
 }
 
 func grpcTLS(base *tls.Config, u *url.URL) *tls.Config {
-	var c *tls.Config
-	if base != nil {
-		c = base.Clone()
-	} else {
-		c = &tls.Config{MinVersion: tls.VersionTLS12}
+	if base == nil {
+		return &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
 	}
-	if c.ServerName == "" {
-		c.ServerName = u.Hostname()
+	name := base.ServerName
+	if name == "" {
+		name = u.Hostname()
 	}
-	return c
+	// Bound to the member's name: a configuration whose CA bundle reloads
+	// verifies the member for it (see forServer).
+	return forServer(base, name)
 }
 
 // Run probes the endpoints until ctx ends or Close is called.

@@ -70,7 +70,7 @@ func New(cfg config.Config, pool *Pool, h Handlers, log *zap.Logger, m *Metrics)
 		tunnels: map[*tunnel]struct{}{},
 	}
 	if cfg.CertFile != "" {
-		tc, err := ServerTLS(cfg)
+		tc, err := ServerTLSLogged(cfg, log.Named("tls"))
 		if err != nil {
 			cancel()
 			return nil, err

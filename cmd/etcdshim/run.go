@@ -82,7 +82,7 @@ func build(cfg config.Config, log *zap.Logger) (*components, error) {
 	runtimeReg := prometheus.NewRegistry()
 	runtimeReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	upTLS, err := proxy.UpstreamTLS(cfg)
+	upTLS, err := proxy.UpstreamTLSLogged(cfg, log.Named("tls"))
 	if err != nil {
 		return nil, &config.Error{Msg: err.Error()}
 	}
