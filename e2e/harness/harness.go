@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/etcdshim/etcdshim/internal/freeport"
 )
 
 // Versions maps the short names tests use to the etcd releases built by
@@ -22,12 +23,10 @@ import (
 var Versions = map[string]string{"3.5": "v3.5.35", "3.6": "v3.6.16", "3.7": "v3.7.3"}
 
 var (
-	buildMu   sync.Mutex
-	portMu    sync.Mutex
-	usedPorts = map[int]bool{}
-	shimOnce  sync.Once
-	shimPath  string
-	shimErr   error
+	buildMu  sync.Mutex
+	shimOnce sync.Once
+	shimPath string
+	shimErr  error
 )
 
 // RepoRoot is the module root, found from this file's location.
@@ -80,9 +79,14 @@ func EtcdctlBinary(tb testing.TB) string {
 	return "/usr/bin/etcdctl"
 }
 
-// ShimBinary builds the shim once per test process.
+// ShimBinary builds the shim once per test process. ETCDSHIM_E2E_BINARY
+// names a prebuilt shim to use instead (for testing one build while the
+// tree is being edited).
 func ShimBinary(tb testing.TB) string {
 	tb.Helper()
+	if p := os.Getenv("ETCDSHIM_E2E_BINARY"); p != "" {
+		return p
+	}
 	shimOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "etcdshim-bin-")
 		if err != nil {
@@ -102,25 +106,15 @@ func ShimBinary(tb testing.TB) string {
 	return shimPath
 }
 
-// FreePort returns a free 127.0.0.1 port not handed out before in this process.
+// FreePort returns a free 127.0.0.1 port, reserved for this test process
+// against every other process that uses internal/freeport.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	for i := 0; i < 100; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !usedPorts[p] {
-			usedPorts[p] = true
-			return p
-		}
+	p, err := freeport.Get()
+	if err != nil {
+		tb.Fatal(err)
 	}
-	tb.Fatal("no free port")
-	return 0
+	return p
 }
 
 // process is a started child with its log file.

@@ -4,10 +4,10 @@ package etcdtest
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"testing"
 
+	"github.com/etcdshim/etcdshim/internal/freeport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -46,10 +46,9 @@ func Start(t testing.TB) (*embed.Etcd, *grpc.ClientConn) {
 }
 
 func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
