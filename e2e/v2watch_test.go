@@ -234,16 +234,18 @@ func TestV2WatchOneUpstreamWatch(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	woken := 0
-	ready := make(chan struct{}, n)
+	// Each waiter reports once: nil when its headers arrived (it waits),
+	// else why it could not; a failed waiter must fail the test, not hang it.
+	ready := make(chan error, n)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			resp, err := client.Get(shim.URL + "/v2/keys/many/k?wait=true")
+			ready <- err
 			if err != nil {
 				return
 			}
-			ready <- struct{}{}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if strings.Contains(string(b), `"value":"wake"`) {
@@ -254,7 +256,9 @@ func TestV2WatchOneUpstreamWatch(t *testing.T) {
 		}()
 	}
 	for i := 0; i < n; i++ {
-		<-ready
+		if err := <-ready; err != nil {
+			t.Fatalf("long poll %d: %v", i, err)
+		}
 	}
 	during := watchers()
 	v2do(t, shim.URL, "PUT", "/many/k", "value=wake")
