@@ -32,7 +32,7 @@ func txnShapeSection(t *testing.T, out *strings.Builder, member *harness.Member)
 	checks := []clientv3.Cmp{absent(parent), absent(key + "/").WithRange(key + "0")}
 	put := clientv3.OpPut(key, "x", clientv3.WithPrevKV())
 	marker := clientv3.OpTxn([]clientv3.Cmp{absent(parent + "/")}, []clientv3.Op{clientv3.OpPut(parent+"/", "")}, nil)
-	action := clientv3.OpPut(v2store.ActionKey, v2store.ActionSet)
+	action := clientv3.OpPut(parent+"/.", v2store.ActionSet) // the directory record
 	shapes := []struct {
 		name string
 		op   func() error

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
+	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -61,6 +64,13 @@ func (s *Server) checkHealth(ctx context.Context, exclude []string) error {
 		if status.Code(err) == codes.Unavailable || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("%w: %v", errNoUpstream, err)
 		}
+		if isAuthError(err) {
+			// With auth on, etcd answers Status and the alarm list only to
+			// an authenticated user, and the shim sends no client's
+			// credentials: ask the member's own /health, which checks the
+			// same things without them.
+			return s.memberHealth(ctx, exclude)
+		}
 		return fmt.Errorf("status: %w", err)
 	}
 	if st.Leader == 0 {
@@ -90,7 +100,32 @@ func isAuthError(err error) bool {
 	case codes.PermissionDenied, codes.Unauthenticated:
 		return true
 	}
-	return errors.Is(err, rpctypes.ErrGRPCUserEmpty) || strings.Contains(err.Error(), rpctypes.ErrGRPCUserEmpty.Error())
+	return etcderr.Is(err, rpctypes.ErrGRPCUserEmpty)
+}
+
+// memberHealth is the verdict of the current member's own /health.
+func (s *Server) memberHealth(ctx context.Context, exclude []string) error {
+	u := *s.pool.Current()
+	u.Path = "/health"
+	u.RawQuery = url.Values{"exclude": exclude}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return fmt.Errorf("member /health: %w", err)
+	}
+	resp, err := s.pool.HTTPClient().Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: member /health: %v", errNoUpstream, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Health string `json:"health"`
+		Reason string `json:"reason"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body)
+	if resp.StatusCode != http.StatusOK || body.Health != "true" {
+		return fmt.Errorf("member /health: %d %s", resp.StatusCode, body.Reason)
+	}
+	return nil
 }
 
 func excluded(alarm string, exclude []string) bool {

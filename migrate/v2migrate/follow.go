@@ -144,7 +144,7 @@ func (m *Migrator) apply(ctx context.Context, ev *v2store.Event) (*Conflict, err
 			cmp = append(cmp, m.lay.NotDir(p))
 			ops = append(ops, opPut(m.lay.Key(p), value, lease))
 		}
-		ops = append(ops, m.lay.ActionOp(ev.Action))
+		ops = append(ops, m.lay.ActionOp(p, ev.Action))
 	case v2store.ActionDelete, v2store.ActionCompareAndDelete, v2store.ActionExpire:
 		if n.Dir {
 			s, e := m.lay.Subtree(p)
@@ -153,7 +153,7 @@ func (m *Migrator) apply(ctx context.Context, ev *v2store.Event) (*Conflict, err
 			ops = append(ops, opDelete(m.lay.Key(p), nil))
 		}
 		if ev.Action != v2store.ActionExpire {
-			ops = append(ops, m.lay.ActionOp(ev.Action))
+			ops = append(ops, m.lay.ActionOp(p, ev.Action))
 		}
 	default:
 		return nil, nil

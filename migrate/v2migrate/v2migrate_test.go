@@ -371,7 +371,8 @@ func TestImportFollowEmbedded(t *testing.T) {
 	for _, kv := range r.Kvs {
 		keys = append(keys, string(kv.Key))
 	}
-	wantKeys := []string{"/v2/_etcdshim_action", "/v2/app/", "/v2/app/empty/", "/v2/app/new/", "/v2/app/new/deep", "/v2/app/ttl", "/v2/q/", "/v2/q/00000000000000000012"}
+	// "<dir>/." are the directory records of the followed writes.
+	wantKeys := []string{"/v2/app/", "/v2/app/.", "/v2/app/empty/", "/v2/app/new/", "/v2/app/new/.", "/v2/app/new/deep", "/v2/app/ttl", "/v2/q/", "/v2/q/00000000000000000012"}
 	if !reflect.DeepEqual(keys, wantKeys) {
 		t.Fatalf("destination keys after follow:\n%q\nwant\n%q", keys, wantKeys)
 	}

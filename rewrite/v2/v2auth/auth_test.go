@@ -93,7 +93,7 @@ func TestV2AuthOnV3(t *testing.T) {
 	})
 
 	// The member enforces alice's v2 permissions on the v2 layout's keys.
-	kv := etcdrpc.NewKVClient(cc)
+	kv := etcdrpc.NewKVClient(tokens.Upstream(up).ClientConn()) // the one credential path
 	req := httptest.NewRequest("PUT", "/v2/keys/app/x", nil)
 	req.SetBasicAuth("alice", "alicepw")
 	ctx, _, err := tokens.Context(context.Background(), req)
@@ -152,9 +152,9 @@ func TestV2AuthOnV3(t *testing.T) {
 func TestTokenCacheIsBounded(t *testing.T) {
 	tk := NewTokens(nil, "", "", 2)
 	for i := 0; i < 5; i++ {
-		tk.store(credKey(Identity{User: fmt.Sprint(i)}), fmt.Sprint(i), "tok")
+		tk.store(entry{key: credKey(Identity{User: fmt.Sprint(i)}), user: fmt.Sprint(i), token: "tok"})
 	}
-	tk.store(credKey(Identity{User: "3"}), "3", "tok2") // refresh an entry: no growth
+	tk.store(entry{key: credKey(Identity{User: "3"}), user: "3", token: "tok2"}) // refresh an entry: no growth
 	if tk.Len() != 2 || len(tk.byKey) != 2 {
 		t.Fatalf("cache holds %d/%d, want 2", tk.Len(), len(tk.byKey))
 	}

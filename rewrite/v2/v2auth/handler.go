@@ -10,12 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // Options configure the /v2/auth handler.
@@ -117,17 +116,10 @@ func (h *Handler) writeError(w http.ResponseWriter, err error) {
 	_, _ = w.Write(b)
 }
 
-func isDenied(err error) bool {
-	switch status.Code(err) {
-	case codes.PermissionDenied, codes.Unauthenticated:
-		return true
-	}
-	return err != nil && strings.Contains(err.Error(), rpctypes.ErrGRPCUserEmpty.Error())
-}
+func isDenied(err error) bool { return etcderr.Denied(err) }
 
-func is(err, target error) bool {
-	return err != nil && strings.Contains(err.Error(), target.Error())
-}
+// is reports whether err is etcd's error target (an rpctypes.ErrGRPC*).
+func is(err, target error) bool { return etcderr.Is(err, target) }
 
 func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 	for _, m := range methods {

@@ -5,17 +5,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/http"
-	"strings"
 	"sync"
+	"time"
 
+	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 )
 
 // Upstream is the proxy's connection picker.
@@ -44,7 +45,16 @@ type entry struct {
 	key   [32]byte
 	user  string
 	token string
+	// scope is the user's v3 permissions when the token was issued (nil:
+	// unrestricted, as root), fetched with the token.
+	scope   *Scope
+	fetched time.Time
 }
+
+// scopeMaxAge is how long a user's permissions are used before they are
+// read again. A stale scope only changes which checks the store makes: the
+// member enforces the permissions of the moment on every request.
+const scopeMaxAge = 10 * time.Second
 
 // NewTokens returns a cache of at most max tokens. guestUser (with its
 // password) is used for anonymous requests when set.
@@ -95,15 +105,23 @@ func (t *Tokens) Context(ctx context.Context, r *http.Request) (context.Context,
 		}
 		return ctx, "", nil
 	}
-	tok, err := t.token(ctx, id, false)
+	e, err := t.token(ctx, id, "")
 	if err != nil {
 		return nil, id.User, err
 	}
-	if tok == "" {
+	if e.token == "" {
 		return ctx, id.User, nil
 	}
-	return metadata.AppendToOutgoingContext(ctx, rpctypes.TokenFieldNameGRPC, tok), id.User, nil
+	ctx = context.WithValue(ctx, identityKey{}, id)
+	if e.scope != nil {
+		ctx = v2store.WithScope(ctx, e.scope)
+	}
+	return metadata.AppendToOutgoingContext(ctx, rpctypes.TokenFieldNameGRPC, e.token), id.User, nil
 }
+
+// identityKey marks a context made by Context with the identity whose
+// token it carries, so that Upstream can renew that token.
+type identityKey struct{}
 
 // AnonymousToken marks a request made for a client without credentials.
 // Without any token a member that verifies client certificates would
@@ -117,89 +135,149 @@ func Anonymous(ctx context.Context) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, rpctypes.TokenFieldNameGRPC, AnonymousToken)
 }
 
-// Do runs call with r's token and retries once with a fresh token when the
-// member says the cached one is no longer valid.
+// Do runs call as r's user. The token is renewed by the connection (see
+// Upstream), call by call, so a handler making several calls needs nothing
+// of its own.
 func (t *Tokens) Do(ctx context.Context, r *http.Request, call func(ctx context.Context) error) error {
 	cctx, _, err := t.Context(ctx, r)
 	if err != nil {
 		return err
 	}
-	err = call(cctx)
-	if !isInvalidToken(err) {
+	return call(cctx)
+}
+
+// Upstream wraps up so that every unary call made with a context from
+// Context is retried once with a fresh token when the member says the
+// token is invalid (expired: simple tokens live --auth-token-ttl; unknown
+// to a restarted member) or older than the auth store. This is the one
+// credential path of the v2 handlers: keys, watch checks, members,
+// machines, stats and auth all reach the member through it. Retrying is
+// safe: the member refuses such a request before applying it.
+func (t *Tokens) Upstream(up Upstream) Upstream { return renewingUpstream{up: up, t: t} }
+
+type renewingUpstream struct {
+	up Upstream
+	t  *Tokens
+}
+
+func (u renewingUpstream) ClientConn() grpc.ClientConnInterface {
+	return renewingConn{ClientConnInterface: u.up.ClientConn(), t: u.t}
+}
+
+type renewingConn struct {
+	grpc.ClientConnInterface
+	t *Tokens
+}
+
+func (c renewingConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	err := c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
+	if err == nil || !etcderr.InvalidToken(err) {
 		return err
 	}
-	id := t.IdentityOf(r)
-	t.forget(id)
-	if id.User == "" {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	if !ok {
 		return err
 	}
-	tok, terr := t.token(ctx, id, true)
+	md, _ := metadata.FromOutgoingContext(ctx)
+	stale := ""
+	if v := md.Get(rpctypes.TokenFieldNameGRPC); len(v) > 0 {
+		stale = v[len(v)-1]
+	}
+	e, terr := c.t.token(ctx, id, stale)
 	if terr != nil {
 		return terr
 	}
-	return call(metadata.AppendToOutgoingContext(ctx, rpctypes.TokenFieldNameGRPC, tok))
+	return c.ClientConnInterface.Invoke(withToken(ctx, e.token), method, args, reply, opts...)
 }
 
-func isInvalidToken(err error) bool {
-	return err != nil && (status.Code(err) == codes.Unauthenticated ||
-		strings.Contains(err.Error(), rpctypes.ErrGRPCInvalidAuthToken.Error()))
+// withToken is ctx carrying token instead of any token it carried.
+func withToken(ctx context.Context, token string) context.Context {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md = md.Copy()
+	md.Set(rpctypes.TokenFieldNameGRPC, token)
+	return metadata.NewOutgoingContext(ctx, md)
 }
 
 func credKey(id Identity) [32]byte {
 	return sha256.Sum256([]byte(id.User + "\x00" + id.Password))
 }
 
-func (t *Tokens) token(ctx context.Context, id Identity, fresh bool) (string, error) {
+// token returns id's cached token, or authenticates. stale is a token the
+// member refused: it is replaced, unless another request has replaced it
+// already (then that newer token is returned).
+func (t *Tokens) token(ctx context.Context, id Identity, stale string) (entry, error) {
 	k := credKey(id)
-	if !fresh {
-		t.mu.Lock()
-		if el, ok := t.byKey[k]; ok {
+	t.mu.Lock()
+	if el, ok := t.byKey[k]; ok {
+		e := el.Value.(*entry)
+		if stale == "" || e.token != stale {
 			t.lru.MoveToFront(el)
-			tok := el.Value.(*entry).token
+			cp := *e
 			t.mu.Unlock()
-			return tok, nil
+			if cp.token == "" || time.Since(cp.fetched) < scopeMaxAge {
+				return cp, nil
+			}
+			sc, err := fetchScope(withToken(ctx, cp.token),
+				etcdrpc.NewAuthClient(t.up.ClientConn()), id.User)
+			if err == nil {
+				cp.scope, cp.fetched = sc, time.Now()
+				t.store(cp)
+				return cp, nil
+			}
+			if !etcderr.InvalidToken(err) {
+				return entry{}, fmt.Errorf("reading the permissions of %s: %w", id.User, err)
+			}
+			t.mu.Lock() // the token expired: authenticate again
+			if el, ok := t.byKey[k]; ok && el.Value.(*entry).token == cp.token {
+				t.lru.Remove(el)
+				delete(t.byKey, k)
+			}
+			t.mu.Unlock()
+			return t.authenticate(ctx, id, k)
 		}
-		t.mu.Unlock()
+		t.lru.Remove(el)
+		delete(t.byKey, k)
 	}
+	t.mu.Unlock()
+	return t.authenticate(ctx, id, k)
+}
+
+func (t *Tokens) authenticate(ctx context.Context, id Identity, k [32]byte) (entry, error) {
 	resp, err := etcdrpc.NewAuthClient(t.up.ClientConn()).Authenticate(ctx, &pb.AuthenticateRequest{Name: id.User, Password: id.Password})
 	switch {
 	case err == nil:
-	case strings.Contains(err.Error(), rpctypes.ErrGRPCAuthNotEnabled.Error()):
+	case etcderr.Is(err, rpctypes.ErrGRPCAuthNotEnabled):
 		// Auth is off: 3.4 ignores credentials then, and so does the shim.
-		return "", nil
-	case strings.Contains(err.Error(), rpctypes.ErrGRPCAuthFailed.Error()):
-		return "", ErrBadCredentials
+		return entry{}, nil
+	case etcderr.Is(err, rpctypes.ErrGRPCAuthFailed):
+		return entry{}, ErrBadCredentials
 	default:
-		return "", err
+		return entry{}, err
 	}
-	t.store(k, id.User, resp.Token)
-	return resp.Token, nil
+	sc, err := fetchScope(withToken(ctx, resp.Token),
+		etcdrpc.NewAuthClient(t.up.ClientConn()), id.User)
+	if err != nil {
+		return entry{}, fmt.Errorf("reading the permissions of %s: %w", id.User, err)
+	}
+	e := entry{key: k, user: id.User, token: resp.Token, scope: sc, fetched: time.Now()}
+	t.store(e)
+	return e, nil
 }
 
 // store caches a token, evicting the least recently used beyond max.
-func (t *Tokens) store(k [32]byte, user, token string) {
+func (t *Tokens) store(e entry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if el, ok := t.byKey[k]; ok {
-		el.Value.(*entry).token = token
+	if el, ok := t.byKey[e.key]; ok {
+		*el.Value.(*entry) = e
 		t.lru.MoveToFront(el)
 		return
 	}
-	t.byKey[k] = t.lru.PushFront(&entry{key: k, user: user, token: token})
+	t.byKey[e.key] = t.lru.PushFront(&e)
 	for t.lru.Len() > t.max {
 		old := t.lru.Back()
 		t.lru.Remove(old)
 		delete(t.byKey, old.Value.(*entry).key)
-	}
-}
-
-func (t *Tokens) forget(id Identity) {
-	k := credKey(id)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if el, ok := t.byKey[k]; ok {
-		t.lru.Remove(el)
-		delete(t.byKey, k)
 	}
 }
 

@@ -10,13 +10,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // serveMembers is 3.4's membersHandler on the v3 Cluster API.
@@ -185,19 +184,14 @@ func readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
 	return req.PeerURLs, true
 }
 
-func isPeerExists(err error) bool {
-	return errors.Is(err, rpctypes.ErrGRPCPeerURLExist) || strings.Contains(err.Error(), rpctypes.ErrGRPCPeerURLExist.Error())
-}
+func isPeerExists(err error) bool { return etcderr.Is(err, rpctypes.ErrGRPCPeerURLExist) }
 
-func isNotFound(err error) bool {
-	return status.Code(err) == codes.NotFound || strings.Contains(err.Error(), rpctypes.ErrGRPCMemberNotFound.Error())
-}
+func isNotFound(err error) bool { return etcderr.Is(err, rpctypes.ErrGRPCMemberNotFound) }
 
 // writeUpstreamError answers as 3.4 answers errors it has no v2 shape for:
 // 500 {"message":"Internal Server Error"}; the cause goes to the log.
 func (h *Handler) writeUpstreamError(w http.ResponseWriter, err error) {
-	if errors.Is(err, v2auth.ErrBadCredentials) || status.Code(err) == codes.PermissionDenied || status.Code(err) == codes.Unauthenticated ||
-		errors.Is(err, rpctypes.ErrGRPCUserEmpty) || strings.Contains(err.Error(), "user name is empty") {
+	if errors.Is(err, v2auth.ErrBadCredentials) || etcderr.Denied(err) {
 		writeMessage(w, http.StatusUnauthorized, "Insufficient credentials")
 		return
 	}

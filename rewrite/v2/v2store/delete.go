@@ -11,6 +11,7 @@ import (
 // a file whose value or index matches (compare-and-delete). Explicit deletes
 // leave the key's lease to run out, so watchers can tell them from expiry.
 func (s *V3Store) Delete(ctx context.Context, p string, o DeleteOptions) (*Event, Meta, error) {
+	s = s.scoped(ctx)
 	if p == "/" {
 		return rootReadOnly(ctx, s)
 	}
@@ -18,15 +19,16 @@ func (s *V3Store) Delete(ctx context.Context, p string, o DeleteOptions) (*Event
 		return s.compareAndDelete(ctx, p, o)
 	}
 	start, end := s.l.subtree(p)
-	fileOps := []*pb.RequestOp{opDelete(s.l.key(p), nil), s.l.actionOp(ActionDelete)}
+	fileOps := []*pb.RequestOp{opDelete(s.l.key(p), nil), s.l.actionOp(p, ActionDelete)}
 	var dirBranch []*pb.RequestOp
 	switch {
 	case o.Recursive:
 		// Read the marker for prevNode, then remove everything below.
-		dirBranch = []*pb.RequestOp{opGet(s.l.marker(p)), opDelete(start, end), s.l.actionOp(ActionDelete)}
+		dirBranch = []*pb.RequestOp{opGet(s.l.marker(p)), opDelete(start, end), s.l.actionOp(p, ActionDelete)}
 	case o.Dir:
-		dirBranch = []*pb.RequestOp{opTxn([]*pb.Compare{s.l.emptyDir(p)},
-			[]*pb.RequestOp{opGet(s.l.marker(p)), opDelete(s.l.marker(p), nil), s.l.actionOp(ActionDelete)},
+		// The directory's own record goes with it (scope.go).
+		dirBranch = []*pb.RequestOp{opTxn(s.l.emptyDir(p),
+			[]*pb.RequestOp{opGet(s.l.marker(p)), opDelete(s.l.marker(p), nil), s.l.actionOp(p, ActionDelete), s.l.dropRecord(p)},
 			[]*pb.RequestOp{opAny(start, end)})}
 	default:
 		dirBranch = s.l.probeOps(p) // a directory without dir/recursive: 102
@@ -83,7 +85,7 @@ func (s *V3Store) compareAndDelete(ctx context.Context, p string, o DeleteOption
 		cmp = append(cmp, &pb.Compare{Key: s.l.key(p), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
 			TargetUnion: &pb.Compare_ModRevision{ModRevision: int64(o.PrevIndex)}})
 	}
-	resp, err := s.txn(ctx, "compareAndDelete "+p, cmp, []*pb.RequestOp{opDelete(s.l.key(p), nil), s.l.actionOp(ActionCompareAndDelete)}, s.l.probeOps(p))
+	resp, err := s.txn(ctx, "compareAndDelete "+p, cmp, []*pb.RequestOp{opDelete(s.l.key(p), nil), s.l.actionOp(p, ActionCompareAndDelete)}, s.l.probeOps(p))
 	if err != nil {
 		return nil, Meta{}, err
 	}

@@ -42,7 +42,7 @@ func (x Layout) Path(k []byte) (p string, dir, ok bool) {
 	if strings.HasSuffix(p, "/") {
 		p, dir = strings.TrimSuffix(p, "/"), true
 	}
-	if strings.Contains(p, "//") {
+	if strings.Contains(p, "//") || IsRecord(k) {
 		return "", false, false
 	}
 	return p, dir, true
@@ -62,8 +62,13 @@ func (x Layout) NoFileAbove(p string) []*pb.Compare { return x.l.noFileAbove(p) 
 // transaction (etcd refuses a key put twice in a transaction).
 func (x Layout) MarkerOps(p string) []*pb.RequestOp { return x.l.markerOps(p) }
 
-// ActionOp records a v2 action for watchers (see ActionKey).
-func (x Layout) ActionOp(action string) *pb.RequestOp { return x.l.actionOp(action) }
+// ActionOp records a v2 action on p for watchers, in p's directory record
+// (see the record in scope.go).
+func (x Layout) ActionOp(p, action string) *pb.RequestOp { return x.l.actionOp(p, action) }
+
+// IsRecord reports whether a v3 key of the layout is a directory record,
+// which holds no v2 node.
+func (x Layout) IsRecord(k []byte) bool { return IsRecord(k) }
 
 // Ancestors lists p's parent directories below the root, top down:
 // "/a/b/c" → "/a", "/a/b".

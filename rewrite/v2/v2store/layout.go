@@ -6,8 +6,12 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
-// layout maps v2 paths onto v3 keys under a prefix.
-type layout struct{ prefix string }
+// layout maps v2 paths onto v3 keys under a prefix. With a scope it leaves
+// out the compares and operations the caller may not send (scope.go).
+type layout struct {
+	prefix string
+	scope  Scope
+}
 
 // key is the v3 key of a v2 file node.
 func (l layout) key(p string) []byte { return []byte(l.prefix + p) }
@@ -70,6 +74,9 @@ func (l layout) notFile(p string) *pb.Compare { return versionIs(l.key(p), nil, 
 func (l layout) noFileAbove(p string) []*pb.Compare {
 	var cmp []*pb.Compare
 	for _, a := range ancestors(p) {
+		if !l.canRead(l.key(a), nil) {
+			continue // above the caller's grant (scope.go)
+		}
 		cmp = append(cmp, l.notFile(a))
 	}
 	return cmp
@@ -99,10 +106,12 @@ func (l layout) isDir(p string) *pb.Compare {
 		TargetUnion: &pb.Compare_CreateRevision{CreateRevision: 0}}
 }
 
-// emptyDir holds when nothing but p's marker exists below p.
-func (l layout) emptyDir(p string) *pb.Compare {
+// emptyDir holds when nothing but p's marker and p's record exist below p.
+func (l layout) emptyDir(p string) []*pb.Compare {
 	s, e := l.subtree(p)
-	return versionIs(append(append([]byte(nil), s...), 0), e, 0)
+	rec := l.record(p)
+	return []*pb.Compare{versionIs(append(append([]byte(nil), s...), 0), rec, 0),
+		versionIs(append(rec, 0), e, 0)}
 }
 
 // The op constructors allocate a request, its oneof wrapper and the op in
@@ -177,6 +186,9 @@ func (l layout) markerOps(p string) []*pb.RequestOp {
 	var ops []*pb.RequestOp
 	for _, a := range ancestors(p) {
 		m := l.marker(a)
+		if !l.canRead(m, nil) || !l.canWrite(m) {
+			continue // above the caller's grant: the directory exists by its children
+		}
 		ops = append(ops, opTxn([]*pb.Compare{versionIs(m, nil, 0)}, []*pb.RequestOp{opPut(m, "", 0)}, nil))
 	}
 	return ops
@@ -184,9 +196,11 @@ func (l layout) markerOps(p string) []*pb.RequestOp {
 
 // markersExist holds when every directory in dirs has its marker.
 func (l layout) markersExist(dirs []string) []*pb.Compare {
-	cmp := make([]*pb.Compare, len(dirs))
-	for i, d := range dirs {
-		cmp[i] = exists(l.marker(d))
+	cmp := make([]*pb.Compare, 0, len(dirs))
+	for _, d := range dirs {
+		if m := l.marker(d); l.canRead(m, nil) {
+			cmp = append(cmp, exists(m))
+		}
 	}
 	return cmp
 }
@@ -194,22 +208,48 @@ func (l layout) markersExist(dirs []string) []*pb.Compare {
 // probeOps read, in a failed transaction's else branch, what names the
 // error: each ancestor (as a file and as a directory), whether p is a
 // directory, and p itself.
+// A read the caller may not make is left out (readProbe knows which).
 func (l layout) probeOps(p string) []*pb.RequestOp {
 	ops := make([]*pb.RequestOp, 0, 2*strings.Count(p, "/")+2)
-	for _, a := range ancestors(p) {
-		s, e := l.subtree(a)
-		ops = append(ops, opGet(l.key(a)), opAny(s, e))
+	for _, pr := range l.probePlan(p) {
+		if pr.dir {
+			ops = append(ops, opAny(pr.key, pr.end))
+		} else {
+			ops = append(ops, opGet(pr.key))
+		}
 	}
-	s, e := l.subtree(p)
-	return append(ops, opAny(s, e), opGet(l.key(p)))
+	return ops
 }
 
-// ActionKey is the v2 path of the key every v2 write also puts, in the same
-// transaction, with its v2 action as value. Watchers read it to tell set
-// from create, update or compareAndSwap, and an explicit delete from an
-// expiry (a delete revision without it). It is hidden from v2 listings (its
-// name starts with "_").
-const ActionKey = "/_etcdshim_action"
+// probeRead is one read of probeOps: for ancestor anc (-1: p itself), its
+// file key or (dir) the range below it.
+type probeRead struct {
+	anc      int
+	dir      bool
+	key, end []byte
+}
+
+// probePlan lists probeOps' reads in order: each ancestor as a file and as
+// a directory, then p as a directory and as a file, without those outside
+// the caller's scope.
+func (l layout) probePlan(p string) []probeRead {
+	anc := ancestors(p)
+	plan := make([]probeRead, 0, 2*len(anc)+2)
+	add := func(r probeRead) {
+		if l.canRead(r.key, r.end) {
+			plan = append(plan, r)
+		}
+	}
+	for i, a := range anc {
+		s, e := l.subtree(a)
+		add(probeRead{anc: i, key: l.key(a)})
+		add(probeRead{anc: i, dir: true, key: s, end: e})
+	}
+	s, e := l.subtree(p)
+	add(probeRead{anc: -1, dir: true, key: s, end: e})
+	add(probeRead{anc: -1, key: l.key(p)})
+	return plan
+}
 
 // ActionRefresh marks a refresh, which must not wake v2 watchers.
 const ActionRefresh = "refresh"
@@ -218,8 +258,14 @@ const ActionRefresh = "refresh"
 // watchers already saw the directory's expire event.
 const ActionExpireSubtree = "expire-subtree"
 
-func (l layout) actionOp(action string) *pb.RequestOp {
-	o := &putOp{r: pb.PutRequest{Key: l.key(ActionKey), Value: bytesOf(action)}}
+// actionOp records a write to p in p's directory record (scope.go); when
+// the caller may not write the record it holds the place with an empty op.
+func (l layout) actionOp(p, action string) *pb.RequestOp {
+	rec := l.record(parentDir(p))
+	if !l.canWrite(rec) {
+		return &emptyOp().op
+	}
+	o := &putOp{r: pb.PutRequest{Key: rec, Value: bytesOf(action)}}
 	o.w.RequestPut, o.op.Request = &o.r, &o.w
 	return &o.op
 }
@@ -232,6 +278,6 @@ func ExpireSubtreeRequest(prefix, p string) *pb.TxnRequest {
 	s, e := l.subtree(p)
 	return &pb.TxnRequest{
 		Compare: []*pb.Compare{l.isDir(p)},
-		Success: []*pb.RequestOp{opDelete(s, e), l.actionOp(ActionExpireSubtree)},
+		Success: []*pb.RequestOp{opDelete(s, e), l.actionOp(p, ActionExpireSubtree)},
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // testPrefix: with --v2-prefix, v2 keys land under the prefix in v3 (files
-// as is, directories as markers, the action key), v3 keys written there are
+// as is, directories as markers, directory records), v3 keys written there are
 // v2 nodes, and nothing outside the prefix is visible.
 func testPrefix(t *testing.T, cc *grpc.ClientConn) {
 	ctx := context.Background()
@@ -41,8 +41,8 @@ func testPrefix(t *testing.T, cc *grpc.ClientConn) {
 		}
 		for _, c := range []struct{ key, value string }{
 			{prefix + "/dir/key", "from v2"},
-			{prefix + "/dir/", ""},                // the parent's marker
-			{prefix + v2.ActionKey, v2.ActionSet}, // the last action
+			{prefix + "/dir/", ""},            // the parent's marker
+			{prefix + "/dir/.", v2.ActionSet}, // the directory's record
 		} {
 			r := v3get(t, c.key)
 			if len(r.Kvs) != 1 || string(r.Kvs[0].Value) != c.value {

@@ -12,6 +12,7 @@ import (
 
 // Put is set, create, update or compare-and-swap, chosen as 3.4 chooses.
 func (s *V3Store) Put(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
+	s = s.scoped(ctx)
 	if p == "/" {
 		return rootReadOnly(ctx, s)
 	}
@@ -58,7 +59,7 @@ func prevKV(r *pb.ResponseOp) *mvccpb.KeyValue {
 
 func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
 	resp, t, m, err := s.write(ctx, "set", p, o.TTL, withParents, append(s.l.noFileAbove(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
-		return []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease), s.l.actionOp(ActionSet)}
+		return []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease), s.l.actionOp(p, ActionSet)}
 	})
 	if err != nil {
 		return nil, m, err
@@ -78,7 +79,7 @@ func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta
 // setDir makes p a directory, replacing a file there (3.4 does too).
 func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
 	resp, t, m, err := s.write(ctx, "mkdir", p, o.TTL, withParents, append(s.l.noFileAbove(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
-		return []*pb.RequestOp{opDelete(s.l.key(p), nil), opPut(s.l.marker(p), "", lease), s.l.actionOp(ActionSet)}
+		return []*pb.RequestOp{opDelete(s.l.key(p), nil), opPut(s.l.marker(p), "", lease), s.l.actionOp(p, ActionSet)}
 	})
 	if err != nil {
 		return nil, m, err
@@ -131,7 +132,7 @@ func (s *V3Store) compareAndSwap(ctx context.Context, p string, o SetOptions) (*
 func (s *V3Store) swap(ctx context.Context, p string, o SetOptions, action string, extra []*pb.Compare) (*Event, Meta, error) {
 	cmp := append([]*pb.Compare{s.l.isFile(p), s.l.notDir(p)}, extra...)
 	resp, t, m, err := s.write(ctx, action, p, o.TTL, inPlace, cmp, func(lease int64) []*pb.RequestOp {
-		return []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease), s.l.actionOp(action)}
+		return []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease), s.l.actionOp(p, action)}
 	})
 	if err != nil {
 		return nil, m, err
@@ -172,7 +173,7 @@ func compareFailCause(prevValue string, prevIndex uint64, cur *mvccpb.KeyValue) 
 // updateDir changes a directory's TTL (etcdctl updatedir).
 func (s *V3Store) updateDir(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
 	resp, t, m, err := s.write(ctx, "updatedir", p, o.TTL, inPlace, []*pb.Compare{s.l.isDir(p)}, func(lease int64) []*pb.RequestOp {
-		return []*pb.RequestOp{opPut(s.l.marker(p), "", lease), s.l.actionOp(ActionUpdate)}
+		return []*pb.RequestOp{opPut(s.l.marker(p), "", lease), s.l.actionOp(p, ActionUpdate)}
 	})
 	if err != nil {
 		return nil, m, err
@@ -257,7 +258,7 @@ func (s *V3Store) createOps(p string, o SetOptions, lease int64) []*pb.RequestOp
 	} else {
 		ops = append(ops, opPut(s.l.key(p), o.Value, lease))
 	}
-	return append(ops, s.l.actionOp(ActionCreate))
+	return append(ops, s.l.actionOp(p, ActionCreate))
 }
 
 // notFileError names why a set failed: a file on the path (104), a missing

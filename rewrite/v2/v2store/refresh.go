@@ -49,7 +49,7 @@ func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, 
 			Key: s.l.key(p), IgnoreValue: true, Lease: lease}}}
 		cmp := []*pb.Compare{{Key: s.l.key(p), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
 			TargetUnion: &pb.Compare_ModRevision{ModRevision: cur.ModRevision}}}
-		resp, err := s.txn(ctx, "refresh "+p, cmp, []*pb.RequestOp{put, s.l.actionOp(ActionRefresh)}, nil)
+		resp, err := s.txn(ctx, "refresh "+p, cmp, []*pb.RequestOp{put, s.l.actionOp(p, ActionRefresh)}, nil)
 		if err != nil {
 			s.revokeLater(lease)
 			return nil, m, err

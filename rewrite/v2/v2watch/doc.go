@@ -10,7 +10,8 @@
 // revision, so nothing is lost or repeated; if that revision was compacted,
 // the ring is cleared and waiters behind it get 401.
 //
-// Actions come from the action key every v2 write records in its
-// transaction (v2store.ActionKey); a revision without one is a v3 client's
-// write (set / delete) or, for a deleted leased key, an expiry.
+// Actions come from the directory record every v2 write puts in its
+// transaction (the key "<dir>/.", v2store.IsRecord); a revision without one
+// is a v3 client's write (set / delete) or, for a deleted leased key, an
+// expiry.
 package v2watch

@@ -17,14 +17,14 @@ type event struct {
 }
 
 // convert turns the v3 events of one revision into the v2 event, or nil for
-// revisions that are not v2-visible (a refresh, the action key alone).
+// revisions that are not v2-visible (a refresh, a directory record alone).
 func convert(prefix string, rev int64, evs []*mvccpb.Event) *event {
 	action := ""
 	var puts, dels []*mvccpb.Event
-	actionKey := prefix + v2store.ActionKey
 	for _, e := range evs {
-		k := string(e.Kv.Key)
-		if k == actionKey {
+		if v2store.IsRecord(e.Kv.Key) {
+			// The directory record of the write (its deletion goes with
+			// a directory's and is no event of its own).
 			if e.Type == mvccpb.PUT {
 				action = string(e.Kv.Value)
 			}

@@ -635,7 +635,7 @@ func testResumeRevision(t *testing.T, _ *grpc.ClientConn) {
 		{
 			{Header: hd, Created: true},
 			{Header: hd, Events: []*mvccpb.Event{put(11, "/a", "v"),
-				put(12, v2store.ActionKey, v2store.ActionRefresh), put(12, "/a", "v")}},
+				put(12, "/.", v2store.ActionRefresh), put(12, "/a", "v")}},
 		},
 		// Synced, the watch gets a progress notification: its header holds.
 		{
