@@ -14,6 +14,8 @@ type metrics struct {
 	upstreamCurrent *prometheus.GaugeVec
 	upstreamProbe   *prometheus.HistogramVec
 	failovers       prometheus.Counter
+	tunnels         *prometheus.GaugeVec
+	tunnelMoves     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -50,10 +52,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		failovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "etcdshim_upstream_switches_total", Help: "Times requests moved to another upstream member.",
 		}),
+		tunnels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "etcdshim_tunnels", Help: "gRPC client connections currently relayed, by upstream member.",
+		}, []string{"member"}),
+		tunnelMoves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "etcdshim_tunnel_moves_total", Help: "gRPC client connections the shim asked to reconnect (GOAWAY), by member left and reason (failback, drain).",
+		}, []string{"member", "reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.grpcConns, m.grpcConnsActive, m.grpcBytes, m.grpcStreams, m.httpRequests,
-			m.httpDuration, m.upstreamHealthy, m.upstreamCurrent, m.upstreamProbe, m.failovers)
+			m.httpDuration, m.upstreamHealthy, m.upstreamCurrent, m.upstreamProbe, m.failovers, m.tunnels, m.tunnelMoves)
 	}
 	return m
 }

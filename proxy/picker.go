@@ -149,7 +149,9 @@ func (pk picker) Invoke(ctx context.Context, method string, args, reply any, opt
 		var tried map[*endpoint]bool
 		for ep := pk.p.current(); ep != nil; ep = pk.p.nextHealthy(tried) {
 			callOpts, from := sentOption(opts)
+			ep.inflight.Add(1)
 			err = ep.conn.Invoke(ctx, method, args, reply, callOpts...)
+			ep.inflight.Add(-1)
 			if err == nil || ctx.Err() != nil {
 				return err
 			}
@@ -189,7 +191,7 @@ func (p *Pool) nextHealthy(tried map[*endpoint]bool) *endpoint {
 
 func (pk picker) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	first := pk.p.current()
-	cs, err := first.conn.NewStream(ctx, desc, method, opts...)
+	cs, err := first.newStream(ctx, desc, method, opts...)
 	if err == nil || ctx.Err() != nil || status.Code(err) != codes.Unavailable {
 		return cs, err
 	}
@@ -199,7 +201,7 @@ func (pk picker) NewStream(ctx context.Context, desc *grpc.StreamDesc, method st
 		if ep == first || !ep.healthy.Load() {
 			continue
 		}
-		if cs, err = ep.conn.NewStream(ctx, desc, method, opts...); err == nil {
+		if cs, err = ep.newStream(ctx, desc, method, opts...); err == nil {
 			return cs, nil
 		}
 	}

@@ -35,6 +35,12 @@ type PoolOptions struct {
 	HealthTimeout  time.Duration
 	Logger         *zap.Logger
 	Metrics        *Metrics
+	// FailbackWindow spreads the moves of tunnels back to a member that
+	// recovered: each waits a random time below it (0: all at once).
+	FailbackWindow time.Duration
+	// MoveTimeout is how long a moving tunnel lets its unary calls finish
+	// before it ends what is left with Unavailable (default 10s).
+	MoveTimeout time.Duration
 }
 
 // Pool knows the upstream members, probes them, and picks where requests go:
@@ -66,6 +72,16 @@ type endpoint struct {
 	downUntil atomic.Int64
 	lastErr   atomic.Pointer[string]
 	pool      *Pool
+	idx       int // position in the order of preference
+
+	// drain is the planned-drain state (drainOff, drainUp, drainSawDown).
+	drain atomic.Int32
+	// inflight counts the shim's own calls and streams on this member.
+	inflight atomic.Int64
+
+	mu      sync.Mutex // guards tunnels and streams
+	tunnels map[*tunnel]struct{}
+	streams map[*ownStream]struct{}
 }
 
 // NewPool dials (lazily) every endpoint. Call Run to start health probing.
@@ -78,6 +94,9 @@ func NewPool(opts PoolOptions) (*Pool, error) {
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.MoveTimeout <= 0 {
+		opts.MoveTimeout = 10 * time.Second
 	}
 	p := &Pool{
 		opts:     opts,
@@ -97,7 +116,8 @@ func NewPool(opts PoolOptions) (*Pool, error) {
 	p.http = &http.Client{Transport: p.transport}
 	httpTLSByAddr := map[string]*tls.Config{}
 	for _, u := range opts.Endpoints {
-		ep := &endpoint{url: u, addr: u.Host, pool: p}
+		ep := &endpoint{url: u, addr: u.Host, pool: p, idx: len(p.eps),
+			tunnels: map[*tunnel]struct{}{}, streams: map[*ownStream]struct{}{}}
 		var creds credentials.TransportCredentials = insecure.NewCredentials()
 		if u.Scheme == "https" {
 			ep.tls = tunnelTLS(opts.TLS, u)
@@ -181,6 +201,7 @@ func (p *Pool) Run(ctx context.Context) {
 	p.wg.Add(1)
 	defer p.wg.Done()
 	p.probeAll(ctx)
+	p.rebalance()
 	t := time.NewTicker(p.opts.HealthInterval)
 	defer t.Stop()
 	for {
@@ -193,6 +214,7 @@ func (p *Pool) Run(ctx context.Context) {
 		case <-p.probeNow:
 		}
 		p.probeAll(ctx)
+		p.rebalance()
 	}
 }
 
@@ -237,6 +259,11 @@ func (ep *endpoint) probe(parent context.Context) {
 	}
 	if ok && time.Now().UnixNano() < ep.downUntil.Load() {
 		return
+	}
+	if ep.drain.Load() != drainOff {
+		if ok = ep.drainedProbe(ok); !ok {
+			err = errDrained
+		}
 	}
 	if !ok && (parent.Err() != nil || p.closing()) {
 		// The pool is shutting down, not the member: no verdict, and no

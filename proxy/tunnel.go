@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/net/http2/hpack"
@@ -54,6 +55,10 @@ type tunnel struct {
 	wmu     sync.Mutex // serialises writes to the client (pump and injections)
 	uScan   frameScanner
 	pending []byte // frames to inject at the next boundary
+
+	// moving is set once a failback or drain has been scheduled for this
+	// tunnel (guarded by its endpoint's mu).
+	moving bool
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -186,6 +191,10 @@ func (t *tunnel) checkDrainedLocked() {
 // already read and scanned while sniffing.
 func (t *tunnel) runPrescanned(initial []byte) {
 	defer t.close()
+	if t.ep != nil {
+		t.ep.addTunnel(t)
+		defer t.ep.removeTunnel(t)
+	}
 	if len(initial) > 0 {
 		if _, err := t.upstream.Write(initial); err != nil {
 			return
@@ -288,24 +297,55 @@ func (t *tunnel) inject(frames []byte) error {
 // HTTP/2 server's graceful shutdown does) and returns a channel closed once
 // no unary call is in flight.
 func (t *tunnel) beginDrain() <-chan struct{} {
+	return t.beginDrainWith("etcdshim shutting down")
+}
+
+func (t *tunnel) beginDrainWith(debug string) <-chan struct{} {
 	t.mu.Lock()
 	t.draining = true
 	ch := make(chan struct{})
 	t.drained = ch
 	t.checkDrainedLocked()
 	t.mu.Unlock()
-	_ = t.inject(goAwayFrame(0x7fffffff, "etcdshim shutting down"))
+	_ = t.inject(goAwayFrame(0x7fffffff, debug))
 	return ch
+}
+
+// move sends the client elsewhere without failing a call: GOAWAY (new calls
+// go to a new connection, which the shim relays to the member now
+// preferred), unary calls already sent finish on this member, and after
+// they did (or after wait) long streams end with Unavailable, on which
+// etcd's clients resume them — watches from their last revision — on the
+// new connection.
+//
+// The GOAWAY carries the highest stream id, not the last one seen: a byte
+// tunnel cannot refuse a stream the client sends after it (dropping a
+// HEADERS frame would desynchronise HPACK between client and member), so
+// every stream the client opens until it reads the GOAWAY is relayed and
+// served, and none may be announced as unprocessed (the client would send
+// it again).
+func (t *tunnel) move(wait time.Duration, why string) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-t.beginDrainWith("etcdshim: " + why):
+	case <-t.done:
+		return
+	case <-timer.C:
+	}
+	t.endStreamsWith("etcdshim: " + why + ", reconnect")
 }
 
 // endStreams ends every open stream with gRPC status Unavailable and closes
 // the tunnel. The trailers are HPACK literals that never touch the dynamic
 // table, so the client's decoder stays in step with the upstream's encoder.
-func (t *tunnel) endStreams() {
+func (t *tunnel) endStreams() { t.endStreamsWith("etcdshim is shutting down") }
+
+func (t *tunnel) endStreamsWith(msg string) {
 	t.mu.Lock()
 	var frames []byte
 	for id, s := range t.streams {
-		frames = append(frames, unavailableTrailers(id, !s.respHeaders)...)
+		frames = append(frames, unavailableTrailersMsg(id, !s.respHeaders, msg)...)
 	}
 	t.mu.Unlock()
 	if len(frames) > 0 {
@@ -333,6 +373,10 @@ func goAwayFrame(lastStream uint32, debug string) []byte {
 }
 
 func unavailableTrailers(streamID uint32, trailersOnly bool) []byte {
+	return unavailableTrailersMsg(streamID, trailersOnly, "etcdshim is shutting down")
+}
+
+func unavailableTrailersMsg(streamID uint32, trailersOnly bool, msg string) []byte {
 	var block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
 	write := func(name, value string) {
@@ -344,7 +388,7 @@ func unavailableTrailers(streamID uint32, trailersOnly bool) []byte {
 		write("content-type", "application/grpc")
 	}
 	write("grpc-status", "14")
-	write("grpc-message", "etcdshim is shutting down")
+	write("grpc-message", msg)
 	out := appendFrameHeader(nil, frameHeader{
 		length: uint32(block.Len()), typ: frameHeaders,
 		flags: flagEndStream | flagEndHeaders, streamID: streamID,

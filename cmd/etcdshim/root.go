@@ -61,6 +61,7 @@ dashes as underscores) or as a key in the YAML file given with --config-file.`,
 	cmd.AddCommand(newVersionCommand())
 	cmd.AddCommand(newV2Command())
 	cmd.AddCommand(newPreflightCommand())
+	cmd.AddCommand(newDrainCommand())
 	return cmd
 }
 

@@ -47,6 +47,11 @@ func run(parent context.Context, cfg config.Config, log *zap.Logger) error {
 	if err := c.server.Start(); err != nil {
 		return err
 	}
+	stopAdmin, err := startAdmin(cfg, c.pool, log.Named("admin"))
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	log.Info("etcdshim started", zap.String("version", versionString()),
 		zap.Strings("listen-client-urls", cfg.ListenClientURLs), zap.Strings("endpoints", cfg.Endpoints))
 	if cfg.Embedded {
@@ -103,6 +108,8 @@ func build(cfg config.Config, log *zap.Logger) (*components, error) {
 		HealthTimeout:  cfg.HealthTimeout,
 		Logger:         log.Named("pool"),
 		Metrics:        pm,
+		FailbackWindow: cfg.FailbackWindow,
+		MoveTimeout:    cfg.ShutdownTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("upstream pool: %w", err)
