@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -198,7 +199,7 @@ func TestV2AuthCoreWatch(t *testing.T) {
 			_, body := e.do(t, alice, "GET", "/v2/keys/alice/w?wait=true", "", "")
 			got <- body
 		}()
-		waitWatchers(t, e, 1)
+		waitWatchers(t, e, 1, got)
 		if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/w", url.Values{"value": {fmt.Sprint(round + 1)}, "prevValue": {fmt.Sprint(round)}}); code != 200 {
 			t.Fatalf("cas: %d %s", code, body)
 		}
@@ -233,6 +234,26 @@ func TestV2AuthCoreWatch(t *testing.T) {
 		}
 		time.Sleep(coreTokenTTL + time.Second)
 	}
+	// The role loses its read permission while the stream is open: the
+	// next event is not delivered and the stream ends; her next GET is
+	// refused (GETs with credentials are the member's to answer).
+	if code, body := e.do(t, root, "PUT", "/v2/auth/roles/alicerole", "application/json",
+		`{"role":"alicerole","revoke":{"kv":{"read":["/alice/*"]}}}`); code != 200 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	if code, body := e.form(t, root, "PUT", "/v2/keys/alice/s/secret", url.Values{"value": {"after the revoke"}}); code != 201 {
+		t.Fatalf("put as root: %d %s", code, body)
+	}
+	if lines.Scan() {
+		t.Fatalf("an event reached alice after her read permission was revoked: %s", lines.Text())
+	}
+	if code, body := e.do(t, alice, "GET", "/v2/keys/alice/s/secret", "", ""); code != 401 {
+		t.Fatalf("GET after the revoke: %d %s", code, body)
+	}
+	if code, body := e.do(t, root, "PUT", "/v2/auth/roles/alicerole", "application/json",
+		`{"role":"alicerole","grant":{"kv":{"read":["/alice/*"]}}}`); code != 200 {
+		t.Fatalf("grant back: %d %s", code, body)
+	}
 	// Outside the grant: refused before waiting, as 3.4 does.
 	if code, body := e.do(t, alice, "GET", "/v2/keys/other?wait=true", "", ""); code != 401 {
 		t.Fatalf("watch outside the grant: %d %s", code, body)
@@ -242,17 +263,88 @@ func TestV2AuthCoreWatch(t *testing.T) {
 	}
 }
 
-func waitWatchers(t *testing.T, e *coreAuth, n int) {
+// TestV2AuthCoreWatchWithoutIdentity: with auth on and no --user, a v2
+// watch is answered at once with an error that says what to configure,
+// not left hanging; once auth is off again, watches work.
+func TestV2AuthCoreWatchWithoutIdentity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Parallel()
+	e := startCoreAuth(t)
+	// Auth was switched on after the hub began following the keyspace:
+	// it loses its watch at the next restart of the member.
+	e.member.Members[0].Stop(t)
+	e.member.Members[0].Start(t)
+	e.member.Members[0].WaitHealthy(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := e.do(t, alice, "GET", "/v2/keys/alice/w?wait=true", "", "")
+		_, ec := v2Action(t, body)
+		if code == 500 && ec == 300 && strings.Contains(body, "--user") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watch without an identity: %d %s", code, body)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if code, body := e.do(t, root, "DELETE", "/v2/auth/enable", "", ""); code != 200 {
+		t.Fatalf("auth disable: %d %s", code, body)
+	}
+	// The hub follows the keyspace again within its retry interval: a
+	// watch from an index before its history is then answered at once
+	// with 401 (cleared), as 3.4 answers it, instead of 300.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		code, body := e.do(t, "", "GET", "/v2/keys/alice/w?wait=true&waitIndex=1", "", "")
+		if _, ec := v2Action(t, body); code == 400 && ec == 401 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub did not resume after auth was switched off: %d %s", code, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	got := make(chan string, 1)
+	go func() {
+		_, body := e.do(t, "", "GET", "/v2/keys/alice/w?wait=true", "", "")
+		got <- body
+	}()
+	for {
+		if code, body := e.form(t, "", "PUT", "/v2/keys/alice/w", url.Values{"value": {"x"}}); code >= 300 {
+			t.Fatalf("put after auth disable: %d %s", code, body)
+		}
+		select {
+		case body := <-got:
+			if a, _ := v2Action(t, body); a != "set" {
+				t.Fatalf("watch after auth disable: %s", body)
+			}
+			return
+		case <-time.After(time.Second):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no watch event after auth was switched off")
+		}
+	}
+}
+
+func waitWatchers(t *testing.T, e *coreAuth, n int, answered <-chan string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		_, body := e.do(t, root, "GET", "/v2/stats/store", "", "")
-		var st struct {
-			Watchers int `json:"watchers"`
+		_, body := e.do(t, "", "GET", "/metrics/shim", "", "")
+		for _, l := range strings.Split(body, "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == "etcdshim_v2_watch_waiters" {
+				if v, _ := strconv.ParseFloat(f[1], 64); int(v) >= n {
+					return
+				}
+			}
 		}
-		_ = json.Unmarshal([]byte(body), &st)
-		if st.Watchers >= n {
-			return
+		select {
+		case body := <-answered:
+			t.Fatalf("the watch was answered before any write: %s", body)
+		default:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

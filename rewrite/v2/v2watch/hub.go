@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/ctxtime"
+	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -27,11 +29,43 @@ type Upstream interface {
 
 // Options configure the hub.
 type Options struct {
-	Prefix     string
-	History    int // events kept for waitIndex (3.4: 1000)
+	Prefix  string
+	History int // events kept for waitIndex (3.4: 1000)
+	// Identity is the shim's own identity (--user) for the upstream watch
+	// and the store-index reads; nil: none (the hub then works only while
+	// auth is off).
+	Identity   Identity
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer
 }
+
+// Identity gives the hub's own calls the shim's credentials.
+type Identity interface {
+	Context(ctx context.Context) (context.Context, error)
+	// Renew replaces the token used carried when err says the member no
+	// longer accepts it.
+	Renew(ctx, used context.Context, err error)
+}
+
+// Check confirms with the member, as the waiting client, that the client
+// may read what it waits for, before an event read under the shim's
+// identity is delivered; index is the event's.
+type Check func(ctx context.Context, index uint64) error
+
+type checkKey struct{}
+
+// WithCheck makes ServeWatch run check before it delivers each event.
+func WithCheck(ctx context.Context, check Check) context.Context {
+	return context.WithValue(ctx, checkKey{}, check)
+}
+
+// ErrNeedsIdentity answers v2 watches while auth keeps the hub from
+// following the keyspace: it names what to configure.
+var ErrNeedsIdentity = errors.New("v2 watches need the shim's own v3 identity while auth is on: set --user (and --password or ETCDSHIM_PASSWORD) to a v3 user with read permission on the v2 keyspace (the v3 prefix <--v2-prefix>/), see docs/v2.md")
+
+// startWait bounds how long a watch waits for the hub's first read of the
+// store index before it is answered with the reason it is not ready.
+const startWait = 3 * time.Second
 
 // waiterBuffer is how many undelivered events a streaming watcher may have
 // before it is closed, as 3.4 closes a watcher whose 100-event channel fills.
@@ -59,6 +93,9 @@ type Hub struct {
 	current uint64   // the store index: every event up to it has been seen
 	waiters map[*waiter]struct{}
 	ready   chan struct{}
+	// authErr is why the upstream watch is refused (auth on, no or
+	// too small an identity); nil while it runs.
+	authErr error
 }
 
 type metrics struct {
@@ -109,14 +146,53 @@ func (h *Hub) Run(ctx context.Context) {
 			return
 		}
 		h.m.restarts.Inc()
-		h.log.Info("v2 watch hub resuming the upstream watch", zap.Int64("from-revision", from), zap.Error(err))
-		ctxtime.Sleep(ctx, 200*time.Millisecond)
+		pause := 200 * time.Millisecond
+		if uerr := h.unavailable(); uerr != nil {
+			// Refused for its identity: that changes when an operator
+			// acts (auth off, --user, a grant), not in milliseconds.
+			pause = time.Second
+			h.log.Warn("v2 watch hub refused by the member", zap.Error(uerr))
+		} else {
+			h.log.Info("v2 watch hub resuming the upstream watch", zap.Int64("from-revision", from), zap.Error(err))
+		}
+		ctxtime.Sleep(ctx, pause)
 	}
+}
+
+// own is ctx with the shim's identity, if it has one.
+func (h *Hub) own(ctx context.Context) (context.Context, error) {
+	if h.opts.Identity == nil {
+		return ctx, nil
+	}
+	return h.opts.Identity.Context(ctx)
+}
+
+// refused records whether err is the member refusing the hub's identity.
+func (h *Hub) refused(ctx, used context.Context, err error) {
+	if h.opts.Identity != nil && err != nil {
+		h.opts.Identity.Renew(ctx, used, err)
+	}
+	var authErr error
+	if err != nil && etcderr.Denied(err) {
+		authErr = ErrNeedsIdentity
+		if h.opts.Identity != nil {
+			authErr = fmt.Errorf("the member refuses the v2 watch to the shim's --user (it needs read permission on the v2 keyspace, <--v2-prefix>/): %w", err)
+		}
+	}
+	h.mu.Lock()
+	h.authErr = authErr
+	h.mu.Unlock()
 }
 
 func (h *Hub) start(ctx context.Context) error {
 	k, end := v2store.Keyspace(h.opts.Prefix)
-	r, err := etcdrpc.NewKVClient(h.up.ClientConn()).Range(ctx, &pb.RangeRequest{Key: k, RangeEnd: end, CountOnly: true})
+	octx, err := h.own(ctx)
+	if err != nil {
+		h.refused(ctx, ctx, err)
+		return err
+	}
+	r, err := etcdrpc.NewKVClient(h.up.ClientConn()).Range(octx, &pb.RangeRequest{Key: k, RangeEnd: end, CountOnly: true})
+	h.refused(ctx, octx, err)
 	if err != nil {
 		return err
 	}
@@ -138,9 +214,15 @@ func (h *Hub) watch(ctx context.Context, from int64) error {
 	defer cancel()
 	// Require a leader, as clientv3 does, so a partitioned member's watch
 	// fails over instead of going silent.
-	ctx = metadata.AppendToOutgoingContext(ctx, "hasleader", "true")
-	ws, err := etcdrpc.NewWatchClient(h.up.ClientConn()).Watch(ctx)
+	octx, err := h.own(ctx)
 	if err != nil {
+		h.refused(ctx, ctx, err)
+		return err
+	}
+	octx = metadata.AppendToOutgoingContext(octx, "hasleader", "true")
+	ws, err := etcdrpc.NewWatchClient(h.up.ClientConn()).Watch(octx)
+	if err != nil {
+		h.refused(ctx, octx, err)
 		return fmt.Errorf("opening the watch: %w", err)
 	}
 	k, end := v2store.Keyspace(h.opts.Prefix)
@@ -151,6 +233,7 @@ func (h *Hub) watch(ctx context.Context, from int64) error {
 	for {
 		resp, err := ws.Recv()
 		if err != nil {
+			h.refused(ctx, octx, err)
 			return fmt.Errorf("watch stream: %w", err)
 		}
 		if resp.CompactRevision != 0 {
@@ -158,7 +241,12 @@ func (h *Hub) watch(ctx context.Context, from int64) error {
 			return fmt.Errorf("revision %d was compacted (oldest %d)", from, resp.CompactRevision)
 		}
 		if resp.Canceled {
-			return errors.New("watch canceled by the member: " + resp.CancelReason)
+			err := cancelError(resp.CancelReason)
+			h.refused(ctx, octx, err)
+			return fmt.Errorf("watch canceled by the member: %w", err)
+		}
+		if resp.Created {
+			h.refused(ctx, octx, nil)
 		}
 		h.apply(resp)
 	}
@@ -168,7 +256,12 @@ func (h *Hub) watch(ctx context.Context, from int64) error {
 func (h *Hub) expireSubtree(p string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := etcdrpc.NewKVClient(h.up.ClientConn()).Txn(ctx, v2store.ExpireSubtreeRequest(h.opts.Prefix, p)); err != nil {
+	octx, err := h.own(ctx)
+	if err != nil {
+		h.log.Warn("removing an expired directory's contents failed", zap.String("dir", p), zap.Error(err))
+		return
+	}
+	if _, err := etcdrpc.NewKVClient(h.up.ClientConn()).Txn(octx, v2store.ExpireSubtreeRequest(h.opts.Prefix, p)); err != nil {
 		h.log.Warn("removing an expired directory's contents failed", zap.String("dir", p), zap.Error(err))
 	}
 }
@@ -264,7 +357,11 @@ func (h *Hub) closeLocked(w *waiter) {
 // trail a write the client has just seen acknowledged.
 func (h *Hub) storeIndex(ctx context.Context) (v2store.Meta, error) {
 	k, _ := v2store.Keyspace(h.opts.Prefix)
-	r, err := etcdrpc.NewKVClient(h.up.ClientConn()).Range(ctx, &pb.RangeRequest{Key: k, CountOnly: true, Serializable: true})
+	octx, err := h.own(ctx)
+	if err != nil {
+		return v2store.Meta{}, err
+	}
+	r, err := etcdrpc.NewKVClient(h.up.ClientConn()).Range(octx, &pb.RangeRequest{Key: k, CountOnly: true, Serializable: true})
 	if err != nil {
 		return v2store.Meta{}, err
 	}
@@ -320,16 +417,35 @@ func (h *Hub) unregister(w *waiter) {
 // ServeWatch answers a v2 wait=true request.
 func (h *Hub) ServeWatch(w http.ResponseWriter, r *http.Request, key string, recursive, stream bool, waitIndex uint64,
 	writeHeaders func(http.ResponseWriter, v2store.Meta)) {
+	wait := time.NewTimer(startWait)
+	defer wait.Stop()
 	select {
 	case <-h.ready:
 	case <-r.Context().Done():
 		return
+	case <-wait.C:
+		// Not following the keyspace yet: say why instead of hanging.
+		cause := "the v2 watch hub has not read the store index yet"
+		if err := h.unavailable(); err != nil {
+			cause = err.Error()
+		}
+		v2store.NewError(v2store.EcodeRaftInternal, cause, 0).WriteTo(w)
+		return
+	}
+	if err := h.unavailable(); err != nil {
+		v2store.NewError(v2store.EcodeRaftInternal, err.Error(), 0).WriteTo(w)
+		return
 	}
 	m, err := h.storeIndex(r.Context())
 	if err != nil {
-		v2store.NewError(v2store.EcodeRaftInternal, "reading the store index: "+err.Error(), 0).WriteTo(w)
+		cause := "reading the store index: " + err.Error()
+		if etcderr.Denied(err) && h.opts.Identity == nil {
+			cause = ErrNeedsIdentity.Error()
+		}
+		v2store.NewError(v2store.EcodeRaftInternal, cause, 0).WriteTo(w)
 		return
 	}
+	check, _ := r.Context().Value(checkKey{}).(Check)
 	wt, m, err := h.register(m, key, recursive, stream, waitIndex)
 	if err != nil {
 		var ve *v2store.Error
@@ -357,6 +473,16 @@ func (h *Hub) ServeWatch(w http.ResponseWriter, r *http.Request, key string, rec
 			if !ok {
 				return
 			}
+			// The event was read under the shim's identity: the member
+			// must confirm the client may read it, now (its rights may
+			// have changed since it began to wait). If not, the watch
+			// ends without it, and the client's next request is refused.
+			if check != nil {
+				if err := check(r.Context(), ev.index); err != nil {
+					h.log.Debug("v2 watch closed: the member no longer lets the client read what it watches", zap.String("key", key), zap.Error(err))
+					return
+				}
+			}
 			if err := enc.Encode(ev.ev); err != nil {
 				return
 			}
@@ -370,6 +496,26 @@ func (h *Hub) ServeWatch(w http.ResponseWriter, r *http.Request, key string, rec
 			return
 		}
 	}
+}
+
+// unavailable is why the hub cannot follow the keyspace now, or nil.
+func (h *Hub) unavailable() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.authErr
+}
+
+// cancelError is the error a watch cancel names. etcd sends the reason of
+// an auth refusal as the text of its rpctypes.ErrGRPC* error, which is all
+// a cancel carries: it is turned back into that error, exactly.
+func cancelError(reason string) error {
+	for _, e := range []error{rpctypes.ErrGRPCPermissionDenied, rpctypes.ErrGRPCInvalidAuthToken,
+		rpctypes.ErrGRPCAuthOldRevision, rpctypes.ErrGRPCUserEmpty} {
+		if reason == e.Error() {
+			return e
+		}
+	}
+	return errors.New(reason)
 }
 
 // Watchers counts the waiting v2 watchers (for /v2/stats/store).
