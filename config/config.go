@@ -45,6 +45,16 @@ type Config struct {
 	DialTimeout time.Duration `mapstructure:"dial-timeout"`
 	// ShutdownTimeout is how long in-flight requests may run after SIGTERM.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown-timeout"`
+	// ListenAdminURL serves the admin interface (POST/DELETE /drain) on a
+	// loopback address, http:// only; empty: off. It is never served on the
+	// client listeners, so a client cannot drain a shim.
+	ListenAdminURL string `mapstructure:"listen-admin-url"`
+	// FailbackWindow spreads the moves of client connections back to the
+	// preferred member once it recovered: each waits a random time below it.
+	FailbackWindow time.Duration `mapstructure:"failback-window"`
+	// DrainTimeout bounds how long POST /drain waits for the member to have
+	// nothing in flight.
+	DrainTimeout time.Duration `mapstructure:"drain-timeout"`
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `mapstructure:"log-level"`
@@ -87,6 +97,14 @@ type Config struct {
 	// V2ReadCacheMaxBytes bounds the v2 read cache (0: no cache, every v2
 	// GET goes to the member).
 	V2ReadCacheMaxBytes int64 `mapstructure:"v2-read-cache-max-bytes"`
+	// User is the shim's own v3 identity for its background work with auth
+	// on (the v2 watch hub's upstream watch), as etcdctl's --user:
+	// "name" or "name:password". Least privilege: read on the v2 keyspace
+	// (<v2-prefix>/); see docs/v2.md. It is never used for a client's request.
+	User string `mapstructure:"user"`
+	// Password is User's password when User has none (prefer the
+	// environment variable ETCDSHIM_PASSWORD to a flag).
+	Password string `mapstructure:"password"`
 	// V2TokenCacheSize bounds the v2 credential → v3 token cache.
 	V2TokenCacheSize int `mapstructure:"v2-token-cache-size"`
 	// V2MemberShimURLs maps a member name or member client URL to that
@@ -101,6 +119,27 @@ type Config struct {
 	// EnablePprof serves Go's runtime profiles at /debug/pprof/ on the client
 	// listeners, as etcd's --enable-pprof (off: they expose internals).
 	EnablePprof bool `mapstructure:"enable-pprof"`
+
+	// Protections against hostile clients (see SECURITY.md).
+	// HostWhitelist is etcd's --host-whitelist for what the shim answers
+	// itself: plain-HTTP requests whose Host is not listed get 421 ("*" or
+	// empty: any host).
+	HostWhitelist []string `mapstructure:"host-whitelist"`
+	// CORS is etcd's --cors: the origins whose browsers may read the shim's
+	// answers ("*" or empty: any origin).
+	CORS []string `mapstructure:"cors"`
+	// DebugAccess says who may read /debug/legacy and /debug/pprof on the
+	// client listeners: loopback (clients on 127.0.0.0/8 or ::1), all, or
+	// none. The --listen-metrics-urls listeners always serve them.
+	DebugAccess string `mapstructure:"debug-access"`
+	// ResponseWriteTimeout bounds how long one write of a started response
+	// may wait for a client that does not read (0: no bound). A long poll
+	// that is still waiting writes nothing and is not affected.
+	ResponseWriteTimeout time.Duration `mapstructure:"response-write-timeout"`
+	// V2MaxKeyDepth bounds the number of path components of a v2 key.
+	V2MaxKeyDepth int `mapstructure:"v2-max-key-depth"`
+	// V2MaxKeyBytes bounds the length of a v2 key.
+	V2MaxKeyBytes int `mapstructure:"v2-max-key-bytes"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -111,6 +150,8 @@ func Default() Config {
 		HealthTimeout:         time.Second,
 		DialTimeout:           2 * time.Second,
 		ShutdownTimeout:       10 * time.Second,
+		FailbackWindow:        30 * time.Second,
+		DrainTimeout:          30 * time.Second,
 		LogLevel:              "info",
 		EmbeddedDataDir:       "./etcdshim.etcd",
 		GatewayLegacyPrefixes: []string{"/v3beta", "/v3alpha"},
@@ -128,5 +169,12 @@ func Default() Config {
 		// With a live heap of a few MiB, Go's default collected 30 times a
 		// second under load; see BENCHMARKS.md for what 8 MiB buys.
 		GCHeadroomBytes: 8 * 1024 * 1024,
+		// etcd 3.4's defaults: every host, every origin.
+		HostWhitelist:        []string{"*"},
+		CORS:                 []string{"*"},
+		DebugAccess:          "loopback",
+		ResponseWriteTimeout: 30 * time.Second,
+		V2MaxKeyDepth:        512,
+		V2MaxKeyBytes:        8192,
 	}
 }

@@ -2,56 +2,129 @@ package proxy
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/http/pprof"
+	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/httpguard"
+	"github.com/etcdshim/etcdshim/internal/redact"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
 // router sends each path to the component that answers it, or to the member.
+// What the shim answers itself is wrapped in --host-whitelist and --cors as
+// etcd 3.4 applies them; what passes through keeps the member's answer,
+// CORS headers included.
 func (s *Server) router(h Handlers) http.Handler {
 	pass := s.passthrough()
+	guard := httpguard.New(s.cfg.HostWhitelist, s.cfg.CORS).WithSecure(func(r *http.Request) bool { return TLSState(r) != nil })
 	or := func(h http.Handler) http.Handler {
 		if h == nil {
 			return pass
 		}
-		return h
+		return guard.Wrap(h)
 	}
 	mux := http.NewServeMux()
 	health := or2(h.Health, http.HandlerFunc(s.serveHealth))
-	mux.Handle("/health", s.instrument("health", health))
+	mux.Handle("/health", s.instrument("health", guard.Wrap(health)))
 	for _, p := range []string{"/v3/", "/v3beta/", "/v3alpha/"} {
 		mux.Handle(p, s.instrument(strings.Trim(p, "/"), or(h.Gateway)))
 	}
 	mux.Handle("/v2/", s.instrument("v2", or(h.V2)))
 	mux.Handle("/metrics", s.instrument("metrics", or(h.Metrics)))
 	if h.ShimMetrics != nil {
-		mux.Handle("/metrics/shim", s.instrument("metrics", h.ShimMetrics))
+		mux.Handle("/metrics/shim", s.instrument("metrics", guard.Wrap(h.ShimMetrics)))
 	}
-	if h.Legacy != nil {
-		mux.Handle("/debug/legacy", s.instrument("debug", h.Legacy))
-	}
+	s.debugRoutes(mux, h, func(next http.Handler) http.Handler { return guard.Wrap(s.debugAccess(next)) })
 	mux.Handle("/version", s.instrument("version", or(h.Version)))
-	if s.cfg.EnablePprof {
-		// Off by default, as in etcd: profiles expose internals and cost CPU.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
 	mux.Handle("/", s.instrument("passthrough", pass))
-	return cors(mux)
+	return mux
 }
 
-// metricsRouter serves the --listen-metrics-urls listeners, as etcd's own.
+// debugRoutes mounts /debug/legacy and, with --enable-pprof, /debug/pprof
+// (off by default, as in etcd: profiles expose internals and cost CPU).
+func (s *Server) debugRoutes(mux *http.ServeMux, h Handlers, wrap func(http.Handler) http.Handler) {
+	if h.Legacy != nil {
+		mux.Handle("/debug/legacy", s.instrument("debug", wrap(h.Legacy)))
+	}
+	if s.cfg.EnablePprof {
+		for p, fn := range map[string]http.HandlerFunc{
+			"/debug/pprof/": pprof.Index, "/debug/pprof/cmdline": redactedCmdline,
+			"/debug/pprof/profile": pprof.Profile, "/debug/pprof/symbol": pprof.Symbol, "/debug/pprof/trace": pprof.Trace,
+		} {
+			mux.Handle(p, wrap(fn))
+		}
+	}
+}
+
+// debugAccess serves the debug pages on the client listeners only to the
+// clients --debug-access allows (loopback by default): they name clients
+// and users, and profiles cost CPU.
+func (s *Server) debugAccess(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch s.cfg.DebugAccess {
+		case "all":
+		case "loopback", "":
+			if isLoopback(r.RemoteAddr) {
+				break
+			}
+			fallthrough
+		default:
+			http.Error(w, "etcdshim: the debug pages are served on --listen-metrics-urls and, per --debug-access, to loopback clients", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func isLoopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// redactedCmdline is pprof's /debug/pprof/cmdline with the value of every
+// flag whose name mentions a password replaced.
+func redactedCmdline(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, strings.Join(RedactArgs(os.Args), "\x00"))
+}
+
+// RedactArgs returns args with the values of password flags replaced by
+// "[redacted]" (--flag=value and --flag value).
+func RedactArgs(args []string) []string {
+	out := make([]string, len(args))
+	copy(out, args)
+	for i := 0; i < len(out); i++ {
+		a := out[i]
+		if !strings.HasPrefix(a, "-") || !strings.Contains(strings.ToLower(a), "password") {
+			continue
+		}
+		if name, _, ok := strings.Cut(a, "="); ok {
+			out[i] = name + "=[redacted]"
+		} else if i+1 < len(out) {
+			out[i+1] = "[redacted]"
+			i++
+		}
+	}
+	return out
+}
+
+// metricsRouter serves the --listen-metrics-urls listeners, as etcd's own
+// (no host or CORS check, as etcd's metrics listener), and the debug pages.
 func (s *Server) metricsRouter(h Handlers) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/health", s.instrument("health", or2(h.Health, http.HandlerFunc(s.serveHealth))))
@@ -60,6 +133,7 @@ func (s *Server) metricsRouter(h Handlers) http.Handler {
 	if h.ShimMetrics != nil {
 		mux.Handle("/metrics/shim", s.instrument("metrics", h.ShimMetrics))
 	}
+	s.debugRoutes(mux, h, func(next http.Handler) http.Handler { return next })
 	return mux
 }
 
@@ -68,29 +142,6 @@ func or2(h, fallback http.Handler) http.Handler {
 		return fallback
 	}
 	return h
-}
-
-// cors sets the headers etcd sets on every HTTP answer with its default
-// --cors=* and answers preflight requests.
-func cors(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		setCORS(w.Header())
-		if r.Method == http.MethodOptions {
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func setCORS(h http.Header) {
-	// One allocation for the three values, not one per Header.Set; the
-	// keys are already canonical.
-	v := make([]string, 3)
-	v[0], v[1], v[2] = "*", "POST, GET, OPTIONS, PUT, DELETE", "accept, content-type, authorization"
-	h["Access-Control-Allow-Origin"] = v[0:1:1]
-	h["Access-Control-Allow-Methods"] = v[1:2:2]
-	h["Access-Control-Allow-Headers"] = v[2:3:3]
 }
 
 func (s *Server) passthrough() http.Handler { return NewPassthrough(s.pool, s.log) }
@@ -108,17 +159,11 @@ func NewPassthrough(pool *Pool, log *zap.Logger) http.Handler {
 		},
 		Transport:     pool.transport,
 		FlushInterval: -1,
-		ModifyResponse: func(resp *http.Response) error {
-			// The shim sets CORS itself; do not send the member's twice.
-			for _, k := range []string{"Access-Control-Allow-Origin", "Access-Control-Allow-Methods", "Access-Control-Allow-Headers"} {
-				resp.Header.Del(k)
-			}
-			return nil
-		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			log.Warn("pass-through failed", zap.String("path", r.URL.Path), zap.Error(err))
 			pool.requestProbe()
-			http.Error(w, "etcdshim: upstream member unreachable: "+err.Error(), http.StatusBadGateway)
+			// The error names the member's address: it stays in the log.
+			http.Error(w, "etcdshim: "+redact.Unavailable, http.StatusBadGateway)
 		},
 		ErrorLog: zap.NewStdLog(log.Named("passthrough")),
 	}

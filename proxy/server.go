@@ -157,21 +157,34 @@ func (s *Server) Start() error {
 	return nil
 }
 
+// accept serves one client listener until it is closed. Any other accept
+// error (EMFILE, ENFILE, ECONNABORTED, ...) is taken as passing: the loop
+// backs off from 5 ms to 1 s, as net/http does, and logs once per burst.
 func (s *Server) accept(ln net.Listener, secure bool) {
 	defer s.acceptWG.Done()
+	var delay time.Duration
+	failures := 0
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
+			if failures == 0 {
+				s.log.Warn("accepting client connections failed; retrying with backoff", zap.String("addr", ln.Addr().String()), zap.Error(err))
 			}
-			s.log.Error("accept failed", zap.Error(err))
-			return
+			failures++
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		if failures > 0 {
+			s.log.Info("accepting client connections again", zap.String("addr", ln.Addr().String()), zap.Int("failed_accepts", failures))
+			failures, delay = 0, 0
 		}
 		if secure {
 			c = tls.Server(c, s.clientTLS)

@@ -269,7 +269,9 @@ func TestHTTP1PassThroughAndCORS(t *testing.T) {
 	if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
 		t.Fatalf("missing CORS header: %v", resp.Header)
 	}
-	req, _ := http.NewRequest(http.MethodOptions, "http://"+shim.addr+"/v3/kv/range", nil)
+	// A preflight on a route the shim answers itself (a passed-through one
+	// gets the member's answer).
+	req, _ := http.NewRequest(http.MethodOptions, "http://"+shim.addr+"/health", nil)
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/etcdshim/etcdshim/internal/redact"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -58,5 +59,21 @@ type legacyErr struct {
 }
 
 func legacyBody(st *status.Status) legacyErr {
-	return legacyErr{Error: st.Message(), Message: st.Message(), Code: int32(st.Code())}
+	msg := redact.Cause(st.Message())
+	return legacyErr{Error: msg, Message: msg, Code: int32(st.Code())}
+}
+
+// v3Error is grpc-gateway's default error answer for /v3 with the members'
+// addresses taken out of the message (the log keeps them).
+func v3Error(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, clientError(err))
+}
+
+// clientError is err with a message a client may see.
+func clientError(err error) error {
+	st := status.Convert(err)
+	if !redact.Leaks(st.Message()) {
+		return err
+	}
+	return status.Error(st.Code(), redact.Unavailable)
 }

@@ -157,6 +157,7 @@ func New(opts Options, cc grpc.ClientConnInterface) (*Gateway, error) {
 	if g.v3, err = newMuxSet(services, append(common,
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, newMarshaler()),
 		runtime.WithRoutingErrorHandler(g.v3RoutingError),
+		runtime.WithErrorHandler(v3Error),
 	)...); err != nil {
 		return nil, err
 	}

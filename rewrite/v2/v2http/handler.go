@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/redact"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"go.uber.org/zap"
@@ -249,10 +250,11 @@ func isDenied(err error) bool {
 		strings.Contains(s, "invalid auth token")
 }
 
-// upstreamCause says what failed in words a v2 client can log.
+// upstreamCause says what failed in words a v2 client can log, without the
+// members' addresses (the log keeps them).
 func upstreamCause(err error) string {
 	if st, ok := status.FromError(errors.Unwrap(err)); ok {
-		return st.Message()
+		return redact.Cause(st.Message())
 	}
-	return err.Error()
+	return redact.Cause(err.Error())
 }
