@@ -24,6 +24,9 @@ type V3Store struct {
 	// timeout bounds the member calls of a Get, which callers give no
 	// deadline so that a read the cache answers pays for no timer.
 	timeout time.Duration
+	// inOrder serialises in-order creates per directory (inorder.go);
+	// shared by the per-request copies scoped makes.
+	inOrder *inOrder
 }
 
 // DefaultTimeout bounds one v2 request's calls to the member unless the
@@ -65,7 +68,7 @@ var _ Store = (*V3Store)(nil)
 // NewV3 returns a store on cc under prefix ("" or "/something").
 func NewV3(cc grpc.ClientConnInterface, prefix string) *V3Store {
 	return &V3Store{l: layout{prefix: prefix}, kv: etcdrpc.NewKVClient(cc), lease: etcdrpc.NewLeaseClient(cc), now: time.Now,
-		timeout: DefaultTimeout}
+		timeout: DefaultTimeout, inOrder: &inOrder{}}
 }
 
 func meta(h *pb.ResponseHeader) Meta {
