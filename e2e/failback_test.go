@@ -1,0 +1,209 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/etcdshim/etcdshim/e2e/harness"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// shimGauge reads one etcdshim_* gauge per label value from /metrics/shim.
+func shimGauge(t *testing.T, shimURL, name, label string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(shimURL + "/metrics/shim")
+	if err != nil {
+		t.Fatalf("scraping the shim: %v", err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	prefix := name + "{" + label + "=\""
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		rest := line[len(prefix):]
+		end := strings.Index(rest, "\"")
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest[strings.LastIndex(rest, "}")+1:]), 64)
+		if end < 0 || err != nil {
+			t.Fatalf("metric line %q", line)
+		}
+		out[rest[:end]] = v
+	}
+	return out
+}
+
+// tunnelsPerMember is etcdshim_tunnels by member name (m1, m2, m3).
+func tunnelsPerMember(t *testing.T, shimURL string, cl *harness.Cluster) map[string]int {
+	t.Helper()
+	g := shimGauge(t, shimURL, "etcdshim_tunnels", "member")
+	out := map[string]int{}
+	for i, m := range cl.Members {
+		out[fmt.Sprintf("m%d", i+1)] = int(g[m.ClientURL])
+	}
+	return out
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestFailback: a 3-member 3.7 cluster with the shim in front of m1. Tunnels
+// are counted per member before, during and after an outage of m1; after
+// m1 is back they all return to it, no request of a client writing all
+// along fails, and a watch opened during the outage (so on m2) receives
+// every event, before and after it was moved.
+func TestFailback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 3})
+	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(),
+		Args: []string{"--health-interval", "200ms", "--failback-window", "3s"}})
+
+	newClient := func() *clientv3.Client {
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{shim.URL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	writer := newClient()
+	ctx := context.Background()
+	if _, err := writer.Put(ctx, "fb/start", "0"); err != nil {
+		t.Fatal(err)
+	}
+	before := tunnelsPerMember(t, shim.URL, cl)
+	t.Logf("tunnels before the outage: %v", before)
+	if before["m1"] != 1 || before["m2"]+before["m3"] != 0 {
+		t.Fatalf("tunnels before the outage %v, want the one client on m1", before)
+	}
+
+	cl.Members[0].Stop(t)
+	// The writer's connection died with m1; its next call goes to m2. A
+	// call that was in flight on m1 may fail: that is the outage, not the
+	// failback, and is not counted.
+	waitUntil(t, "the writer to be served during the outage", func() bool {
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := writer.Put(c, "fb/outage", "1")
+		return err == nil
+	})
+	watcher := newClient()
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	head, err := watcher.Get(ctx, "fb/start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wch := watcher.Watch(wctx, "fb/w/", clientv3.WithPrefix(), clientv3.WithRev(head.Header.Revision+1))
+	if _, err := writer.Put(ctx, "fb/w/0", "during"); err != nil {
+		t.Fatal(err)
+	}
+	during := tunnelsPerMember(t, shim.URL, cl)
+	t.Logf("tunnels during the outage: %v", during)
+	if during["m1"] != 0 || during["m2"]+during["m3"] != 2 {
+		t.Fatalf("tunnels during the outage %v, want both clients off m1", during)
+	}
+
+	// Writes continue while m1 comes back and the tunnels move: none may fail.
+	var (
+		mu       sync.Mutex
+		failures []error
+		writes   int
+	)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := writer.Put(c, fmt.Sprintf("fb/w/%d", i), "failback")
+			cancel()
+			mu.Lock()
+			writes++
+			if err != nil {
+				failures = append(failures, err)
+			}
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	cl.Members[0].Start(t)
+	cl.Members[0].WaitHealthy(t)
+	waitUntil(t, "both tunnels back on m1", func() bool {
+		n := tunnelsPerMember(t, shim.URL, cl)
+		return n["m1"] == 2 && n["m2"]+n["m3"] == 0
+	})
+	after := tunnelsPerMember(t, shim.URL, cl)
+	t.Logf("tunnels after failback: %v", after)
+	close(stop)
+	<-done
+	mu.Lock()
+	t.Logf("writes during failback: %d, failed: %d", writes, len(failures))
+	if len(failures) != 0 {
+		t.Fatalf("%d of %d writes failed during failback: %v", len(failures), writes, failures)
+	}
+	total := writes
+	mu.Unlock()
+	if _, err := writer.Put(ctx, "fb/w/last", "after"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The watch opened on m2 was moved and resumed: it has every event,
+	// in order, none twice.
+	seen := map[string]bool{}
+	var lastRev int64
+	timeout := time.After(60 * time.Second)
+	for !seen["fb/w/last"] {
+		select {
+		case wr, ok := <-wch:
+			if !ok {
+				t.Fatalf("watch channel closed: %v", wr.Err())
+			}
+			if err := wr.Err(); err != nil {
+				t.Fatalf("watch: %v", err)
+			}
+			for _, ev := range wr.Events {
+				if ev.Kv.ModRevision <= lastRev {
+					t.Fatalf("event %s at revision %d after %d", ev.Kv.Key, ev.Kv.ModRevision, lastRev)
+				}
+				lastRev = ev.Kv.ModRevision
+				seen[string(ev.Kv.Key)] = true
+			}
+		case <-timeout:
+			t.Fatalf("the watch opened during the outage did not see every event: %d seen", len(seen))
+		}
+	}
+	for i := 0; i <= total; i++ {
+		if k := fmt.Sprintf("fb/w/%d", i); !seen[k] {
+			t.Fatalf("the watch missed %s", k)
+		}
+	}
+	moves := shimGauge(t, shim.URL, "etcdshim_tunnel_moves_total", "member")
+	t.Logf("tunnel moves: %v", moves)
+}
