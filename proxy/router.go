@@ -44,7 +44,7 @@ func (s *Server) router(h Handlers) http.Handler {
 	if h.ShimMetrics != nil {
 		mux.Handle("/metrics/shim", s.instrument("metrics", guard.Wrap(h.ShimMetrics)))
 	}
-	s.debugRoutes(mux, h, func(next http.Handler) http.Handler { return guard.Wrap(s.debugAccess(next)) })
+	s.debugRoutes(mux, h, func(next http.Handler) http.Handler { return guard.WrapHostOnly(s.debugAccess(next)) })
 	mux.Handle("/version", s.instrument("version", or(h.Version)))
 	mux.Handle("/", s.instrument("passthrough", pass))
 	return mux

@@ -87,6 +87,18 @@ func (p *Policy) Wrap(next http.Handler) http.Handler {
 	})
 }
 
+// WrapHostOnly applies the Host check alone: for the shim's debug pages,
+// which 3.4 does not have and which no browser page should read.
+func (p *Policy) WrapHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !p.HostAllowed(r) {
+			http.Error(w, refusedHost(hostname(r)), http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 func setCORS(h http.Header, origin string) {
 	// The keys are canonical; one slice holds the three values.
 	v := []string{"POST, GET, OPTIONS, PUT, DELETE", origin, "accept, content-type, authorization"}

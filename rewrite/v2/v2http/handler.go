@@ -82,13 +82,6 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		perr.WriteTo(w)
 		return
 	}
-	if k.opts.Legacy != nil {
-		user := ""
-		if k.opts.Credentials != nil {
-			user = k.opts.Credentials.IdentityOf(r).User
-		}
-		k.opts.Legacy.Observe(r, "v2", user)
-	}
 	if rq.wait && !rq.quorum {
 		// 3.4 quirk kept: wait=true&quorum=true is a plain quorum GET.
 		if k.opts.Watcher == nil {
@@ -97,7 +90,9 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// The upstream watch runs as the shim; the client must be allowed
 		// to read the key itself, as 3.4 checks before it waits.
-		if err := k.canRead(r, rq); err != nil {
+		user, err := k.canReadAs(r, rq)
+		k.observe(r, user)
+		if err != nil {
 			k.writeError(w, err)
 			return
 		}
@@ -106,7 +101,9 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var ev *v2store.Event
 	var m v2store.Meta
+	var user string
 	call := func(ctx context.Context) error {
+		user = v2auth.AuthenticatedUser(ctx)
 		var err error
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			// The store times Get's member calls itself; a GET from the
@@ -132,6 +129,7 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		err = call(r.Context())
 	}
+	k.observe(r, user)
 	k.setClusterID(w, m.ClusterID)
 	if err != nil {
 		k.writeError(w, err)
@@ -140,17 +138,35 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	k.writeEvent(w, ev, m, rq.noValueOnSuccess)
 }
 
+// observe tells the legacy-client tracker about a request, with the user it
+// authenticated as ("" when it did not: a claimed name is not recorded).
+func (k *Keys) observe(r *http.Request, user string) {
+	if k.opts.Legacy != nil {
+		k.opts.Legacy.Observe(r, "v2", user)
+	}
+}
+
 // canRead checks that the client may read the watched key.
 func (k *Keys) canRead(r *http.Request, rq *request) error {
+	_, err := k.canReadAs(r, rq)
+	return err
+}
+
+// canReadAs is canRead that also says which user the request authenticated
+// as.
+func (k *Keys) canReadAs(r *http.Request, rq *request) (string, error) {
+	var user string
 	check := func(ctx context.Context) error {
+		user = v2auth.AuthenticatedUser(ctx)
 		ctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
 		defer cancel()
 		return k.store.CanRead(ctx, rq.key, rq.recursive)
 	}
 	if k.opts.Credentials == nil {
-		return check(r.Context())
+		return "", check(r.Context())
 	}
-	return k.opts.Credentials.Do(r.Context(), r, check)
+	err := k.opts.Credentials.Do(r.Context(), r, check)
+	return user, err
 }
 
 func (rq *request) setOptions() v2store.SetOptions {
