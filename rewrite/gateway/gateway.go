@@ -168,8 +168,10 @@ func New(opts Options, cc grpc.ClientConnInterface) (*Gateway, error) {
 	)...); err != nil {
 		return nil, err
 	}
-	g.wsV3 = newWebsocket(&g.v3, opts.Logger)
-	g.wsOld = newWebsocket(&g.legacy, opts.Logger)
+	g.wsV3 = newWebsocket(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.v3.mux(r.URL.Path).ServeHTTP(w, r)
+	}), opts.Logger)
+	g.wsOld = newWebsocket(http.HandlerFunc(g.serveLegacyRoute), opts.Logger)
 	g.legacyN = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "etcdshim_gateway_legacy_requests_total",
 		Help: "JSON gateway requests on legacy prefixes (/v3beta, /v3alpha), by prefix and route.",
@@ -252,7 +254,7 @@ func (g *Gateway) serveLegacy(w http.ResponseWriter, r *http.Request, prefix str
 		g.serveWebsocket(g.wsOld, w, r2)
 		return
 	}
-	g.legacy.mux(route).ServeHTTP(w, r2)
+	g.serveLegacyRoute(w, r2)
 }
 
 // knownRoutes bounds the route label's values.

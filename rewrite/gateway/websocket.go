@@ -18,11 +18,8 @@ import (
 // Sec-WebSocket-Protocol or a "token" cookie as Authorization, exactly as
 // the member's gateway does, so a client sees the same answers from both.
 
-// newWebsocket serves upgrades on one muxSet (the /v3 or the legacy one).
-func newWebsocket(m *muxSet, log *zap.Logger) http.Handler {
-	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m.mux(r.URL.Path).ServeHTTP(w, r)
-	})
+// newWebsocket serves upgrades with inner (the /v3 or the legacy routes).
+func newWebsocket(inner http.Handler, log *zap.Logger) http.Handler {
 	return wsproxy.WebsocketProxy(inner,
 		// The upgrade is a GET; the streaming routes are POST.
 		wsproxy.WithRequestMutator(func(_, out *http.Request) *http.Request {

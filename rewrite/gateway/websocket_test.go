@@ -129,3 +129,56 @@ func TestWebsocketOrigin(t *testing.T) {
 		})
 	}
 }
+
+// TestLegacyMalformedFirstRequest: on the legacy prefixes a malformed first
+// request of a stream gets 3.4's answer (500, its error body; over a
+// websocket that body as the one frame before the socket closes), where
+// grpc-gateway v2 would stop reading and leave the client waiting.
+func TestLegacyMalformedFirstRequest(t *testing.T) {
+	srv := goneGateway(t, Options{})
+	const bad = `{"error":"invalid character 'b' looking for beginning of object key string","message":"invalid character 'b' looking for beginning of object key string","code":2}`
+	for _, c := range []struct{ name, body, want string }{
+		{"syntax", `{bad`, bad},
+		{"type", `{"create_request":{"key":5}}`, `"code":2}`},
+	} {
+		t.Run("post/"+c.name, func(t *testing.T) {
+			resp, err := http.Post(srv.URL+"/v3beta/watch", "application/json", strings.NewReader(c.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b := new(strings.Builder)
+			_, _ = bufio.NewReader(resp.Body).WriteTo(b)
+			if resp.StatusCode != http.StatusInternalServerError || !strings.HasSuffix(strings.TrimSpace(b.String()), c.want) {
+				t.Errorf("%d %s, want 500 ending %s", resp.StatusCode, b, c.want)
+			}
+		})
+	}
+	t.Run("websocket", func(t *testing.T) {
+		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/v3beta/watch", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.WriteMessage(websocket.TextMessage, []byte(`{bad`))
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, b, err := conn.ReadMessage()
+		if err != nil || string(b) != bad {
+			t.Fatalf("frame %q (%v), want %s", b, err, bad)
+		}
+		if _, _, err := conn.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
+			t.Errorf("after the error: %v, want the socket closed", err)
+		}
+	})
+	t.Run("valid first request still streams", func(t *testing.T) {
+		resp, err := http.Post(srv.URL+"/v3beta/watch", "application/json", strings.NewReader(`{"create_request":{"key":"Zm9v"}}`+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		if !sc.Scan() || !strings.Contains(sc.Text(), `"created":true`) {
+			t.Fatalf("first line %q", sc.Text())
+		}
+	})
+}
