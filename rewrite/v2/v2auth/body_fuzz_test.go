@@ -28,7 +28,7 @@ func (emptyConn) ClientConn() grpc.ClientConnInterface { return emptyUpstream{} 
 
 // FuzzAuthBodies sends arbitrary JSON bodies to the v2 auth routes that read
 // one (users, roles, enable): the answer is a status below 600 whose body is
-// JSON or empty, never a panic.
+// JSON or empty (405 excepted: plain text, as in 3.4), never a panic.
 func FuzzAuthBodies(f *testing.F) {
 	paths := []string{"/v2/auth/users/alice", "/v2/auth/roles/app", "/v2/auth/enable", "/v2/auth/users/root", "/v2/auth/roles/root", "/v2/auth/users", "/v2/auth/roles"}
 	f.Add(uint8(0), `{"user":"alice","password":"p","grant":["app"]}`)
@@ -52,7 +52,8 @@ func FuzzAuthBodies(f *testing.F) {
 			if rec.Code < 200 || rec.Code > 599 {
 				t.Fatalf("%s %s %q: status %d", m, path, body, rec.Code)
 			}
-			if b := strings.TrimSpace(rec.Body.String()); b != "" && !json.Valid([]byte(b)) {
+			// 405 is plain text, as 3.4's allowMethod answers it.
+			if b := strings.TrimSpace(rec.Body.String()); rec.Code != http.StatusMethodNotAllowed && b != "" && !json.Valid([]byte(b)) {
 				t.Fatalf("%s %s %q: %d with a body that is not JSON: %q", m, path, body, rec.Code, b)
 			}
 		}
