@@ -24,7 +24,9 @@ import (
 //	               after the drain timeout (503, with what is left);
 //	DELETE /drain  return the member to rotation now (it also returns by
 //	               itself once it stopped and serves again);
-//	GET    /drain  the drain state and what is in flight per member.
+//	GET    /drain  the drain state and what is in flight per member;
+//	GET    /prestop  POST /drain for Kubernetes preStop hooks, whose httpGet
+//	               can only GET.
 //
 // ?member=<client URL> names another member than the sidecar's own.
 type Admin struct {
@@ -54,7 +56,11 @@ type DrainReport struct {
 }
 
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/drain" {
+	method := r.Method
+	switch {
+	case r.URL.Path == "/prestop" && r.Method == http.MethodGet:
+		method = http.MethodPost
+	case r.URL.Path != "/drain":
 		http.NotFound(w, r)
 		return
 	}
@@ -74,7 +80,7 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rep := DrainReport{Member: ep.url.String()}
 	code := http.StatusOK
-	switch r.Method {
+	switch method {
 	case http.MethodPost:
 		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 		defer cancel()
