@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/etcdshim/etcdshim/config"
+	"github.com/etcdshim/etcdshim/internal/httpguard"
 	"github.com/etcdshim/etcdshim/metricsalias"
 	"github.com/etcdshim/etcdshim/proxy"
 	"github.com/etcdshim/etcdshim/rewrite/gateway"
@@ -117,6 +118,8 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 		Registerer:      shimReg,
 		Legacy:          legacy,
 		Logger:          log.Named("gateway"),
+		// The websocket Origin check follows --cors, as the CORS headers do.
+		OriginAllowed: httpguard.New(cfg.HostWhitelist, cfg.CORS).OriginAllowed,
 	}, pool.ClientConn())
 	if err != nil {
 		return h, err
