@@ -102,6 +102,8 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 	}
 	keys := v2http.New(v2http.Options{
 		MaxRequestBytes: cfg.MaxRequestBytes,
+		MaxKeyDepth:     cfg.V2MaxKeyDepth,
+		MaxKeyBytes:     cfg.V2MaxKeyBytes,
 		Credentials:     tokens,
 		Watcher:         hub,
 		Legacy:          legacy,

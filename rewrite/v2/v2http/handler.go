@@ -37,6 +37,9 @@ type Watcher interface {
 // Options configure the keys handler.
 type Options struct {
 	MaxRequestBytes int64
+	// MaxKeyDepth and MaxKeyBytes bound a key's path components and
+	// length (0: 512 and 8192); see SECURITY.md.
+	MaxKeyDepth, MaxKeyBytes int
 	// Timeout bounds one store write (3.4's request timeout is 5s plus a
 	// margin per election; writes without quorum fail after it). Reads
 	// are bounded by the store itself (v2store.DefaultTimeout).
@@ -77,7 +80,7 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k.setClusterID(w, 0)
-	rq, perr := parseRequest(r, k.opts.MaxRequestBytes)
+	rq, perr := parseRequest(r, k.opts.MaxRequestBytes, keyLimits{depth: k.opts.MaxKeyDepth, bytes: k.opts.MaxKeyBytes})
 	if perr != nil {
 		perr.WriteTo(w)
 		return

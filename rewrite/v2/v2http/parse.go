@@ -1,6 +1,7 @@
 package v2http
 
 import (
+	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
@@ -39,7 +40,7 @@ func parseErr(code int, cause string) *v2store.Error { return v2store.NewError(c
 // parseRequest reads a request as 3.4's parseKeyRequest does, in the same
 // order, so the first bad parameter names the same error. Form values in a
 // url-encoded body win over the query string.
-func parseRequest(r *http.Request, maxBody int64) (*request, *v2store.Error) {
+func parseRequest(r *http.Request, maxBody int64, lim keyLimits) (*request, *v2store.Error) {
 	if isForm(r.Header.Get("Content-Type")) && r.Body != nil {
 		r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
 	}
@@ -48,7 +49,10 @@ func parseRequest(r *http.Request, maxBody int64) (*request, *v2store.Error) {
 	}
 	f := r.Form
 	rq := &request{method: r.Method, key: cleanKey(strings.TrimPrefix(r.URL.Path, keysPrefix))}
-	var e *v2store.Error
+	e := lim.check(rq.key, r.Method)
+	if e != nil {
+		return nil, e
+	}
 	if rq.prevIndex, e = getUint(f, "prevIndex"); e != nil {
 		return nil, e
 	}
@@ -153,4 +157,36 @@ func getBool(f url.Values, name string) (bool, *v2store.Error) {
 		return false, parseErr(v2store.EcodeInvalidField, `invalid value for "`+name+`"`)
 	}
 	return b, nil
+}
+
+// keyLimits bound a key before anything is built for it: etcd 3.4 has no
+// such bounds, but its store kept a key's nodes in memory, where the shim
+// turns them into a transaction that must fit the member's limits.
+type keyLimits struct{ depth, bytes int }
+
+const (
+	defaultMaxKeyDepth = 512
+	defaultMaxKeyBytes = 8192
+)
+
+// check answers 209 naming the limit a key passes.
+func (l keyLimits) check(key, method string) *v2store.Error {
+	if l.depth == 0 {
+		l.depth = defaultMaxKeyDepth
+	}
+	if l.bytes == 0 {
+		l.bytes = defaultMaxKeyBytes
+	}
+	if d := strings.Count(key, "/"); d > l.depth {
+		return parseErr(v2store.EcodeInvalidField, fmt.Sprintf("key has %d levels; the limit is %d (--v2-max-key-depth)", d, l.depth))
+	}
+	if len(key) > l.bytes {
+		return parseErr(v2store.EcodeInvalidField, fmt.Sprintf("key is %d bytes long; the limit is %d (--v2-max-key-bytes)", len(key), l.bytes))
+	}
+	if method != http.MethodGet && method != http.MethodHead {
+		if n := v2store.AncestorBytes(key); n > v2store.MaxAncestorBytes {
+			return parseErr(v2store.EcodeInvalidField, fmt.Sprintf("the key's parent directories total %d bytes; the limit is %d (a write must fit etcd's 1.5 MiB request limit; shorten the key or its depth)", n, v2store.MaxAncestorBytes))
+		}
+	}
+	return nil
 }

@@ -91,7 +91,7 @@ func FuzzKeyPath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p string) {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.URL = &url.URL{Path: "/v2/keys/" + p}
-		rq, e := parseRequest(r, 1<<20)
+		rq, e := parseRequest(r, 1<<20, keyLimits{})
 		if e != nil {
 			return
 		}

@@ -2,6 +2,7 @@ package v2store
 
 import (
 	"context"
+	"fmt"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -33,8 +34,17 @@ func (s *V3Store) Delete(ctx context.Context, p string, o DeleteOptions) (*Event
 	default:
 		dirBranch = s.l.probeOps(p) // a directory without dir/recursive: 102
 	}
+	probes := s.l.probeOps(p)
+	if deep(p) {
+		// Too many reads for one transaction: read them after a failure,
+		// at its revision (deep.go).
+		probes = nil
+		if !o.Recursive && !o.Dir {
+			dirBranch = nil
+		}
+	}
 	resp, err := s.txn(ctx, "delete "+p, []*pb.Compare{s.l.isFile(p), s.l.notDir(p)}, fileOps,
-		[]*pb.RequestOp{opTxn([]*pb.Compare{s.l.isDir(p)}, dirBranch, s.l.probeOps(p))})
+		[]*pb.RequestOp{opTxn([]*pb.Compare{s.l.isDir(p)}, dirBranch, probes)})
 	if err != nil {
 		return nil, Meta{}, err
 	}
@@ -48,6 +58,11 @@ func (s *V3Store) Delete(ctx context.Context, p string, o DeleteOptions) (*Event
 	}
 	inner := resp.Responses[0].GetResponseTxn()
 	if !inner.Succeeded {
+		if deep(p) {
+			if inner.Responses, err = s.probeAt(ctx, p, rev); err != nil {
+				return nil, m, fmt.Errorf("delete %s: %w", p, err)
+			}
+		}
 		return nil, m, s.readProbe(p, inner.Responses, rev).missing(p)
 	}
 	switch {
@@ -85,7 +100,14 @@ func (s *V3Store) compareAndDelete(ctx context.Context, p string, o DeleteOption
 		cmp = append(cmp, &pb.Compare{Key: s.l.key(p), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
 			TargetUnion: &pb.Compare_ModRevision{ModRevision: int64(o.PrevIndex)}})
 	}
-	resp, err := s.txn(ctx, "compareAndDelete "+p, cmp, []*pb.RequestOp{opDelete(s.l.key(p), nil), s.l.actionOp(p, ActionCompareAndDelete)}, s.l.probeOps(p))
+	del := []*pb.RequestOp{opDelete(s.l.key(p), nil), s.l.actionOp(p, ActionCompareAndDelete)}
+	var resp *pb.TxnResponse
+	var err error
+	if deep(p) {
+		resp, err = s.txnThenProbe(ctx, "compareAndDelete "+p, p, cmp, del)
+	} else {
+		resp, err = s.txn(ctx, "compareAndDelete "+p, cmp, del, s.l.probeOps(p))
+	}
 	if err != nil {
 		return nil, Meta{}, err
 	}

@@ -82,6 +82,15 @@ func (l layout) noFileAbove(p string) []*pb.Compare {
 	return cmp
 }
 
+// parentsNoFile is noFileAbove for a write's own compares: nothing for a
+// deep key, whose write checks its parents another way (deep.go).
+func (l layout) parentsNoFile(p string) []*pb.Compare {
+	if deep(p) {
+		return nil
+	}
+	return l.noFileAbove(p)
+}
+
 // exists holds when the v3 key exists.
 func exists(key []byte) *pb.Compare {
 	return &pb.Compare{Key: key, Target: pb.Compare_VERSION, Result: pb.Compare_GREATER,

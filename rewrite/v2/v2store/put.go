@@ -58,7 +58,7 @@ func prevKV(r *pb.ResponseOp) *mvccpb.KeyValue {
 }
 
 func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	resp, t, m, err := s.write(ctx, "set", p, o.TTL, withParents, append(s.l.noFileAbove(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
+	resp, t, m, err := s.write(ctx, "set", p, o.TTL, withParents, append(s.l.parentsNoFile(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
 		return []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease), s.l.actionOp(p, ActionSet)}
 	})
 	if err != nil {
@@ -78,7 +78,7 @@ func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta
 
 // setDir makes p a directory, replacing a file there (3.4 does too).
 func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	resp, t, m, err := s.write(ctx, "mkdir", p, o.TTL, withParents, append(s.l.noFileAbove(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
+	resp, t, m, err := s.write(ctx, "mkdir", p, o.TTL, withParents, append(s.l.parentsNoFile(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
 		return []*pb.RequestOp{opDelete(s.l.key(p), nil), opPut(s.l.marker(p), "", lease), s.l.actionOp(p, ActionSet)}
 	})
 	if err != nil {
@@ -92,7 +92,7 @@ func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, M
 }
 
 func (s *V3Store) create(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	cmp := append(s.l.noFileAbove(p), s.l.notDir(p), s.l.notFile(p))
+	cmp := append(s.l.parentsNoFile(p), s.l.notDir(p), s.l.notFile(p))
 	resp, t, m, err := s.write(ctx, "create", p, o.TTL, withParents, cmp, func(lease int64) []*pb.RequestOp {
 		return s.createOps(p, o, lease)
 	})
@@ -216,9 +216,14 @@ func (s *V3Store) write(ctx context.Context, what, p string, ttl *time.Duration,
 		return nil, t, Meta{}, err
 	}
 	var resp *pb.TxnResponse
-	if under == withParents {
+	switch {
+	case deep(p) && under == withParents:
+		resp, err = s.txnDeep(ctx, what+" "+p, p, cmp, then(lease))
+	case deep(p):
+		resp, err = s.txnThenProbe(ctx, what+" "+p, p, cmp, then(lease))
+	case under == withParents:
 		resp, err = s.txnUnder(ctx, what+" "+p, p, cmp, then(lease))
-	} else {
+	default:
 		resp, err = s.txn(ctx, what+" "+p, cmp, then(lease), s.l.probeOps(p))
 	}
 	if err != nil {
