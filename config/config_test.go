@@ -86,7 +86,7 @@ func TestLoadInvalid(t *testing.T) {
 	}{
 		{"no upstream", nil, "", "no upstream"},
 		{"embedded and endpoints", []string{"--embedded", "--endpoints", "http://127.0.0.1:1"}, "", "cannot be used together"},
-		{"bad endpoint", []string{"--endpoints", "127.0.0.1:2379"}, "", "--endpoints: bad URL"},
+		{"bad endpoint", []string{"--endpoints", "127.0.0.1:2379"}, "", `invalid --endpoints "127.0.0.1:2379": first path segment`},
 		{"bad listen url", []string{"--endpoints", "http://127.0.0.1:1", "--listen-client-urls", "ftp://x:1"}, "", "scheme must be http or https"},
 		{"https without cert", []string{"--endpoints", "http://127.0.0.1:1", "--listen-client-urls", "https://127.0.0.1:1"}, "", "needs --cert-file"},
 		{"unreadable cert", []string{"--endpoints", "http://127.0.0.1:1", "--cert-file", "/nonexistent", "--key-file", "/nonexistent"}, "", "not readable"},
@@ -102,8 +102,10 @@ func TestLoadInvalid(t *testing.T) {
 			if err == nil || !IsInvalid(err) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want a config error containing %q", err, tt.want)
 			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Fatalf("error is not one line: %q", err)
+			for _, line := range err.(*Error).Lines() {
+				if strings.Contains(line, "\n") {
+					t.Fatalf("a problem takes more than one line: %q", line)
+				}
 			}
 		})
 	}
@@ -117,5 +119,40 @@ func TestShippedExampleConfigLoads(t *testing.T) {
 	}
 	if len(c.Endpoints) != 3 || c.ListenClientURLs[0] != "http://0.0.0.0:2379" || c.GCHeadroomBytes != Default().GCHeadroomBytes {
 		t.Fatalf("got %+v", c)
+	}
+}
+
+// Each invalid value is named where it was given, with the value, one
+// problem per line, all of them at once.
+func TestLoadProblemsNameTheirSource(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "shim.yaml")
+	if err := os.WriteFile(file, []byte("endpoints: [http://127.0.0.1:1]\nv2-watch-history: many\nno-such-key: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := load(t, []string{"--config-file", file, "--log-level", "loud"},
+		map[string]string{"ETCDSHIM_HEALTH_INTERVAL": "banana"}, "")
+	if err == nil || !IsInvalid(err) {
+		t.Fatalf("got %v, want a config error", err)
+	}
+	got := err.(*Error).Lines()
+	want := []string{
+		`invalid ETCDSHIM_HEALTH_INTERVAL "banana": want a duration such as 1s, 500ms or 2m`,
+		`invalid v2-watch-history "many" in ` + file + `: want a whole number`,
+		`unknown key "no-such-key" in ` + file + `: not a setting (see etcdshim --help for the settings)`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// With the values decoded, Validate's problems are named the same way.
+	_, _, err = load(t, []string{"--log-level", "loud"}, map[string]string{"ETCDSHIM_HEALTH_INTERVAL": ""},
+		"endpoints: [http://127.0.0.1:1]\ngateway-legacy-mode: sideways\n")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	got = err.(*Error).Lines()
+	if len(got) != 2 || got[0] != `invalid --log-level "loud": want one of debug, info, warn, error` ||
+		!strings.HasPrefix(got[1], `invalid gateway-legacy-mode "sideways" in `) {
+		t.Fatalf("got %q", got)
 	}
 }

@@ -3,8 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
+	"slices"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
@@ -13,20 +17,6 @@ import (
 
 // EnvPrefix is the prefix of every environment variable the shim reads.
 const EnvPrefix = "ETCDSHIM"
-
-// Error is an invalid configuration. cmd/etcdshim prints it as one line and
-// exits with status 2.
-type Error struct{ Msg string }
-
-func (e *Error) Error() string { return e.Msg }
-
-func invalid(format string, args ...any) error { return &Error{Msg: fmt.Sprintf(format, args...)} }
-
-// IsInvalid reports whether err is a configuration error.
-func IsInvalid(err error) bool {
-	var ce *Error
-	return errors.As(err, &ce)
-}
 
 // settingAnnotation marks the flags that are Config settings.
 const settingAnnotation = "etcdshim-setting"
@@ -117,25 +107,124 @@ func Load(fs *pflag.FlagSet, configFile string) (Config, []string, error) {
 		v.SetConfigFile(configFile)
 		v.SetConfigType("yaml")
 		if err := v.ReadInConfig(); err != nil {
-			return Config{}, nil, invalid("cannot read --config-file %s: %v (fix the path or the YAML syntax)", configFile, err)
+			return Config{}, nil, invalid("cannot read --config-file %s: %s (fix the path or the YAML syntax)", configFile, oneLine(err))
 		}
 	}
-	var c Config
-	decode := func(dc *mapstructure.DecoderConfig) {
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
-			mapstructure.StringToTimeDurationHookFunc(),
-			stringToSliceHook,
-			stringToMapHook,
-		)
-	}
-	if err := v.UnmarshalExact(&c, decode); err != nil {
-		return Config{}, nil, invalid("invalid configuration: %s (see etcdshim --help for the known settings)", oneLine(err))
+	c, err := decode(v, fs, configFile)
+	if err != nil {
+		return Config{}, nil, err
 	}
 	warnings := c.applyDeprecations()
 	if err := c.Validate(); err != nil {
+		var ce *Error
+		if errors.As(err, &ce) {
+			for i := range ce.Problems {
+				ce.Problems[i].Source = source(v, fs, configFile, ce.Problems[i].Key)
+			}
+		}
 		return Config{}, warnings, err
 	}
 	return c, warnings, nil
+}
+
+// decode fills a Config one setting at a time, so that every invalid value
+// is reported (not only the first), each with where it was given, and so
+// are the file's keys that are no setting.
+func decode(v *viper.Viper, fs *pflag.FlagSet, configFile string) (Config, error) {
+	var c Config
+	hook := mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		stringToSliceHook,
+		stringToMapHook,
+	)
+	known := map[string]bool{}
+	var problems []Problem
+	rv := reflect.ValueOf(&c).Elem()
+	for i := 0; i < rv.NumField(); i++ {
+		key := rv.Type().Field(i).Tag.Get("mapstructure")
+		known[key] = true
+		raw := v.Get(key)
+		if raw == nil {
+			continue
+		}
+		field := rv.Field(i)
+		dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+			DecodeHook:       hook,
+			WeaklyTypedInput: true,
+			Result:           field.Addr().Interface(),
+		})
+		if err == nil {
+			err = dec.Decode(raw)
+		}
+		if err != nil {
+			problems = append(problems, Problem{
+				Source: source(v, fs, configFile, key),
+				Key:    key,
+				Value:  shown(raw),
+				Why:    want(typeName(field.Type()), err),
+			})
+		}
+	}
+	var unknown []string
+	for _, k := range v.AllKeys() {
+		top, _, _ := strings.Cut(k, ".")
+		if !known[top] && !slices.Contains(unknown, top) {
+			unknown = append(unknown, top)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		problems = append(problems, Problem{Source: configFile, Key: k, Unknown: true})
+	}
+	if len(problems) > 0 {
+		return Config{}, &Error{Problems: problems}
+	}
+	return c, nil
+}
+
+// source names where a setting's value came from, in the order Load gives
+// them precedence.
+func source(v *viper.Viper, fs *pflag.FlagSet, configFile, key string) string {
+	if f := fs.Lookup(key); f != nil && f.Changed {
+		return "--" + key
+	}
+	env := EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+	// viper ignores an empty variable, so it is not the source then.
+	if val, ok := os.LookupEnv(env); ok && val != "" {
+		return env
+	}
+	if configFile != "" && v.InConfig(key) {
+		return key + " in " + configFile
+	}
+	return "--" + key
+}
+
+// shown is a raw value as the user wrote it.
+func shown(raw any) string {
+	switch r := raw.(type) {
+	case string:
+		return r
+	case []any:
+		parts := make([]string, len(r))
+		for i, e := range r {
+			parts[i] = fmt.Sprint(e)
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(raw)
+}
+
+// typeName is the pflag name of a Config field's type, for want.
+func typeName(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "duration"
+	case t.Kind() == reflect.Map:
+		return "stringToString"
+	case t.Kind() == reflect.Slice:
+		return "stringSlice"
+	}
+	return t.Kind().String()
 }
 
 // stringToSliceHook splits comma-separated environment values ("a,b") into

@@ -13,9 +13,16 @@ const exitUsage = 2
 
 func main() {
 	if err := newRootCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "etcdshim: "+err.Error())
 		var ce *config.Error
-		if errors.As(err, &ce) || isUsageError(err) {
+		if errors.As(err, &ce) {
+			// One line per problem, each naming its setting and value.
+			for _, line := range ce.Lines() {
+				fmt.Fprintln(os.Stderr, "etcdshim: "+line)
+			}
+			os.Exit(exitUsage)
+		}
+		fmt.Fprintln(os.Stderr, "etcdshim: "+err.Error())
+		if isUsageError(err) {
 			os.Exit(exitUsage)
 		}
 		os.Exit(1)

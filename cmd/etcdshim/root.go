@@ -54,7 +54,12 @@ dashes as underscores) or as a key in the YAML file given with --config-file.`,
 			return run(cmd.Context(), cfg, log)
 		},
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		if ce := config.FlagError(err); ce != err {
+			return ce
+		}
+		return usageError{err}
+	})
 	fs := cmd.Flags()
 	config.RegisterFlags(fs, config.Default())
 	fs.StringVar(&configFile, "config-file", "", "YAML file with settings (keys are the flag names)")

@@ -39,11 +39,15 @@ func run(parent context.Context, cfg config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	poolCtx, cancelPool := context.WithCancel(context.Background())
-	defer cancelPool()
-	go c.pool.Run(poolCtx)
 	defer c.pool.Close()
-
+	defer func() {
+		for _, closer := range c.closers {
+			closer()
+		}
+	}()
+	// Bind first: a start-up failure (a port in use) is the one line the
+	// user sees, not preceded by the warnings of probes and watches that had
+	// already begun against the members.
 	if err := c.server.Start(); err != nil {
 		return err
 	}
@@ -52,6 +56,12 @@ func run(parent context.Context, cfg config.Config, log *zap.Logger) error {
 		return err
 	}
 	defer stopAdmin()
+	poolCtx, cancelPool := context.WithCancel(context.Background())
+	defer cancelPool()
+	go c.pool.Run(poolCtx)
+	for _, start := range c.starters {
+		start()
+	}
 	log.Info("etcdshim started", zap.String("version", versionString()),
 		zap.Strings("listen-client-urls", cfg.ListenClientURLs), zap.Strings("endpoints", cfg.Endpoints))
 	if cfg.Embedded {
@@ -67,18 +77,18 @@ func run(parent context.Context, cfg config.Config, log *zap.Logger) error {
 	if err := c.server.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("shutdown", zap.Error(err))
 	}
-	for _, closer := range c.closers {
-		closer()
-	}
 	log.Info("stopped")
 	return nil
 }
 
 // components is everything build wires together.
 type components struct {
-	pool    *proxy.Pool
-	server  *proxy.Server
-	closers []func()
+	pool   *proxy.Pool
+	server *proxy.Server
+	// starters begin background work (watches, caches) once the listeners
+	// are bound; closers end it.
+	starters []func()
+	closers  []func()
 }
 
 // build constructs every component from the one Config.

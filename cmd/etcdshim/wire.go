@@ -85,7 +85,7 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 	hub := v2watch.New(v2watch.Options{Prefix: cfg.V2Prefix, History: cfg.V2WatchHistory,
 		Logger: log.Named("v2watch"), Registerer: shimReg}, pool)
 	hubCtx, stopHub := context.WithCancel(context.Background())
-	go hub.Run(hubCtx)
+	c.starters = append(c.starters, func() { go hub.Run(hubCtx) })
 	c.closers = append(c.closers, stopHub)
 	store := v2store.NewV3(pool.ClientConn(), cfg.V2Prefix)
 	if cfg.V2ReadCacheMaxBytes > 0 {
@@ -96,7 +96,7 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 		cache := v2cache.New(v2cache.Options{Prefix: cfg.V2Prefix, MaxBytes: cfg.V2ReadCacheMaxBytes,
 			AnonymousToken: anonymous, Logger: log.Named("v2cache"), Registerer: shimReg}, pool.ClientConn())
 		cacheCtx, stopCache := context.WithCancel(context.Background())
-		go cache.Run(cacheCtx)
+		c.starters = append(c.starters, func() { go cache.Run(cacheCtx) })
 		c.closers = append(c.closers, stopCache)
 		store.WithReadCache(cache)
 	}
