@@ -186,6 +186,9 @@ func (m *Migrator) importRoot(ctx context.Context, root string, prune bool) (Sum
 		return Summary{}, 0, err
 	}
 	s, err := m.sync(ctx, root, tree, prune)
+	if err == nil {
+		m.warnInOrderAhead(ctx, root, tree)
+	}
 	return s, tree.Index, err
 }
 

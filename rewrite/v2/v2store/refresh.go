@@ -6,6 +6,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 // refresh resets a file's TTL keeping its value (refresh=true). When the TTL
@@ -17,7 +18,17 @@ func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, 
 	if o.PrevExist != nil && *o.PrevExist {
 		action = ActionUpdate
 	}
+	if o.PrevValue != "" || o.PrevIndex != 0 {
+		// 3.4 refreshes as a compare-and-swap then: a TTL-refresh election
+		// relies on a leader's refresh failing once another leads.
+		action = ActionCompareAndSwap
+	}
 	secs := int64(*o.TTL / time.Second)
+	if !s.l.canWrite(s.l.key(p)) {
+		// A refresh reads before it writes: refuse it first, as 3.4
+		// checks the write permission before anything else.
+		return nil, Meta{}, fmt.Errorf("refresh %s: %w", p, rpctypes.ErrGRPCPermissionDenied)
+	}
 	for attempt := 0; attempt < 3; attempt++ {
 		r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.key(p)})
 		if err != nil {
@@ -28,6 +39,9 @@ func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, 
 			return nil, m, s.missingAt(ctx, s.kv, p, r.Header.Revision)
 		}
 		cur := r.Kvs[0]
+		if (o.PrevValue != "" && string(cur.Value) != o.PrevValue) || (o.PrevIndex != 0 && uint64(cur.ModRevision) != o.PrevIndex) {
+			return nil, m, NewError(EcodeTestFailed, compareFailCause(o.PrevValue, o.PrevIndex, cur), uint64(r.Header.Revision))
+		}
 		prev := s.prevNode(ctx, cur)
 		node := s.fileNode(cur, nil)
 		exp := s.now().Add(time.Duration(secs) * time.Second).UTC()
@@ -35,8 +49,12 @@ func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, 
 		if cur.Lease != 0 {
 			ttl, err := s.lease.LeaseTimeToLive(ctx, &pb.LeaseTimeToLiveRequest{ID: cur.Lease})
 			if err == nil && ttl.TTL > 0 && ttl.GrantedTTL == max(secs, 1) {
-				if err := s.keepAliveOnce(ctx, cur.Lease); err != nil {
+				alive, err := s.keepAliveOnce(ctx, cur.Lease)
+				if err != nil {
 					return nil, m, err
+				}
+				if !alive {
+					continue // expired meanwhile: read again (100, or the key that replaced it)
 				}
 				return &Event{Action: action, Node: node, PrevNode: prev}, m, nil
 			}
@@ -64,18 +82,21 @@ func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, 
 	return nil, Meta{}, fmt.Errorf("refresh %s: the key kept changing", p)
 }
 
-func (s *V3Store) keepAliveOnce(ctx context.Context, id int64) error {
+// keepAliveOnce renews lease id once; alive is false when the lease was
+// gone (the member answers a TTL of 0 for a lease it no longer has).
+func (s *V3Store) keepAliveOnce(ctx context.Context, id int64) (alive bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ka, err := s.lease.LeaseKeepAlive(ctx)
 	if err != nil {
-		return fmt.Errorf("lease keep-alive: %w", err)
+		return false, fmt.Errorf("lease keep-alive: %w", err)
 	}
 	if err := ka.Send(&pb.LeaseKeepAliveRequest{ID: id}); err != nil {
-		return fmt.Errorf("lease keep-alive: %w", err)
+		return false, fmt.Errorf("lease keep-alive: %w", err)
 	}
-	if _, err := ka.Recv(); err != nil {
-		return fmt.Errorf("lease keep-alive: %w", err)
+	resp, err := ka.Recv()
+	if err != nil {
+		return false, fmt.Errorf("lease keep-alive: %w", err)
 	}
-	return ka.CloseSend()
+	return resp.TTL > 0, ka.CloseSend()
 }
