@@ -143,7 +143,11 @@ func TestV2AuthCorePrefixUser(t *testing.T) {
 			{"PUT", "/v2/keys/alice/d" + r, url.Values{"dir": {"true"}}, 201, "set", 0},
 			{"DELETE", "/v2/keys/alice/d" + r + "?dir=true", nil, 200, "delete", 0},
 			{"DELETE", "/v2/keys/alice/sub" + r + "?recursive=true", nil, 200, "delete", 0},
+			// 3.4 checks the path as written: "/alice/" is inside "/alice/*".
+			{"GET", "/v2/keys/alice/", nil, 200, "get", 0},
+			{"GET", "/v2/keys/alice/?recursive=true", nil, 200, "get", 0},
 			// Outside the grant, as 3.4 refuses them.
+			{"GET", "/v2/keys/alice", nil, 401, "", 110},
 			{"GET", "/v2/keys/other", nil, 401, "", 110},
 			{"PUT", "/v2/keys/other", url.Values{"value": {"x"}}, 401, "", 110},
 			{"GET", "/v2/keys/alice?recursive=true", nil, 401, "", 110},
@@ -190,6 +194,15 @@ func TestV2AuthCoreWatch(t *testing.T) {
 	}
 	t.Parallel()
 	e := startCoreAuth(t, "--user", "root:rootpw")
+	// What 3.4 shows anyone, whatever the credentials, is asked as the
+	// shim's own user (etcd 3.6+ lists members only to a user).
+	for _, user := range []string{"", "alice:wrong", alice} {
+		for _, p := range []string{"/v2/members", "/v2/machines", "/v2/stats/self", "/v2/auth/enable"} {
+			if code, body := e.do(t, user, "GET", p, "", ""); code != 200 {
+				t.Errorf("GET %s as %q: %d %s", p, user, code, body)
+			}
+		}
+	}
 	if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/w", url.Values{"value": {"0"}}); code != 201 {
 		t.Fatalf("put: %d %s", code, body)
 	}

@@ -139,6 +139,14 @@ func TestV2AuthOnV3(t *testing.T) {
 	}
 
 	run(t, h, []step{
+		// 3.4 keeps the auth API to root while auth is on, though v3 lets a
+		// user read itself and its roles; its status is open to anyone.
+		{"alice reads herself", "GET", "/v2/auth/users/alice", "alice:alicepw2", "", 401, `{"message":"Insufficient credentials"}`},
+		{"alice reads her role", "GET", "/v2/auth/roles/app", "alice:alicepw2", "", 401, `{"message":"Insufficient credentials"}`},
+		{"enable as alice", "PUT", "/v2/auth/enable", "alice:alicepw2", "", 401, `{"message":"Insufficient credentials"}`},
+		{"enable anonymously", "PUT", "/v2/auth/enable", "", "", 401, `{"message":"Insufficient credentials"}`},
+		{"status with a wrong password", "GET", "/v2/auth/enable", "alice:nope", "", 200, "{\"enabled\":true}\n"},
+		{"status anonymously", "GET", "/v2/auth/enable", "", "", 200, "{\"enabled\":true}\n"},
 		{"disable as alice", "DELETE", "/v2/auth/enable", "alice:alicepw2", "", 401, `{"message":"Insufficient credentials"}`},
 		{"disable", "DELETE", "/v2/auth/enable", "root:rootpw", "", 200, ""},
 		{"disable again", "DELETE", "/v2/auth/enable", "", "", 409, `{"message":"auth: already disabled"}`},

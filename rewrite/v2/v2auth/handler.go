@@ -1,6 +1,7 @@
 package v2auth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/internal/reqbody"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
@@ -21,8 +23,11 @@ import (
 type Options struct {
 	// V2Prefix is the v3 prefix of the v2 keyspace.
 	V2Prefix string
-	Timeout  time.Duration
-	Logger   *zap.Logger
+	// Timeout bounds one request's calls to the member.
+	Timeout time.Duration
+	// MaxRequestBytes bounds a request body (--max-request-bytes).
+	MaxRequestBytes int64
+	Logger          *zap.Logger
 }
 
 // Handler serves /v2/auth/.
@@ -39,6 +44,9 @@ func New(opts Options, up Upstream, tokens *Tokens) *Handler {
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = 3 << 20
 	}
 	return &Handler{opts: opts, up: up, tokens: tokens}
 }
@@ -63,8 +71,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch {
 	case sub == "/enable":
-		err = h.serveEnable(w, r)
+		if r.Method == http.MethodPut || r.Method == http.MethodDelete {
+			err = h.requireRoot(r)
+		}
+		if err == nil {
+			err = h.serveEnable(w, r)
+		}
 	case len(pieces) >= 2 && (pieces[1] == "users" || pieces[1] == "roles"):
+		if len(pieces) <= 3 && rootMethod(r.Method, len(pieces) == 3) {
+			if err = h.requireRoot(r); err != nil {
+				break
+			}
+		}
 		switch len(pieces) {
 		case 2:
 			if pieces[1] == "users" {
@@ -88,6 +106,55 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.writeError(w, err)
 	}
+}
+
+// rootMethod: the methods a users/roles endpoint serves (a collection only
+// GET), for which 3.4 requires root while auth is on; others get 405 first.
+func rootMethod(method string, one bool) bool {
+	return method == http.MethodGet || (one && (method == http.MethodPut || method == http.MethodDelete))
+}
+
+// requireRoot refuses, as 3.4 does while auth is on, a caller that is not
+// the root user: v3 would let a user read itself and its roles, 3.4 does
+// not. With auth off anyone may (credentials are then ignored).
+func (h *Handler) requireRoot(r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	defer cancel()
+	cctx, _, err := h.tokens.Context(ctx, r)
+	if err != nil {
+		return err // refused credentials: auth is on
+	}
+	root, authenticated := Root(cctx)
+	switch {
+	case root:
+		return nil
+	case authenticated:
+		return ErrBadCredentials
+	}
+	// No user: anonymous, or auth is off.
+	st, err := h.status(r)
+	if err != nil {
+		return err
+	}
+	if st.Enabled {
+		return ErrBadCredentials
+	}
+	return nil
+}
+
+// status is the member's auth status, which 3.4 shows anyone. etcd answers
+// AuthStatus only to an admin while auth is on, so a refusal of the
+// caller's credentials, or of the call, means auth is on.
+func (h *Handler) status(r *http.Request) (*pb.AuthStatusResponse, error) {
+	var st *pb.AuthStatusResponse
+	err := h.call(r, func(ctx context.Context, ac pb.AuthClient) (err error) {
+		st, err = ac.AuthStatus(ctx, &pb.AuthStatusRequest{})
+		return err
+	})
+	if errors.Is(err, ErrBadCredentials) || isDenied(err) {
+		return &pb.AuthStatusResponse{Enabled: true}, nil
+	}
+	return st, err
 }
 
 // call runs an Auth API call as the request's user.
@@ -114,6 +181,19 @@ func (h *Handler) writeError(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(ae.code)
 	_, _ = w.Write(b)
+}
+
+// decode reads a JSON body, whole and within the limit, then decodes it.
+func (h *Handler) decode(r *http.Request, v any) error {
+	b, err := reqbody.Read(r, h.opts.MaxRequestBytes)
+	if errors.Is(err, reqbody.ErrTooLarge) {
+		return httpErr(http.StatusRequestEntityTooLarge, "Request body too large.")
+	}
+	// A decoder, as 3.4's: what follows the first JSON value is ignored.
+	if err != nil || json.NewDecoder(bytes.NewReader(b)).Decode(v) != nil {
+		return httpErr(http.StatusBadRequest, "Invalid JSON in request body.")
+	}
+	return nil
 }
 
 func isDenied(err error) bool { return etcderr.Denied(err) }
@@ -148,11 +228,8 @@ func (h *Handler) serveEnable(w http.ResponseWriter, r *http.Request) error {
 	if !allow(w, r, "GET", "PUT", "DELETE") {
 		return nil
 	}
-	var st *pb.AuthStatusResponse
-	err := h.call(r, func(ctx context.Context, ac pb.AuthClient) (err error) {
-		st, err = ac.AuthStatus(ctx, &pb.AuthStatusRequest{})
-		return err
-	})
+	// Open to anyone, as in 3.4 (a GET with a wrong password is answered).
+	st, err := h.status(r)
 	if err != nil {
 		return err
 	}

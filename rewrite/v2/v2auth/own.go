@@ -3,6 +3,7 @@ package v2auth
 import (
 	"context"
 	"errors"
+	"net/http"
 
 	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -53,4 +54,21 @@ func (o *Own) Renew(ctx, used context.Context, err error) {
 	if v := md.Get(rpctypes.TokenFieldNameGRPC); len(v) > 0 {
 		_, _ = o.t.token(ctx, o.id, v[len(v)-1])
 	}
+}
+
+// PublicContext is the context for a request 3.4 answers to anyone and
+// whose credentials it ignores (GET /v2/members, /v2/machines,
+// /v2/stats/*). etcd 3.6 and later list members and report status only to
+// an authenticated user, so with auth on such a read runs as the shim's own
+// user when there is one (what it returns is what 3.4 showed everyone);
+// otherwise as the client, and a refused password counts as none.
+func (t *Tokens) PublicContext(ctx context.Context, r *http.Request, own *Own) (context.Context, error) {
+	if own != nil {
+		return own.Context(ctx)
+	}
+	cctx, _, err := t.Context(ctx, r)
+	if errors.Is(err, ErrBadCredentials) {
+		return ctx, nil
+	}
+	return cctx, err
 }

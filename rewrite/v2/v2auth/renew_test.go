@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -47,6 +48,9 @@ func (f *fakeMember) Invoke(ctx context.Context, method string, args, reply any,
 		f.current = fmt.Sprintf("token-%d", f.issued)
 		reply.(*pb.AuthenticateResponse).Token = f.current
 		return nil
+	}
+	if method == "/etcdserverpb.Auth/AuthStatus" {
+		return nil // auth off; open to anyone
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
 	if tok := md.Get(rpctypes.TokenFieldNameGRPC); len(tok) != 1 || tok[0] != f.current {
@@ -166,5 +170,31 @@ func TestScopeFromPermissions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBodyLimit: a body over --max-request-bytes is refused before it is
+// decoded or anything is asked of the member.
+func TestBodyLimit(t *testing.T) {
+	f := &fakeMember{calls: map[string]int{}}
+	tokens := NewTokens(f, "", "", 8)
+	h := New(Options{MaxRequestBytes: 64}, tokens.Upstream(f), tokens)
+	big := `{"user":"bob","password":"` + strings.Repeat("x", 100) + `"}`
+	for _, path := range []string{"/v2/auth/users/bob", "/v2/auth/roles/bob"} {
+		for _, declared := range []bool{true, false} {
+			r := httptest.NewRequest("PUT", path, strings.NewReader(big))
+			if !declared {
+				r.ContentLength = -1 // chunked
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != 413 || rec.Body.String() != `{"message":"Request body too large."}` {
+				t.Errorf("%s (declared %v): %d %s", path, declared, rec.Code, rec.Body)
+			}
+		}
+	}
+	delete(f.calls, "/etcdserverpb.Auth/AuthStatus") // may the caller use the API at all
+	if len(f.calls) != 0 {
+		t.Fatalf("the member was asked: %v", f.calls)
 	}
 }

@@ -2,7 +2,6 @@ package v2auth
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sort"
 
@@ -81,8 +80,8 @@ func (h *Handler) serveRole(w http.ResponseWriter, r *http.Request, name string)
 		return nil
 	}
 	var in role
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		return httpErr(http.StatusBadRequest, "Invalid JSON in request body.")
+	if err := h.decode(r, &in); err != nil {
+		return err
 	}
 	if in.Role != name {
 		return httpErr(http.StatusBadRequest, "Role JSON name does not match the name in the URL")

@@ -94,29 +94,31 @@ func newScope(perms []*authpb.Permission) *Scope {
 // lets a user read itself and the roles it has. A user with the root role
 // has no limit (nil). A member that refuses even that gives no scope either:
 // the store then asks for everything and the member refuses what it must.
-func fetchScope(ctx context.Context, ac pb.AuthClient, user string) (*Scope, error) {
+//
+// root reports the root role, which the v2 auth API requires of its callers.
+func fetchScope(ctx context.Context, ac pb.AuthClient, user string) (sc *Scope, root bool, err error) {
 	u, err := ac.UserGet(ctx, &pb.AuthUserGetRequest{Name: user})
 	if refusedAsUser(err) {
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var perms []*authpb.Permission
 	for _, role := range u.Roles {
 		if role == rootRoleName {
-			return nil, nil
+			return nil, true, nil
 		}
 		r, err := ac.RoleGet(ctx, &pb.AuthRoleGetRequest{Role: role})
 		if refusedAsUser(err) {
-			return nil, nil
+			return nil, false, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		perms = append(perms, r.Perm...)
 	}
-	return newScope(perms), nil
+	return newScope(perms), false, nil
 }
 
 // refusedAsUser: the member does not let this user read itself (a token

@@ -48,6 +48,7 @@ type entry struct {
 	// scope is the user's v3 permissions when the token was issued (nil:
 	// unrestricted, as root), fetched with the token.
 	scope   *Scope
+	root    bool
 	fetched time.Time
 }
 
@@ -113,6 +114,7 @@ func (t *Tokens) Context(ctx context.Context, r *http.Request) (context.Context,
 		return ctx, id.User, nil
 	}
 	ctx = context.WithValue(ctx, identityKey{}, id)
+	ctx = context.WithValue(ctx, callerKey{}, caller{root: e.root})
 	if e.scope != nil {
 		ctx = v2store.WithScope(ctx, e.scope)
 	}
@@ -122,6 +124,19 @@ func (t *Tokens) Context(ctx context.Context, r *http.Request) (context.Context,
 // identityKey marks a context made by Context with the identity whose
 // token it carries, so that Upstream can renew that token.
 type identityKey struct{}
+
+// callerKey marks a context made by Context for an authenticated user
+// (auth is on) with what the v2 auth API asks of it.
+type callerKey struct{}
+
+type caller struct{ root bool }
+
+// Root reports whether ctx (from Context) runs as a user with the root
+// role, and whether it runs as an authenticated user at all (auth is on).
+func Root(ctx context.Context) (root, authenticated bool) {
+	c, ok := ctx.Value(callerKey{}).(caller)
+	return c.root, ok
+}
 
 // AnonymousToken marks a request made for a client without credentials.
 // Without any token a member that verifies client certificates would
@@ -217,10 +232,10 @@ func (t *Tokens) token(ctx context.Context, id Identity, stale string) (entry, e
 			if cp.token == "" || time.Since(cp.fetched) < scopeMaxAge {
 				return cp, nil
 			}
-			sc, err := fetchScope(withToken(ctx, cp.token),
+			sc, root, err := fetchScope(withToken(ctx, cp.token),
 				etcdrpc.NewAuthClient(t.up.ClientConn()), id.User)
 			if err == nil {
-				cp.scope, cp.fetched = sc, time.Now()
+				cp.scope, cp.root, cp.fetched = sc, root, time.Now()
 				t.store(cp)
 				return cp, nil
 			}
@@ -254,12 +269,12 @@ func (t *Tokens) authenticate(ctx context.Context, id Identity, k [32]byte) (ent
 	default:
 		return entry{}, err
 	}
-	sc, err := fetchScope(withToken(ctx, resp.Token),
+	sc, root, err := fetchScope(withToken(ctx, resp.Token),
 		etcdrpc.NewAuthClient(t.up.ClientConn()), id.User)
 	if err != nil {
 		return entry{}, fmt.Errorf("reading the permissions of %s: %w", id.User, err)
 	}
-	e := entry{key: k, user: id.User, token: resp.Token, scope: sc, fetched: time.Now()}
+	e := entry{key: k, user: id.User, token: resp.Token, scope: sc, root: root, fetched: time.Now()}
 	t.store(e)
 	return e, nil
 }

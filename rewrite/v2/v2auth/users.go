@@ -2,7 +2,6 @@ package v2auth
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sort"
 
@@ -141,8 +140,8 @@ func (h *Handler) serveUser(w http.ResponseWriter, r *http.Request, name string)
 
 func (h *Handler) putUser(w http.ResponseWriter, r *http.Request, name string) error {
 	var in user
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		return httpErr(http.StatusBadRequest, "Invalid JSON in request body.")
+	if err := h.decode(r, &in); err != nil {
+		return err
 	}
 	if in.User != name {
 		return httpErr(http.StatusBadRequest, "User JSON name does not match the name in the URL")

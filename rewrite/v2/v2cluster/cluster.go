@@ -34,9 +34,12 @@ type Options struct {
 	// Token returns the request's context carrying its v3 token (from its
 	// v2 credentials); nil means anonymous.
 	Token func(r *http.Request) (context.Context, error)
-	// Timeout bounds one upstream call (3.4 uses 5s for member changes).
+	// Timeout bounds one request's upstream calls (3.4 uses 5s for member
+	// changes).
 	Timeout time.Duration
-	Logger  *zap.Logger
+	// MaxRequestBytes bounds a request body (--max-request-bytes).
+	MaxRequestBytes int64
+	Logger          *zap.Logger
 }
 
 // Handler serves /v2/members, /v2/machines and /v2/stats/.
@@ -55,6 +58,9 @@ type Handler struct {
 func New(opts Options, up Upstream) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = 3 << 20
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second

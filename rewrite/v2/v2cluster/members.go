@@ -1,6 +1,7 @@
 package v2cluster
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/internal/reqbody"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -79,7 +81,7 @@ func (h *Handler) serveMembers(w http.ResponseWriter, r *http.Request) {
 			writeMessage(w, http.StatusNotFound, "Not found")
 		}
 	case http.MethodPost:
-		peers, ok := readPeerURLs(w, r)
+		peers, ok := h.readPeerURLs(w, r)
 		if !ok {
 			return
 		}
@@ -125,7 +127,7 @@ func (h *Handler) serveMembers(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		peers, ok := readPeerURLs(w, r)
+		peers, ok := h.readPeerURLs(w, r)
 		if !ok {
 			return
 		}
@@ -161,7 +163,7 @@ func memberID(w http.ResponseWriter, s string) (uint64, string, bool) {
 
 // readPeerURLs decodes {"peerURLs":[…]} as 3.4 does: JSON content type
 // required, every URL absolute http(s) with a host.
-func readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
+func (h *Handler) readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 		writeMessage(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Bad Content-Type %s, accept application/json", ct))
@@ -170,7 +172,12 @@ func readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
 	var req struct {
 		PeerURLs []string `json:"peerURLs"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+	b, err := reqbody.Read(r, h.opts.MaxRequestBytes)
+	if err != nil {
+		writeMessage(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&req); err != nil {
 		writeMessage(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}

@@ -31,6 +31,16 @@ type Scope interface {
 
 type scopeKey struct{}
 
+type belowKey struct{}
+
+// Below marks a read of a directory named with a trailing slash
+// (GET /v2/keys/alice/): 3.4 checks a v2 grant against the path as written,
+// so "/alice/*" allows it, and the store then reads only what lies below the
+// directory, which that grant covers, not the key /alice.
+func Below(ctx context.Context) context.Context { return context.WithValue(ctx, belowKey{}, true) }
+
+func below(ctx context.Context) bool { b, _ := ctx.Value(belowKey{}).(bool); return b }
+
 // WithScope makes the store calls made with ctx stay inside sc (nil: no
 // limit, for root, for auth off and for anonymous requests).
 func WithScope(ctx context.Context, sc Scope) context.Context {
