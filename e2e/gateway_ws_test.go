@@ -460,9 +460,9 @@ func TestGatewayWebsocketTLS(t *testing.T) {
 	}
 }
 
-// memberWatchers reads the member's watcher gauge (etcd_mvcc_watcher_total
+// wsMemberWatchers reads the member's watcher gauge (etcd_mvcc_watcher_total
 // in releases that renamed it).
-func memberWatchers(t testing.TB, client *http.Client, memberURL string) (int, error) {
+func wsMemberWatchers(t testing.TB, client *http.Client, memberURL string) (int, error) {
 	resp, err := client.Get(memberURL + "/metrics")
 	if err != nil {
 		return 0, err
@@ -491,7 +491,7 @@ func TestGatewayWebsocketRelease(t *testing.T) {
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
 	client := &http.Client{Timeout: 5 * time.Second}
-	before, err := memberWatchers(t, client, cl.ClientURLs()[0])
+	before, err := wsMemberWatchers(t, client, cl.ClientURLs()[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,7 +518,7 @@ func TestGatewayWebsocketRelease(t *testing.T) {
 	waitWatchers := func(want int) int {
 		var got int
 		for i := 0; i < 100; i++ {
-			if got, err = memberWatchers(t, client, cl.ClientURLs()[0]); err == nil && got == want {
+			if got, err = wsMemberWatchers(t, client, cl.ClientURLs()[0]); err == nil && got == want {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -536,5 +536,46 @@ func TestGatewayWebsocketRelease(t *testing.T) {
 	}
 	if got := waitWatchers(before); got != before {
 		t.Fatalf("member watchers after the sockets closed: %d, want %d", got, before)
+	}
+}
+
+// TestGatewayWebsocketOrigin: with --cors set, a browser page from another
+// origin cannot open a websocket (403; etcd itself lets any Origin upgrade,
+// and its proxy turns a "token" cookie into the Authorization, so a page
+// could watch with its visitor's token); clients without an Origin pass.
+// An unlisted Host (--host-whitelist, plain HTTP) gets 421 before that.
+func TestGatewayWebsocketOrigin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Parallel()
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
+	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(),
+		Args: []string{"--cors", "https://ui.example", "--host-whitelist", "127.0.0.1,localhost"}})
+	for _, c := range []struct {
+		name, base, prefix string
+		header             http.Header
+		want               int
+	}{
+		{"no origin", shim.URL, "/v3", nil, 101},
+		{"listed origin", shim.URL, "/v3", http.Header{"Origin": {"https://ui.example"}}, 101},
+		{"other origin", shim.URL, "/v3", http.Header{"Origin": {"https://evil.example"}}, 403},
+		{"other origin, legacy prefix", shim.URL, "/v3beta", http.Header{"Origin": {"https://evil.example"}}, 403},
+		{"unlisted host", shim.URL, "/v3", http.Header{"Host": {"evil.example"}}, 421},
+		// The member's own gateway checks no Origin (recorded, not required).
+		{"member, other origin", cl.ClientURLs()[0], "/v3", http.Header{"Origin": {"https://evil.example"}}, 101},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(c.base, "http")+c.prefix+"/watch", c.header)
+			if conn != nil {
+				conn.Close()
+			}
+			if resp == nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if resp.StatusCode != c.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, c.want)
+			}
+		})
 	}
 }
