@@ -16,7 +16,7 @@ import (
 
 // benchOn reports whether a section runs: all of them, or those named in
 // BENCH_ONLY (comma-separated: v3, scale, watch, gateway, gc, cache, txnshape,
-// v2, v2watch, import, metrics, proxycache, gatewayws). A partial run prints its tables and leaves BENCHMARKS.md alone,
+// v2, v2watch, import, inorder, metrics, proxycache, gatewayws). A partial run prints its tables and leaves BENCHMARKS.md alone,
 // so the file always holds one complete side-by-side run.
 func benchOn(section string) bool {
 	only := os.Getenv("BENCH_ONLY")
@@ -73,7 +73,7 @@ func TestBench(t *testing.T) {
 	if benchOn("txnshape") {
 		txnShapeSection(t, &out, cl.Members[0])
 	}
-	if benchOn("v2") || benchOn("v2watch") || benchOn("import") {
+	if benchOn("v2") || benchOn("v2watch") || benchOn("import") || benchOn("inorder") {
 		v34 := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", Size: 1, EnableV2: true})
 		if benchOn("v2") {
 			v2Section(t, &out, v34.Members[0], cl.Members[0], shim)
@@ -83,6 +83,9 @@ func TestBench(t *testing.T) {
 		}
 		if benchOn("import") {
 			importSection(t, &out, v34.ClientURLs()[0], member)
+		}
+		if benchOn("inorder") {
+			inOrderSection(t, &out, v34.Members[0], cl, shim)
 		}
 	}
 	if benchOn("metrics") {
