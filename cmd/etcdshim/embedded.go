@@ -5,19 +5,49 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/etcdshim/etcdshim/config"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 type embedded struct {
 	etcd      *embed.Etcd
 	ClientURL string
+	closing   *atomic.Bool
 }
 
-func (e *embedded) Close() { e.etcd.Close() }
+func (e *embedded) Close() {
+	e.closing.Store(true)
+	e.etcd.Close()
+}
+
+// embedServeFailed is what etcd's embed package logs, at error level, when
+// one of its listeners stops serving. Close stops them all, so each logs it
+// once: "mux: server closed", "use of closed network connection".
+const embedServeFailed = "setting up serving from embedded etcd failed."
+
+// quietClose turns embedServeFailed into a debug line once Close has begun:
+// a clean Ctrl-C logs no error. Before that it is a real failure and stays
+// an error.
+type quietClose struct {
+	zapcore.Core
+	closing *atomic.Bool
+}
+
+func (q quietClose) With(fields []zapcore.Field) zapcore.Core {
+	return quietClose{Core: q.Core.With(fields), closing: q.closing}
+}
+
+func (q quietClose) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if ent.Message == embedServeFailed && q.closing.Load() {
+		ent.Level = zapcore.DebugLevel
+	}
+	return q.Core.Check(ent, ce)
+}
 
 // startEmbedded runs an in-process etcd with client and peer ports on free
 // loopback ports, so the shim can be tried without a cluster.
@@ -41,7 +71,10 @@ func startEmbedded(ctx context.Context, cfg config.Config, log *zap.Logger) (*em
 	ec.LogLevel = "warn"
 	ec.Logger = "zap"
 	// The member logs errors only; its request stats would drown the shim's logs.
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(log.WithOptions(zap.IncreaseLevel(zap.ErrorLevel)))
+	closing := &atomic.Bool{}
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(log.WithOptions(
+		zap.WrapCore(func(c zapcore.Core) zapcore.Core { return quietClose{Core: c, closing: closing} }),
+		zap.IncreaseLevel(zap.ErrorLevel)))
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, fmt.Errorf("starting embedded etcd in %s: %w", cfg.EmbeddedDataDir, err)
@@ -56,7 +89,7 @@ func startEmbedded(ctx context.Context, cfg config.Config, log *zap.Logger) (*em
 		return nil, ctx.Err()
 	}
 	log.Info("embedded etcd ready", zap.String("client-url", cu.String()), zap.String("data-dir", cfg.EmbeddedDataDir))
-	return &embedded{etcd: e, ClientURL: cu.String()}, nil
+	return &embedded{etcd: e, ClientURL: cu.String(), closing: closing}, nil
 }
 
 func freePort() (int, error) {

@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/etcdshim/etcdshim/e2e/harness"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// TestEmbeddedCtrlC: Ctrl-C (SIGINT) of `etcdshim --embedded` with clients
+// connected ends it with status 0 and not one error-level log line. The
+// embedded etcd used to log "setting up serving from embedded etcd failed …
+// use of closed network connection" at error level for each of its
+// listeners as it closed them.
+func TestEmbeddedCtrlC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Parallel()
+	dataDir := filepath.Join(t.TempDir(), "etcdshim.etcd")
+	shim := harness.StartShim(t, harness.ShimConfig{Args: []string{"--embedded", "--embedded-data-dir", dataDir}})
+	ep := shim.URL
+
+	// Traffic on every kind of connection the shim holds: a v3 client with
+	// a watch open, a v2 write and a v2 long poll, the gateway.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wch := cli.Watch(ctx, "foo")
+	if _, err := cli.Put(ctx, "foo", "bar"); err != nil {
+		t.Fatal(err)
+	}
+	<-wch
+	etcdctl2(t, ep, "set", "/dir/key", "value")
+	mustContain(t, "/v3beta range", httpBody(t, "POST", ep+"/v3beta/kv/range", `{"key":"Zm9v"}`), `"value":"YmFy"`)
+	poll := make(chan struct{})
+	go func() {
+		defer close(poll)
+		resp, err := http.Get(ep + "/v2/keys/dir/key?wait=true")
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // the long poll is parked at the shim
+
+	shim.Signal(syscall.SIGINT)
+	if code := shim.Wait(); code != 0 {
+		t.Fatalf("SIGINT: exit status %d", code)
+	}
+	<-poll
+	f, err := os.Open(shim.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var errorLines []string
+	sawStopped := false
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var entry struct{ Level, Msg string }
+		if json.Unmarshal(sc.Bytes(), &entry) != nil {
+			errorLines = append(errorLines, "not a log line: "+sc.Text())
+			continue
+		}
+		if entry.Level == "error" || entry.Level == "fatal" || entry.Level == "panic" || entry.Level == "dpanic" {
+			errorLines = append(errorLines, sc.Text())
+		}
+		sawStopped = sawStopped || entry.Msg == "stopped"
+	}
+	if len(errorLines) > 0 {
+		t.Fatalf("%d error-level lines on a clean shutdown:\n%s", len(errorLines), strings.Join(errorLines, "\n"))
+	}
+	if !sawStopped {
+		t.Fatal(`no "stopped" line: the log does not show the shutdown`)
+	}
+}
