@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 )
 
@@ -51,6 +52,40 @@ func (ep *endpoint) drainedProbe(ok bool) bool {
 		return true
 	}
 	return false
+}
+
+// watchForStop notices that a drained member stopped. Probes alone miss a
+// quick restart: a probe waits for the connection to be ready again and then
+// sees the restarted member serving. The connection leaving READY (the
+// member's GOAWAY, a closed socket) or failing to connect is the signal.
+func (ep *endpoint) watchForStop() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-ep.pool.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	seenReady := false
+	for ep.drain.Load() == drainUp {
+		st := ep.conn.GetState()
+		switch {
+		case st == connectivity.Ready:
+			seenReady = true
+		case st == connectivity.TransientFailure || seenReady:
+			if ep.drain.CompareAndSwap(drainUp, drainSawDown) {
+				ep.pool.log.Info("drained member stopped; it returns to rotation once it serves again", zap.String("endpoint", ep.url.String()))
+			}
+			return
+		default:
+			ep.conn.Connect() // an idle connection would never report a stop
+		}
+		if !ep.conn.WaitForStateChange(ctx, st) {
+			return
+		}
+	}
 }
 
 func (ep *endpoint) addTunnel(t *tunnel) {
@@ -182,6 +217,7 @@ func (p *Pool) Drain(ctx context.Context, u *url.URL) (InFlight, error) {
 	}
 	if ep.drain.CompareAndSwap(drainOff, drainUp) {
 		p.log.Info("draining member", zap.String("endpoint", ep.url.String()))
+		go ep.watchForStop()
 	}
 	ep.setHealthy(false, errDrained)
 	p.choose()
