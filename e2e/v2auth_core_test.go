@@ -276,9 +276,11 @@ func TestV2AuthCoreWatch(t *testing.T) {
 	}
 }
 
-// TestV2AuthCoreWatchWithoutIdentity: with auth on and no --user, a v2
-// watch is answered at once with an error that says what to configure,
-// not left hanging; once auth is off again, watches work.
+// TestV2AuthCoreWatchWithoutIdentity: with auth on and no --user the hub
+// cannot follow the keyspace; a client that brings credentials still gets
+// its watch (an upstream watch of its own, with its own rights), with the
+// right actions, from a waitIndex too; an anonymous one is refused as 3.4
+// refuses it. Once auth is off again, the hub serves watches.
 func TestV2AuthCoreWatchWithoutIdentity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("e2e")
@@ -290,17 +292,42 @@ func TestV2AuthCoreWatchWithoutIdentity(t *testing.T) {
 	e.member.Members[0].Stop(t)
 	e.member.Members[0].Start(t)
 	e.member.Members[0].WaitHealthy(t)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code, body := e.do(t, alice, "GET", "/v2/keys/alice/w?wait=true", "", "")
-		_, ec := v2Action(t, body)
-		if code == 500 && ec == 300 && strings.Contains(body, "--user") {
-			break
+	if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/w", url.Values{"value": {"0"}}); code != 201 {
+		t.Fatalf("put: %d %s", code, body)
+	}
+	for round := 0; round < 2; round++ {
+		got := make(chan string, 1)
+		go func() {
+			_, body := e.do(t, alice, "GET", "/v2/keys/alice/w?wait=true", "", "")
+			got <- body
+		}()
+		waitWatchers(t, e, 1, got)
+		if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/w", url.Values{"value": {fmt.Sprint(round + 1)}, "prevValue": {fmt.Sprint(round)}}); code != 200 {
+			t.Fatalf("cas: %d %s", code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("watch without an identity: %d %s", code, body)
+		select {
+		case body := <-got:
+			if a, ec := v2Action(t, body); a != "compareAndSwap" || ec != 0 {
+				t.Fatalf("round %d long poll without an identity: %s", round, body)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: the long poll did not wake", round)
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(coreTokenTTL + time.Second)
+	}
+	// From a waitIndex: the member's history, read as alice.
+	_, body := e.do(t, alice, "GET", "/v2/keys/alice/w", "", "")
+	var cur struct{ Node struct{ ModifiedIndex uint64 } }
+	_ = json.Unmarshal([]byte(body), &cur)
+	code, body := e.do(t, alice, "GET", fmt.Sprintf("/v2/keys/alice/w?wait=true&waitIndex=%d", cur.Node.ModifiedIndex), "", "")
+	if a, _ := v2Action(t, body); code != 200 || a != "compareAndSwap" || !strings.Contains(body, `"value":"2"`) {
+		t.Fatalf("watch from waitIndex %d: %d %s", cur.Node.ModifiedIndex, code, body)
+	}
+	if code, body := e.do(t, "", "GET", "/v2/keys/alice/w?wait=true", "", ""); code != 401 {
+		t.Fatalf("anonymous watch: %d %s", code, body)
+	}
+	if code, body := e.do(t, alice, "GET", "/v2/keys/other?wait=true", "", ""); code != 401 {
+		t.Fatalf("watch outside the grant: %d %s", code, body)
 	}
 	if code, body := e.do(t, root, "DELETE", "/v2/auth/enable", "", ""); code != 200 {
 		t.Fatalf("auth disable: %d %s", code, body)
@@ -308,7 +335,7 @@ func TestV2AuthCoreWatchWithoutIdentity(t *testing.T) {
 	// The hub follows the keyspace again within its retry interval: a
 	// watch from an index before its history is then answered at once
 	// with 401 (cleared), as 3.4 answers it, instead of 300.
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		code, body := e.do(t, "", "GET", "/v2/keys/alice/w?wait=true&waitIndex=1", "", "")
 		if _, ec := v2Action(t, body); code == 400 && ec == 401 {

@@ -73,21 +73,42 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 		tokens.MarkAnonymous()
 		log.Warn("the shim presents a client certificate to the members: v3 gRPC clients without a token are authenticated by the members as its CN; do not use a certificate whose CN is a v3 user with more rights than anonymous clients should have")
 	}
+	// The shim's own user (--user) for its background work and for what
+	// 3.4 shows anyone (see docs/v2.md, "Auth"); never for a client's
+	// request otherwise.
+	ownUser, ownPassword, ok := strings.Cut(cfg.User, ":")
+	if !ok {
+		ownPassword = cfg.Password
+	}
+	own := tokens.Own(ownUser, ownPassword)
+	// Every v2 handler reaches the member as its client through clientUp,
+	// which renews a client's token once when the member refuses it.
+	clientUp := tokens.Upstream(pool)
 	cluster := v2cluster.New(v2cluster.Options{
 		AdvertiseClientURLs: advertise,
 		MemberShimURLs:      cfg.V2MemberShimURLs,
 		Token: func(r *http.Request) (context.Context, error) {
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				return tokens.PublicContext(r.Context(), r, own)
+			}
 			ctx, _, err := tokens.Context(r.Context(), r)
 			return ctx, err
 		},
-		Logger: log.Named("v2cluster"),
-	}, pool)
-	hub := v2watch.New(v2watch.Options{Prefix: cfg.V2Prefix, History: cfg.V2WatchHistory,
-		Logger: log.Named("v2watch"), Registerer: shimReg}, pool)
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		Logger:          log.Named("v2cluster"),
+	}, clientUp)
+	// The hub follows the keyspace as the shim's own user (--user) when
+	// one is set: with auth on it needs read on the v2 keyspace.
+	var hubIdentity v2watch.Identity
+	if own != nil {
+		hubIdentity = own
+	}
+	hub := v2watch.New(v2watch.Options{Prefix: cfg.V2Prefix, History: cfg.V2WatchHistory, Identity: hubIdentity,
+		Logger: log.Named("v2watch"), Registerer: shimReg}, clientUp)
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	c.starters = append(c.starters, func() { go hub.Run(hubCtx) })
 	c.closers = append(c.closers, stopHub)
-	store := v2store.NewV3(pool.ClientConn(), cfg.V2Prefix)
+	store := v2store.NewV3(clientUp.ClientConn(), cfg.V2Prefix)
 	if cfg.V2ReadCacheMaxBytes > 0 {
 		anonymous := ""
 		if markAnonymous {
@@ -109,7 +130,7 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 		Legacy:          legacy,
 		Logger:          log.Named("v2"),
 	}, store)
-	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, Logger: log.Named("v2auth")}, pool, tokens)
+	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, MaxRequestBytes: cfg.MaxRequestBytes, Logger: log.Named("v2auth")}, clientUp, tokens)
 
 	gwh, err := gateway.New(gateway.Options{
 		LegacyPrefixes:  cfg.GatewayLegacyPrefixes,

@@ -2,6 +2,7 @@ package v2http
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -10,12 +11,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/redact"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2watch"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"golang.org/x/sync/singleflight"
 )
 
 // LegacyRecorder notes which clients still use the v2 API.
@@ -26,6 +28,7 @@ type LegacyRecorder interface {
 // Credentials runs a store call as the request's v2 user.
 type Credentials interface {
 	Do(ctx context.Context, r *http.Request, call func(ctx context.Context) error) error
+	Context(ctx context.Context, r *http.Request) (context.Context, string, error)
 	IdentityOf(r *http.Request) v2auth.Identity
 }
 
@@ -55,6 +58,7 @@ type Keys struct {
 	opts      Options
 	store     v2store.Store
 	clusterID atomic.Pointer[clusterID] // last seen, for answers that reach no member
+	checks    singleflight.Group        // watch delivery checks shared by waiters
 }
 
 // New returns the /v2/keys handler.
@@ -80,10 +84,21 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k.setClusterID(w, 0)
+	if r.ContentLength > k.opts.MaxRequestBytes {
+		// Refused before anything is read or decoded; the same answer the
+		// form parser gives a body that turns out too long.
+		v2store.NewError(v2store.EcodeInvalidForm, "http: request body too large", 0).WriteTo(w)
+		return
+	}
 	rq, perr := parseRequest(r, k.opts.MaxRequestBytes, keyLimits{depth: k.opts.MaxKeyDepth, bytes: k.opts.MaxKeyBytes})
 	if perr != nil {
 		perr.WriteTo(w)
 		return
+	}
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && rq.key != "/" && strings.HasSuffix(r.URL.Path, "/") {
+		// "/v2/keys/dir/": 3.4 checks grants against the path as written;
+		// read only below the directory (v2store.Below).
+		r = r.WithContext(v2store.Below(r.Context()))
 	}
 	if rq.wait && !rq.quorum {
 		// 3.4 quirk kept: wait=true&quorum=true is a plain quorum GET.
@@ -99,6 +114,17 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			k.writeError(w, err)
 			return
 		}
+		// And again before each event is delivered, as the client: events
+		// are read under the shim's identity, and rights change.
+		ctx := v2watch.WithCheck(r.Context(), k.deliveryCheck(r, rq))
+		if k.opts.Credentials != nil {
+			// Without the shim's own identity, a watch of the client's own.
+			ctx = v2watch.WithDirect(ctx, func(ctx context.Context) (context.Context, error) {
+				cctx, _, err := k.opts.Credentials.Context(ctx, r)
+				return cctx, err
+			})
+		}
+		r = r.WithContext(ctx)
 		k.opts.Watcher.ServeWatch(w, r, rq.key, rq.recursive, rq.stream, rq.waitIndex, k.writeHeaders)
 		return
 	}
@@ -170,6 +196,24 @@ func (k *Keys) canReadAs(r *http.Request, rq *request) (string, error) {
 	}
 	err := k.opts.Credentials.Do(r.Context(), r, check)
 	return user, err
+}
+
+// deliveryCheck asks the member, as r's client, whether it may still read
+// the watched key before the event at index is delivered. Waiters with the
+// same credentials on the same key share one check per event: a thousand
+// long polls woken by one write cost the member one range, not a thousand.
+func (k *Keys) deliveryCheck(r *http.Request, rq *request) v2watch.Check {
+	id := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+	prefix := string(id[:]) + "\x00" + strconv.FormatBool(rq.recursive) + strconv.FormatBool(strings.HasSuffix(r.URL.Path, "/")) +
+		"\x00" + rq.key + "\x00"
+	return func(ctx context.Context, index uint64) error {
+		_, err, _ := k.checks.Do(prefix+strconv.FormatUint(index, 10), func() (any, error) {
+			// Not the waiter's context: a shared check must not end when
+			// the first of its waiters goes away.
+			return nil, k.canRead(r.WithContext(context.WithoutCancel(ctx)), rq)
+		})
+		return err
+	}
 }
 
 func (rq *request) setOptions() v2store.SetOptions {
@@ -249,6 +293,7 @@ func (k *Keys) writeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &ve):
 	case errors.Is(err, v2auth.ErrBadCredentials) || isDenied(err):
+		k.opts.Logger.Debug("v2 request refused by the member", zap.Error(err))
 		ve = v2store.NewError(v2store.EcodeUnauthorized, "Insufficient credentials", 0)
 	default:
 		if !errors.Is(err, context.Canceled) {
@@ -259,20 +304,14 @@ func (k *Keys) writeError(w http.ResponseWriter, err error) {
 	ve.WriteTo(w)
 }
 
-func isDenied(err error) bool {
-	switch status.Code(errors.Unwrap(err)) {
-	case codes.PermissionDenied, codes.Unauthenticated:
-		return true
-	}
-	s := err.Error()
-	return strings.Contains(s, "permission denied") || strings.Contains(s, "user name is empty") ||
-		strings.Contains(s, "invalid auth token")
-}
+// isDenied: the member refused the identity or its rights (by gRPC code and
+// etcd's errors, however wrapped).
+func isDenied(err error) bool { return etcderr.Denied(err) }
 
 // upstreamCause says what failed in words a v2 client can log, without the
 // members' addresses (the log keeps them).
 func upstreamCause(err error) string {
-	if st, ok := status.FromError(errors.Unwrap(err)); ok {
+	if st := etcderr.Status(err); st != nil {
 		return redact.Cause(st.Message())
 	}
 	return redact.Cause(err.Error())

@@ -66,6 +66,9 @@ func (x Layout) MarkerOps(p string) []*pb.RequestOp { return x.l.markerOps(p) }
 // (see the record in scope.go).
 func (x Layout) ActionOp(p, action string) *pb.RequestOp { return x.l.actionOp(p, action) }
 
+// Record is the v3 key of directory dir's record (scope.go).
+func (x Layout) Record(dir string) []byte { return x.l.record(dir) }
+
 // IsRecord reports whether a v3 key of the layout is a directory record,
 // which holds no v2 node.
 func (x Layout) IsRecord(k []byte) bool { return IsRecord(k) }

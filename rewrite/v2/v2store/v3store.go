@@ -153,26 +153,41 @@ type probe struct {
 }
 
 func (s *V3Store) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
-	anc := ancestors(p)
+	plan := s.l.probePlan(p)
 	pr := probe{rev: uint64(rev)}
-	n := 2*len(anc) + 2
+	n := len(plan)
 	if len(resps) < n {
 		return pr
 	}
 	resps = resps[len(resps)-n:]
-	for i, a := range anc {
-		if len(resps[2*i].GetResponseRange().GetKvs()) > 0 {
-			pr.fileAncestor = a
-			break
-		}
-		if len(resps[2*i+1].GetResponseRange().GetKvs()) == 0 {
-			pr.missingAncestor = a
-			break
+	// What the caller may not read is taken as the harmless answer: an
+	// ancestor above the grant is no file and exists.
+	nAnc := len(ancestors(p))
+	file := make([]bool, nAnc)
+	missing := make([]bool, nAnc)
+	for i, r := range plan {
+		found := len(resps[i].GetResponseRange().GetKvs()) > 0
+		switch {
+		case r.anc >= 0 && r.dir:
+			missing[r.anc] = !found
+		case r.anc >= 0:
+			file[r.anc] = found
+		case r.dir:
+			pr.isDir = found
+		case found:
+			pr.target = resps[i].GetResponseRange().GetKvs()[0]
 		}
 	}
-	pr.isDir = len(resps[n-2].GetResponseRange().GetKvs()) > 0
-	if kvs := resps[n-1].GetResponseRange().GetKvs(); len(kvs) > 0 {
-		pr.target = kvs[0]
+	anc := ancestors(p)
+	for i := range anc {
+		if file[i] {
+			pr.fileAncestor = anc[i]
+			break
+		}
+		if missing[i] {
+			pr.missingAncestor = anc[i]
+			break
+		}
 	}
 	return pr
 }
@@ -234,9 +249,10 @@ func rootReadOnly(ctx context.Context, s *V3Store) (*Event, Meta, error) {
 
 // Get reads a file or a directory listing.
 func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta, error) {
+	s = s.scoped(ctx)
 	start, end := s.l.subtree(p)
 	from := start
-	if p != "/" {
+	if p != "/" && !below(ctx) {
 		from = s.l.key(p)
 	}
 	var kv Ranger
@@ -287,15 +303,22 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 // missingAt names a missing key's error at rev, as probe.missing does.
 func (s *V3Store) missingAt(ctx context.Context, kv Ranger, p string, rev int64) error {
 	for _, a := range ancestors(p) {
-		r, err := kv.Range(ctx, &pb.RangeRequest{Key: s.l.key(a), CountOnly: true, Revision: rev, Serializable: true})
-		if err != nil {
-			return fmt.Errorf("range %s: %w", a, err)
-		}
-		if r.Count > 0 {
-			return NewError(EcodeNotDir, a, uint64(rev))
+		// Above the caller's grant an ancestor is taken as an existing
+		// directory (scope.go).
+		if s.l.canRead(s.l.key(a), nil) {
+			r, err := kv.Range(ctx, &pb.RangeRequest{Key: s.l.key(a), CountOnly: true, Revision: rev, Serializable: true})
+			if err != nil {
+				return fmt.Errorf("range %s: %w", a, err)
+			}
+			if r.Count > 0 {
+				return NewError(EcodeNotDir, a, uint64(rev))
+			}
 		}
 		start, end := s.l.subtree(a)
-		r, err = kv.Range(ctx, &pb.RangeRequest{Key: start, RangeEnd: end, Limit: 1, KeysOnly: true, Revision: rev, Serializable: true})
+		if !s.l.canRead(start, end) {
+			continue
+		}
+		r, err := kv.Range(ctx, &pb.RangeRequest{Key: start, RangeEnd: end, Limit: 1, KeysOnly: true, Revision: rev, Serializable: true})
 		if err != nil {
 			return fmt.Errorf("range %s: %w", a, err)
 		}
@@ -387,8 +410,8 @@ func (s *V3Store) dirNode(p string, t *dirTree, ttls map[int64]ttlInfo, recursiv
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if strings.HasPrefix(name, "_") {
-			continue
+		if strings.HasPrefix(name, "_") || name == recordName {
+			continue // hidden, or a directory record (scope.go)
 		}
 		if d, ok := t.dirs[name]; ok {
 			n.Nodes = append(n.Nodes, s.dirNode(base+"/"+name, d, ttls, recursive, recursive))
@@ -402,13 +425,17 @@ func (s *V3Store) dirNode(p string, t *dirTree, ttls map[int64]ttlInfo, recursiv
 // CanRead reads at most one key of the watched range as the caller: the
 // member checks the range permission without sending the subtree.
 func (s *V3Store) CanRead(ctx context.Context, p string, recursive bool) error {
+	s = s.scoped(ctx)
 	start, end := s.l.subtree(p)
 	key := s.l.key(p)
 	if !recursive {
 		end = append(append([]byte(nil), key...), 0)
 	}
-	if p == "/" {
+	switch {
+	case p == "/" || (recursive && below(ctx)):
 		key = start
+	case below(ctx):
+		key, end = start, append(append([]byte(nil), start...), 0) // the directory's marker
 	}
 	_, err := s.kv.Range(ctx, &pb.RangeRequest{Key: key, RangeEnd: end, CountOnly: true, Serializable: true})
 	if err != nil {

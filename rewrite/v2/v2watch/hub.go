@@ -417,6 +417,13 @@ func (h *Hub) unregister(w *waiter) {
 // ServeWatch answers a v2 wait=true request.
 func (h *Hub) ServeWatch(w http.ResponseWriter, r *http.Request, key string, recursive, stream bool, waitIndex uint64,
 	writeHeaders func(http.ResponseWriter, v2store.Meta)) {
+	direct, _ := r.Context().Value(directKey{}).(Direct)
+	if direct != nil && h.unavailable() != nil {
+		// Auth keeps the hub from following the keyspace (no --user):
+		// the client's own watch, with its own rights.
+		h.serveDirect(w, r, direct, key, recursive, stream, waitIndex, writeHeaders)
+		return
+	}
 	wait := time.NewTimer(startWait)
 	defer wait.Stop()
 	select {
@@ -424,6 +431,10 @@ func (h *Hub) ServeWatch(w http.ResponseWriter, r *http.Request, key string, rec
 	case <-r.Context().Done():
 		return
 	case <-wait.C:
+		if direct != nil {
+			h.serveDirect(w, r, direct, key, recursive, stream, waitIndex, writeHeaders)
+			return
+		}
 		// Not following the keyspace yet: say why instead of hanging.
 		cause := "the v2 watch hub has not read the store index yet"
 		if err := h.unavailable(); err != nil {
