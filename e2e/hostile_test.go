@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -80,5 +81,90 @@ func TestAcceptSurvivesDescriptorExhaustion(t *testing.T) {
 	}
 	if n := countLog(t, shim, "accepting client connections failed"); n > 3 {
 		t.Errorf("%d log lines about failed accepts for one burst; want one (at most three)", n)
+	}
+}
+
+// answer is what a differential test compares of an HTTP answer.
+type answer struct {
+	Status                   int
+	Origin, Methods, Headers string
+	Body                     string // only for refusals, which carry etcd's text
+}
+
+func ask(t *testing.T, base, method, path, host, origin, body string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	if strings.HasPrefix(path, "/v2/") && body != "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	a := answer{Status: resp.StatusCode, Origin: resp.Header.Get("Access-Control-Allow-Origin"),
+		Methods: resp.Header.Get("Access-Control-Allow-Methods"), Headers: resp.Header.Get("Access-Control-Allow-Headers")}
+	if resp.StatusCode == http.StatusMisdirectedRequest {
+		a.Body = string(b)
+	}
+	return a
+}
+
+// TestHostWhitelistAndCORSAs34: the shim in front of a 3.7 member and a
+// 3.4 member, both started with the same --host-whitelist and --cors (and
+// both with the defaults), give the same status, CORS headers and refusal
+// text to the same requests, on every surface the shim answers itself
+// (v2, /v3beta, /health, /metrics) and on /version, passed through.
+func TestHostWhitelistAndCORSAs34(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	for _, flags := range [][]string{
+		{"--host-whitelist", "localhost,127.0.0.1", "--cors", "https://ok.example:8443,https://two.example:8443"},
+		{},
+	} {
+		name := "defaults"
+		if len(flags) > 0 {
+			name = "set"
+		}
+		t.Run(name, func(t *testing.T) {
+			old := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", EnableV2: true, ExtraArgs: flags})
+			// The member behind the shim has the same flags: what the shim
+			// passes through (here /version) is the member's answer.
+			cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", ExtraArgs: flags})
+			shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), Args: flags})
+			ref := old.ClientURLs()[0]
+			for _, host := range []string{"evil.example", "evil.example:2379", ""} {
+				for _, origin := range []string{"", "https://ok.example:8443", "https://two.example:8443", "https://evil.example:8443", "https://ok.example"} {
+					for i, rq := range []struct{ method, path, body string }{
+						{"PUT", "/v2/keys/hostile/k", "value=v"},
+						{"GET", "/v2/keys/hostile/k", ""},
+						{"OPTIONS", "/v2/keys/hostile/k", ""},
+						{"POST", "/v3beta/kv/put", `{"key":"aG9zdGlsZQ==","value":"dg=="}`},
+						{"POST", "/v3beta/kv/range", `{"key":"aG9zdGlsZQ=="}`},
+						{"GET", "/health", ""},
+						{"GET", "/version", ""},
+						{"GET", "/metrics", ""},
+					} {
+						h := host
+						want := ask(t, ref, rq.method, rq.path, strings.ReplaceAll(h, "2379", "1"), origin, rq.body)
+						got := ask(t, shim.URL, rq.method, rq.path, strings.ReplaceAll(h, "2379", "1"), origin, rq.body)
+						if got != want {
+							t.Errorf("#%d %s %s Host=%q Origin=%q:\n  shim %+v\n  3.4  %+v", i, rq.method, rq.path, h, origin, got, want)
+						}
+					}
+				}
+			}
+		})
 	}
 }
