@@ -62,7 +62,7 @@ func TestBench(t *testing.T) {
 		gatewaySection(t, &out, member, sp, shim)
 	}
 	if benchOn("gatewayws") {
-		gatewayWSSection(t, &out, cl, shim)
+		gatewayWSSection(t, &out)
 	}
 	if benchOn("gc") {
 		gcSection(t, &out, cl.ClientURLs(), shim)
