@@ -137,14 +137,11 @@ func excluded(alarm string, exclude []string) bool {
 	return false
 }
 
-func (s *Server) unreachableReason(err error) string {
-	reason := err.Error()
-	if errs := s.pool.LastErrors(); len(errs) > 0 {
-		var parts []string
-		for ep, e := range errs {
-			parts = append(parts, ep+": "+e)
-		}
-		reason += " (" + strings.Join(parts, "; ") + ")"
+// unreachableReason is NoMemberReason with each member's own cause, once
+// per member (the call's error repeats one of them, so it is not added).
+func (s *Server) unreachableReason(error) string {
+	if causes := s.pool.memberCauses(); causes != "" {
+		return NoMemberReason + ": " + causes
 	}
-	return reason
+	return NoMemberReason
 }

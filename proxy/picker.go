@@ -144,6 +144,10 @@ const (
 func (pk picker) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
 	pause := firstRetryPause
 	var err error
+	// A call that finds no member healthy fails at once if the pool knew
+	// that before it was sent, else within NoMemberWait (unavailable.go).
+	wasHealthy := pk.p.Healthy()
+	var noneSince time.Time
 	for round := 0; ; round++ {
 		// Made on the first failure: most calls succeed at once.
 		var tried map[*endpoint]bool
@@ -172,7 +176,18 @@ func (pk picker) Invoke(ctx context.Context, method string, args, reply any, opt
 		if round+1 >= maxRetryRounds {
 			return err
 		}
-		if !ctxtime.Sleep(ctx, pause) {
+		wait := pause
+		if !pk.p.Healthy() {
+			if noneSince.IsZero() {
+				noneSince = time.Now()
+			}
+			left := NoMemberWait - time.Since(noneSince)
+			if !wasHealthy || left <= 0 {
+				return errNoMember
+			}
+			wait = min(wait, left)
+		}
+		if !ctxtime.Sleep(ctx, wait) {
 			return err
 		}
 		pause = min(2*pause, maxRetryPause)
@@ -204,6 +219,9 @@ func (pk picker) NewStream(ctx context.Context, desc *grpc.StreamDesc, method st
 		if cs, err = ep.newStream(ctx, desc, method, opts...); err == nil {
 			return cs, nil
 		}
+	}
+	if !pk.p.Healthy() {
+		return nil, errNoMember
 	}
 	return nil, err
 }

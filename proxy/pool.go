@@ -78,6 +78,9 @@ type endpoint struct {
 	drain atomic.Int32
 	// inflight counts the shim's own calls and streams on this member.
 	inflight atomic.Int64
+	// memberID and leaderID come from the member's last Status (leader.go).
+	memberID atomic.Uint64
+	leaderID atomic.Uint64
 
 	mu      sync.Mutex // guards tunnels and streams
 	tunnels map[*tunnel]struct{}
@@ -259,6 +262,9 @@ func (ep *endpoint) probe(parent context.Context) {
 	}
 	if ok && time.Now().UnixNano() < ep.downUntil.Load() {
 		return
+	}
+	if ok {
+		ep.learnLeader(ctx)
 	}
 	if ep.drain.Load() != drainOff {
 		if ok = ep.drainedProbe(ok); !ok {

@@ -163,7 +163,12 @@ func NewPassthrough(pool *Pool, log *zap.Logger) http.Handler {
 			log.Warn("pass-through failed", zap.String("path", r.URL.Path), zap.Error(err))
 			pool.requestProbe()
 			// The error names the member's address: it stays in the log.
-			http.Error(w, "etcdshim: "+redact.Unavailable, http.StatusBadGateway)
+			// 503, as the gateway and /health answer when no member can.
+			reason := redact.Unavailable
+			if !pool.Healthy() {
+				reason = NoMemberReason
+			}
+			http.Error(w, "etcdshim: "+reason, http.StatusServiceUnavailable)
 		},
 		ErrorLog: zap.NewStdLog(log.Named("passthrough")),
 	}
