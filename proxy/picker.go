@@ -151,7 +151,8 @@ func (pk picker) Invoke(ctx context.Context, method string, args, reply any, opt
 	for round := 0; ; round++ {
 		// Made on the first failure: most calls succeed at once.
 		var tried map[*endpoint]bool
-		for ep := pk.p.current(); ep != nil; ep = pk.p.nextHealthy(tried) {
+	members:
+		for ep := pk.p.firstFor(method); ep != nil; ep = pk.p.nextHealthy(tried) {
 			callOpts, from := sentOption(opts)
 			ep.inflight.Add(1)
 			err = ep.conn.Invoke(ctx, method, args, reply, callOpts...)
@@ -171,6 +172,12 @@ func (pk picker) Invoke(ctx context.Context, method string, args, reply any, opt
 			case retryCluster:
 				// The member is up; the cluster is between leaders. Another
 				// member may already know the new one.
+				if proposalDropped(err) {
+					// ...but not for a proposal the leader refused during a
+					// transfer: a follower would forward it to that leader,
+					// which drops it silently (leader.go). Wait, then retry.
+					break members
+				}
 			}
 		}
 		if round+1 >= maxRetryRounds {
