@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -166,5 +168,145 @@ func TestHostWhitelistAndCORSAs34(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// peakRSS is a process's peak resident set (VmHWM) in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+type v2Answer struct {
+	Status    int
+	Action    string
+	Key       string
+	Value     string
+	ErrorCode int
+	Cause     string
+}
+
+func deepDo(t *testing.T, base, method, key, form string) v2Answer {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+"/v2/keys"+key, strings.NewReader(form))
+	if form != "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %d-byte key: %v", method, len(key), err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Action string `json:"action"`
+		Node   struct {
+			Key   string `json:"key"`
+			Value string `json:"value"`
+		} `json:"node"`
+		ErrorCode int    `json:"errorCode"`
+		Cause     string `json:"cause"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return v2Answer{resp.StatusCode, body.Action, body.Node.Key, body.Node.Value, body.ErrorCode, body.Cause}
+}
+
+// TestDeepV2Keys: 200-level keys work through the shim in front of 3.7
+// (default --max-txn-ops) as on 3.4; 10,000-level keys get 209 naming the
+// limit, three at once, without the shim's memory growing with the square
+// of the depth (it once peaked at 2.2 GB).
+func TestDeepV2Keys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	old := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", EnableV2: true})
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
+	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
+	ref := old.ClientURLs()[0]
+	deepKey := "/deep" + strings.Repeat("/a", 199)
+	for _, step := range []struct{ method, key, form string }{
+		{"PUT", deepKey, "value=v"},
+		{"GET", deepKey, ""},
+		{"PUT", deepKey + "/b", "value=x"},                      // 104: a file on the path
+		{"PUT", "/deep" + strings.Repeat("/a", 100), "value=x"}, // 102: a directory
+		{"PUT", deepKey, "value=w&prevValue=v"},
+		{"PUT", deepKey, "value=w&prevExist=false"}, // 105
+		{"DELETE", deepKey, ""},
+		{"GET", deepKey, ""}, // 100
+		{"PUT", deepKey + "/c", "dir=true"},
+		{"DELETE", "/deep", "recursive=true"},
+	} {
+		want := deepDo(t, ref, step.method, step.key, step.form)
+		got := deepDo(t, shim.URL, step.method, step.key, step.form)
+		// Error causes name a key; index values differ between stores.
+		if got != want {
+			t.Errorf("%s %d levels %q:\n  shim %+v\n  3.4  %+v", step.method, strings.Count(step.key, "/"), step.form, got, want)
+		}
+	}
+
+	before := peakRSS(t, shim.PID())
+	huge := "/x" + strings.Repeat("/a", 10000)
+	errs := make(chan v2Answer, 3)
+	for i := 0; i < 3; i++ {
+		go func() { errs <- deepDo(t, shim.URL, "PUT", huge, "value=v") }()
+	}
+	for i := 0; i < 3; i++ {
+		a := <-errs
+		if a.Status != http.StatusBadRequest || a.ErrorCode != 209 || !strings.Contains(a.Cause, "--v2-max-key-depth") {
+			t.Fatalf("10,000 levels: %+v; want 400 with code 209 naming --v2-max-key-depth", a)
+		}
+	}
+	// Ceiling: each request is 20 KB; the quadratic transaction was 200 MB.
+	if grown := peakRSS(t, shim.PID()) - before; grown > 64<<20 {
+		t.Errorf("peak RSS grew by %d MiB for three 10,000-level requests", grown>>20)
+	}
+}
+
+// TestNoInternalAddresses: with its member gone, the shim's v2 errors,
+// /v3beta errors and the pass-through 502 say "upstream member
+// unavailable" and never the member's address; the log keeps it.
+func TestNoInternalAddresses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
+	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
+	cl.Members[0].Kill(t)
+	addr := strings.TrimPrefix(cl.ClientURLs()[0], "http://")
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	client := &http.Client{Timeout: 30 * time.Second}
+	for _, rq := range []struct{ method, path, body string }{
+		{"GET", "/v2/keys/x?quorum=true", ""},
+		{"PUT", "/v2/keys/x", "value=v"},
+		{"POST", "/v3beta/kv/range", `{"key":"eA=="}`},
+		{"POST", "/v3/kv/range", `{"key":"eA=="}`},
+		{"GET", "/some/path/the/member/answers", ""},
+	} {
+		req, _ := http.NewRequest(rq.method, shim.URL+rq.path, strings.NewReader(rq.body))
+		if strings.HasPrefix(rq.path, "/v2/") {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode < 400 || strings.Contains(string(b), port) || strings.Contains(string(b), "127.0.0.1") || !strings.Contains(string(b), "upstream member unavailable") {
+			t.Errorf("%s %s: %d %s", rq.method, rq.path, resp.StatusCode, b)
+		}
+	}
+	if countLog(t, shim, port) == 0 {
+		t.Error("the log does not keep the member's address")
 	}
 }
