@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 
 	"gopkg.in/yaml.v3"
@@ -52,15 +53,26 @@ func LoadTable(path string) (*Table, error) {
 	if err := dec.Decode(&t); err != nil {
 		return nil, fmt.Errorf("parsing metric aliases: %w", err)
 	}
-	if _, ok := t.Groups["default"]; !ok {
-		return nil, fmt.Errorf("metric aliases: no default group")
-	}
 	return &t, nil
 }
 
-// Active returns the default group's aliases and those of the named groups.
+// NoAliases is the group list that switches every alias off, the default
+// group's included: --metric-alias-groups none.
+const NoAliases = "none"
+
+// Active returns the default group's aliases (when the table has one) and
+// those of the named groups; groups ["none"] returns no alias at all.
 func (t *Table) Active(groups []string) ([]Alias, error) {
-	names := append([]string{"default"}, groups...)
+	if slices.Contains(groups, NoAliases) {
+		if len(groups) > 1 {
+			return nil, fmt.Errorf("%q switches every alias off and goes alone, not with %v", NoAliases, groups)
+		}
+		return nil, nil
+	}
+	names := groups
+	if _, ok := t.Groups["default"]; ok {
+		names = append([]string{"default"}, groups...)
+	}
 	seen := map[string]bool{}
 	var out []Alias
 	for _, g := range names {
