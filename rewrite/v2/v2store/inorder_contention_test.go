@@ -13,7 +13,32 @@ import (
 	"github.com/etcdshim/etcdshim/internal/etcdtest"
 	v2 "github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
 )
+
+// countingConn counts unary calls by method.
+type countingConn struct {
+	grpc.ClientConnInterface
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+func (c *countingConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	c.mu.Lock()
+	if c.n == nil {
+		c.n = map[string]int64{}
+	}
+	c.n[method]++
+	c.mu.Unlock()
+	return c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
+}
+
+func (c *countingConn) calls(method string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[method]
+}
+
 
 // TestInOrderContention: in-order creates into one directory from two
 // stores on one member (two shims) and from many goroutines each never fail,
@@ -94,9 +119,15 @@ func TestInOrderContention(t *testing.T) {
 	}
 
 	t.Run("one store, 8 producers", func(t *testing.T) {
-		s := v2.NewV3(cc, "/unit-contention-one")
+		cn := &countingConn{ClientConnInterface: cc}
+		s := v2.NewV3(cn, "/unit-contention-one")
 		got := produce(t, []*v2.V3Store{s}, "/q", 8, 25)
 		check(t, got, 200)
+		// Creates within one store take turns: none lost a race, so each
+		// was one read and one transaction.
+		if txns, ranges := cn.calls("/etcdserverpb.KV/Txn"), cn.calls("/etcdserverpb.KV/Range"); txns != 200 || ranges != 200 {
+			t.Errorf("%d transactions and %d reads for 200 creates, want 200 each", txns, ranges)
+		}
 		// Nothing else wrote: every name is its createdIndex.
 		for _, c := range got {
 			if c.name != fmt.Sprintf("%020d", c.created) {
