@@ -26,11 +26,29 @@ func pastTokenTTL() { time.Sleep((authClientTTL + 2) * time.Second) }
 // startAuthShim is a shim in front of a 3.7 member with --auth-token-ttl 3
 // and the differential suite's users (root, alice rw /alice/*, bob ro),
 // plus patroni (rw /service/*), made through the shim's /v2/auth.
-func startAuthShim(t *testing.T) (*harness.Cluster, *harness.Shim) {
+// With shimIdentity the shim also has a v3 user of its own (--user, read
+// on the v2 keyspace, the least privilege docs/v2.md asks for).
+func startAuthShim(t *testing.T, shimIdentity bool) (*harness.Cluster, *harness.Shim) {
 	t.Helper()
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1, ExtraArgs: []string{"--auth-token-ttl", strconv.Itoa(authClientTTL)}})
-	sh := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
+	var args, env []string
+	if shimIdentity {
+		args, env = []string{"--user", "etcdshim"}, []string{"ETCDSHIM_PASSWORD=shimpw"}
+	}
+	sh := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), Args: args, Env: env})
 	client := newAuthClient()
+	if shimIdentity {
+		for _, s := range [][2]string{
+			{"/v2/auth/roles/etcdshim", `{"role":"etcdshim","permissions":{"kv":{"read":["/*"],"write":[]}}}`},
+			{"/v2/auth/users/etcdshim", `{"user":"etcdshim","password":"shimpw"}`},
+			{"/v2/auth/users/etcdshim", `{"user":"etcdshim","grant":["etcdshim"]}`},
+		} {
+			st, _, raw := authCall(context.Background(), client, sh.URL, authIdent{}, "PUT", s[0], s[1], "application/json")
+			if st != 200 && st != 201 {
+				t.Fatalf("PUT %s: %d %s", s[0], st, raw)
+			}
+		}
+	}
 	for _, s := range [][3]string{
 		{"PUT", "/v2/keys/secret/s", "value=secret"},
 	} {
@@ -61,35 +79,43 @@ func TestV2AuthEtcdctl(t *testing.T) {
 		t.Skip("e2e")
 	}
 	t.Parallel()
-	_, shim := startAuthShim(t)
+	t.Run("no shim identity", func(t *testing.T) { authEtcdctl(t, false) })
+	t.Run("shim identity", func(t *testing.T) { authEtcdctl(t, true) })
+}
+
+func authEtcdctl(t *testing.T, shimIdentity bool) {
+	_, shim := startAuthShim(t, shimIdentity)
 	ep := shim.URL
 	alice := []string{"--username", "alice:alicepw"}
 	as := func(user []string, args ...string) []string { return append(append([]string{}, user...), args...) }
 	start := time.Now()
 
-	if got := etcdctl2(t, ep, as(alice, "set", "/alice/k", "v1")...); got != "v1" {
+	if got := etcdctl2(t, ep, as(alice, "set", "/alice/app/k", "v1")...); got != "v1" {
 		t.Fatalf("set: %q", got)
 	}
-	if got := etcdctl2(t, ep, as(alice, "get", "/alice/k")...); got != "v1" {
+	if got := etcdctl2(t, ep, as(alice, "get", "/alice/app/k")...); got != "v1" {
 		t.Fatalf("get: %q", got)
 	}
-	etcdctl2(t, ep, as(alice, "mkdir", "/alice/d")...)
-	etcdctl2(t, ep, as(alice, "set", "/alice/d/x", "x")...)
+	etcdctl2(t, ep, as(alice, "mkdir", "/alice/app/d")...)
+	etcdctl2(t, ep, as(alice, "set", "/alice/app/d/x", "x")...)
 	pastTokenTTL()
-	if got := etcdctl2(t, ep, as(alice, "ls", "-r", "--sort", "/alice")...); got != "/alice/d\n/alice/d/x\n/alice/k" {
+	// (a recursive listing of /alice itself is refused, as on 3.4: the
+	// grant /alice/* covers what is below /alice, not /alice)
+	etcdctl2Fails(t, ep, "The request requires user authentication", as(alice, "ls", "-r", "/alice")...)
+	if got := etcdctl2(t, ep, as(alice, "ls", "-r", "--sort", "/alice/app")...); got != "/alice/app/d\n/alice/app/d/x\n/alice/app/k" {
 		t.Fatalf("ls -r after the token TTL: %q", got)
 	}
-	etcdctl2(t, ep, as(alice, "update", "/alice/k", "v2")...)
-	etcdctl2Fails(t, ep, "Compare failed", as(alice, "set", "--swap-with-value", "nope", "/alice/k", "v3")...)
+	etcdctl2(t, ep, as(alice, "update", "/alice/app/k", "v2")...)
+	etcdctl2Fails(t, ep, "Compare failed", as(alice, "set", "--swap-with-value", "nope", "/alice/app/k", "v3")...)
 	etcdctl2Fails(t, ep, "The request requires user authentication", as(alice, "get", "/secret/s")...)
 	etcdctl2Fails(t, ep, "The request requires user authentication", as(alice, "set", "/secret/s", "mine")...)
-	etcdctl2Fails(t, ep, "The request requires user authentication", as([]string{"--username", "bob:bobpw"}, "set", "/alice/k", "bob")...)
-	if got := etcdctl2(t, ep, as([]string{"--username", "bob:bobpw"}, "get", "/alice/k")...); got != "v2" {
+	etcdctl2Fails(t, ep, "The request requires user authentication", as([]string{"--username", "bob:bobpw"}, "set", "/alice/app/k", "bob")...)
+	if got := etcdctl2(t, ep, as([]string{"--username", "bob:bobpw"}, "get", "/alice/app/k")...); got != "v2" {
 		t.Fatalf("bob's read: %q", got)
 	}
 
 	// watch: registered now, answered by a write after the token TTL
-	out, err := harness.Etcdctl(t, []string{"ETCDCTL_API=2"}, "--endpoints", ep, "--username", "alice:alicepw", "-o", "extended", "get", "/alice/k")
+	out, err := harness.Etcdctl(t, []string{"ETCDCTL_API=2"}, "--endpoints", ep, "--username", "alice:alicepw", "-o", "extended", "get", "/alice/app/k")
 	if err != nil {
 		t.Fatalf("get -o extended: %v %s", err, out)
 	}
@@ -101,7 +127,7 @@ func TestV2AuthEtcdctl(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	w := exec.CommandContext(ctx, harness.EtcdctlBinary(t), "--endpoints", ep, "--username", "alice:alicepw", "watch", "--after-index", idx, "/alice/k")
+	w := exec.CommandContext(ctx, harness.EtcdctlBinary(t), "--endpoints", ep, "--username", "alice:alicepw", "watch", "--after-index", idx, "/alice/app/k")
 	w.Env = append(os.Environ(), "ETCDCTL_API=2")
 	var wout bytes.Buffer
 	w.Stdout, w.Stderr = &wout, &wout
@@ -109,15 +135,15 @@ func TestV2AuthEtcdctl(t *testing.T) {
 		t.Fatal(err)
 	}
 	pastTokenTTL()
-	etcdctl2(t, ep, as(alice, "set", "/alice/k", "after-ttl")...)
+	etcdctl2(t, ep, as(alice, "set", "/alice/app/k", "after-ttl")...)
 	if err := w.Wait(); err != nil || strings.TrimSpace(wout.String()) != "after-ttl" {
 		t.Fatalf("etcdctl watch across the token TTL: %v %q", err, wout.String())
 	}
 
-	etcdctl2(t, ep, as(alice, "rm", "/alice/d/x")...)
-	etcdctl2(t, ep, as(alice, "rmdir", "/alice/d")...)
-	etcdctl2(t, ep, as(alice, "rm", "-r", "/alice")...)
-	etcdctl2Fails(t, ep, "Key not found", as(alice, "get", "/alice/k")...)
+	etcdctl2(t, ep, as(alice, "rm", "/alice/app/d/x")...)
+	etcdctl2(t, ep, as(alice, "rmdir", "/alice/app/d")...)
+	etcdctl2(t, ep, as(alice, "rm", "-r", "/alice/app")...)
+	etcdctl2Fails(t, ep, "Key not found", as(alice, "get", "/alice/app/k")...)
 	if got := etcdctl2(t, ep, "--username", "root:rootpw", "member", "list"); !strings.Contains(got, "clientURLs="+ep) {
 		t.Fatalf("member list as root: %q", got)
 	}
@@ -137,7 +163,12 @@ func TestV2AuthPythonEtcd(t *testing.T) {
 		t.Skip("e2e")
 	}
 	t.Parallel()
-	_, shim := startAuthShim(t)
+	t.Run("no shim identity", func(t *testing.T) { authPythonEtcd(t, false) })
+	t.Run("shim identity", func(t *testing.T) { authPythonEtcd(t, true) })
+}
+
+func authPythonEtcd(t *testing.T, shimIdentity bool) {
+	_, shim := startAuthShim(t, shimIdentity)
 	pythonEtcd(t, shim.URL, "python-etcd with credentials ok", `
 import sys, time, threading, etcd
 ttl = `+strconv.Itoa(authClientTTL)+`
@@ -191,6 +222,11 @@ func TestV2AuthPatroni(t *testing.T) {
 		t.Skip("e2e")
 	}
 	t.Parallel()
-	_, shim := startAuthShim(t)
+	t.Run("no shim identity", func(t *testing.T) { authPatroni(t, false) })
+	t.Run("shim identity", func(t *testing.T) { authPatroni(t, true) })
+}
+
+func authPatroni(t *testing.T, shimIdentity bool) {
+	_, shim := startAuthShim(t, shimIdentity)
 	runPython(t, "patroni dcs with credentials ok", "testdata/patroni_dcs_auth.py", strings.TrimPrefix(shim.URL, "http://"), strconv.Itoa(authClientTTL))
 }
