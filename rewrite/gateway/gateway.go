@@ -122,6 +122,7 @@ func New(opts Options, cc grpc.ClientConnInterface) (*Gateway, error) {
 	g := &Gateway{opts: opts}
 	common := []runtime.ServeMuxOption{
 		runtime.WithIncomingHeaderMatcher(forwardHeader),
+		runtime.WithStreamErrorHandler(clientStreamError),
 	}
 	if opts.MarkAnonymous {
 		common = append(common, runtime.WithMetadata(anonymousToken))

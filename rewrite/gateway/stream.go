@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -25,6 +26,13 @@ import (
 var firstRequests = map[string]func() proto.Message{
 	"/v3/watch":           func() proto.Message { return protoadapt.MessageV2Of(&pb.WatchRequest{}) },
 	"/v3/lease/keepalive": func() proto.Message { return protoadapt.MessageV2Of(&pb.LeaseKeepAliveRequest{}) },
+}
+
+// clientStreamError is the status that ends a stream's answer: a member's own
+// error as it is, the shim's lost connection to a member without the
+// member's address (as for unary answers; the log keeps it).
+func clientStreamError(_ context.Context, err error) *status.Status {
+	return status.Convert(clientError(err))
 }
 
 // serveLegacyRoute answers a request on a legacy prefix, its path already

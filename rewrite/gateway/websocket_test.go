@@ -20,11 +20,16 @@ import (
 type goneWatch struct{ pb.UnimplementedWatchServer }
 
 func (goneWatch) Watch(s pb.Watch_WatchServer) error {
-	if _, err := s.Recv(); err != nil {
+	req, err := s.Recv()
+	if err != nil {
 		return err
 	}
 	if err := s.Send(&pb.WatchResponse{Header: testHeader, Created: true}); err != nil {
 		return err
+	}
+	if string(req.GetCreateRequest().GetKey()) == "leak" {
+		// What grpc-go says when the shim's connection to a member breaks.
+		return status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 10.1.2.3:2379: connect: connection refused"`)
 	}
 	return status.Error(codes.Unavailable, "member going away")
 }
@@ -94,6 +99,30 @@ func TestStreamEndsOnUpstreamError(t *testing.T) {
 				t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 			}
 		})
+	}
+}
+
+// TestStreamErrorHidesMember: a stream ended by the shim's lost connection
+// says the member is unavailable without naming its address.
+func TestStreamErrorHidesMember(t *testing.T) {
+	srv := goneGateway(t, Options{})
+	for prefix, want := range map[string]string{
+		"/v3beta": `{"error":{"grpc_code":14,"http_code":503,"message":"upstream member unavailable","http_status":"Service Unavailable"}}`,
+		"/v3":     `{"error":{"code":14,"message":"upstream member unavailable"}}`,
+	} {
+		resp, err := http.Post(srv.URL+prefix+"/watch", "application/json", strings.NewReader(`{"create_request":{"key":"bGVhaw=="}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		resp.Body.Close()
+		if len(lines) != 2 || lines[1] != want {
+			t.Errorf("%s: %q, want the created line and %s", prefix, lines, want)
+		}
 	}
 }
 
