@@ -177,6 +177,19 @@ func NewPassthrough(pool *Pool, log *zap.Logger) http.Handler {
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
+	// writeTimeout, when set, bounds each write of the response: a client
+	// that stops reading a started answer is cut after it instead of
+	// holding the answer's memory for as long as it stays connected. A
+	// long poll still waiting writes nothing and is not bounded.
+	writeTimeout time.Duration
+	rc           *http.ResponseController
+}
+
+// deadline moves the write deadline before a write or flush.
+func (r *statusRecorder) deadline() {
+	if r.writeTimeout > 0 {
+		_ = r.rc.SetWriteDeadline(time.Now().Add(r.writeTimeout))
+	}
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -190,6 +203,7 @@ func (r *statusRecorder) Write(p []byte) (int, error) {
 	if r.code == 0 {
 		r.code = http.StatusOK
 	}
+	r.deadline()
 	return r.ResponseWriter.Write(p)
 }
 
@@ -214,6 +228,7 @@ func (r *statusRecorder) Flush() {
 		if r.code == 0 {
 			r.code = http.StatusOK
 		}
+		r.deadline()
 		f.Flush()
 	}
 }
@@ -225,6 +240,12 @@ func (s *Server) instrument(surface string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		if t := s.cfg.ResponseWriteTimeout; t > 0 {
+			// A deadline left by the connection's previous response must
+			// not cut this one (the server sets none itself).
+			rec.writeTimeout, rec.rc = t, http.NewResponseController(w)
+			_ = rec.rc.SetWriteDeadline(time.Time{})
+		}
 		next.ServeHTTP(rec, r)
 		if rec.code == 0 {
 			rec.code = http.StatusOK
