@@ -211,3 +211,29 @@ func TestStrays(t *testing.T) {
 		t.Errorf("component %q", got)
 	}
 }
+
+// TestInOrderDeadlineCause: a create whose deadline passes while earlier
+// creates in its directory hold it answers a plain cause naming what
+// happened (a 300 at the edge, like 3.4's request timeout), not a
+// contention error; other directories are not held up.
+func TestInOrderDeadlineCause(t *testing.T) {
+	s := NewV3(nil, "")
+	unlock, err := s.inOrder.locks.lock(context.Background(), "/q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	_, _, err = s.CreateInOrder(ctx, "/q", SetOptions{Value: "x"})
+	if !errors.Is(err, ErrInOrderDeadline) {
+		t.Fatalf("err %v, want ErrInOrderDeadline", err)
+	}
+	if want := "create in order /q: waiting for earlier creates in this directory: the request's deadline passed before a free in-order name was won"; err.Error() != want {
+		t.Errorf("cause %q, want %q", err, want)
+	}
+	var ve *Error
+	if errors.As(err, &ve) {
+		t.Errorf("a v2 error %v, want a plain cause", ve)
+	}
+}

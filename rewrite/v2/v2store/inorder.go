@@ -3,6 +3,7 @@ package v2store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -62,7 +63,7 @@ func (q *inOrder) remember(dir string, n uint64) {
 
 // ErrInOrderDeadline is wrapped by the error of an in-order create whose
 // request deadline passed while other writers kept taking the next name.
-var ErrInOrderDeadline = fmt.Errorf("the request's deadline passed before a free in-order name was won")
+var ErrInOrderDeadline = errors.New("the request's deadline passed before a free in-order name was won")
 
 // CreateInOrder creates <dir>/<20-digit N> (POST). N is above every in-order
 // name already in dir, whoever wrote it (3.4 before an import, v2 import,
@@ -82,7 +83,10 @@ func (s *V3Store) CreateInOrder(ctx context.Context, dir string, o SetOptions) (
 	defer cancel()
 	unlock, err := s.inOrder.locks.lock(ctx, dir)
 	if err != nil {
-		return nil, Meta{}, fmt.Errorf("create in order %s: waiting for earlier creates in this directory: %w", dir, ErrInOrderDeadline)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = ErrInOrderDeadline
+		}
+		return nil, Meta{}, fmt.Errorf("create in order %s: waiting for earlier creates in this directory: %w", dir, err)
 	}
 	defer unlock()
 	lease, t, err := s.grant(ctx, o.TTL)

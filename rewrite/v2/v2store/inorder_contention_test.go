@@ -39,7 +39,6 @@ func (c *countingConn) calls(method string) int64 {
 	return c.n[method]
 }
 
-
 // TestInOrderContention: in-order creates into one directory from two
 // stores on one member (two shims) and from many goroutines each never fail,
 // and their names are unique and increase in creation order; names stay
