@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/ctxtime"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
@@ -141,6 +142,12 @@ func (a *Admin) moveLeader(ctx context.Context, ep *endpoint) (uint64, error) {
 		return 0, fmt.Errorf("move-leader to %x: %w", target, err)
 	}
 	a.log.Info("leadership moved", zap.String("from", fmt.Sprintf("%x", self)), zap.String("to", fmt.Sprintf("%x", target)))
+	// The other members' shims send their writes to the leader they learnt
+	// at their last probe (leader.go): give them two probe intervals (the
+	// same --health-interval is assumed) to learn the new one, so that no
+	// write of theirs is in flight on this member when it stops (a 3.4
+	// member closes its connections with the calls on them).
+	ctxtime.Sleep(ctx, 2*a.pool.opts.HealthInterval)
 	return target, nil
 }
 

@@ -23,6 +23,16 @@ var streamingMethods = map[string]bool{
 	"/grpc.health.v1.Health/Watch":       true,
 }
 
+// A drain's PING (RFC 9113 §6.7): the client answers it after every frame it
+// sent before, so once its ACK is relayed every stream the client opened
+// before it read the GOAWAY is known to the tunnel.
+const (
+	framePing = 0x6
+	flagAck   = 0x1
+)
+
+var drainPingData = [8]byte{'e', 't', 'c', 'd', 's', 'h', 'i', 'm'}
+
 type streamState struct {
 	streaming   bool
 	respHeaders bool // the upstream has sent response headers
@@ -46,11 +56,12 @@ type tunnel struct {
 	hdrPath   string
 	ctype     string
 
-	mu       sync.Mutex // guards streams and lastOpen
-	streams  map[uint32]*streamState
-	lastOpen uint32
-	drained  chan struct{} // closed (under mu) when draining and no unary stream is open
-	draining bool
+	mu        sync.Mutex // guards streams and lastOpen
+	streams   map[uint32]*streamState
+	lastOpen  uint32
+	drained   chan struct{} // closed (under mu) when draining, the PING answered and no unary stream is open
+	draining  bool
+	pingAcked bool // the client answered the drain's PING
 
 	wmu     sync.Mutex // serialises writes to the client (pump and injections)
 	uScan   frameScanner
@@ -75,7 +86,8 @@ func newTunnel(client net.Conn, log *zap.Logger, m *metrics) *tunnel {
 	t.cScan = frameScanner{
 		skip: len(clientPreface),
 		want: func(h frameHeader) bool {
-			return h.typ == frameHeaders || h.typ == frameContinuation
+			return h.typ == frameHeaders || h.typ == frameContinuation ||
+				(h.typ == framePing && h.flags&flagAck != 0 && h.length == 8)
 		},
 		onFrame: t.onClientFrame,
 	}
@@ -110,6 +122,13 @@ func (t *tunnel) onClientFrame(h frameHeader, payload []byte) {
 		t.decode(payload, h.flags&flagEndHeaders != 0)
 	case frameRSTStream:
 		t.closeStream(h.streamID)
+	case framePing:
+		if len(payload) == len(drainPingData) && [8]byte(payload) == drainPingData {
+			t.mu.Lock()
+			t.pingAcked = true
+			t.checkDrainedLocked()
+			t.mu.Unlock()
+		}
 	}
 }
 
@@ -175,7 +194,7 @@ func (t *tunnel) closeStream(id uint32) {
 }
 
 func (t *tunnel) checkDrainedLocked() {
-	if !t.draining || t.drained == nil {
+	if !t.draining || t.drained == nil || !t.pingAcked {
 		return
 	}
 	for _, s := range t.streams {
@@ -295,7 +314,10 @@ func (t *tunnel) inject(frames []byte) error {
 // beginDrain tells the client to open no new streams (GOAWAY with the
 // highest stream id, so streams already on the wire are still served, as an
 // HTTP/2 server's graceful shutdown does) and returns a channel closed once
-// no unary call is in flight.
+// no unary call is in flight. "None in flight" counts only after the client
+// answered the PING sent behind the GOAWAY: before, a request it sent just
+// before reading the GOAWAY may still be on its way, and closing the
+// tunnel then would cut it.
 func (t *tunnel) beginDrain() <-chan struct{} {
 	return t.beginDrainWith("etcdshim shutting down")
 }
@@ -307,7 +329,8 @@ func (t *tunnel) beginDrainWith(debug string) <-chan struct{} {
 	t.drained = ch
 	t.checkDrainedLocked()
 	t.mu.Unlock()
-	_ = t.inject(goAwayFrame(0x7fffffff, debug))
+	ping := appendFrameHeader(nil, frameHeader{length: 8, typ: framePing})
+	_ = t.inject(append(append(goAwayFrame(0x7fffffff, debug), ping...), drainPingData[:]...))
 	return ch
 }
 
