@@ -448,6 +448,12 @@ func (h *Hub) ServeWatch(w http.ResponseWriter, r *http.Request, key string, rec
 		return
 	}
 	m, err := h.storeIndex(r.Context())
+	if err != nil && direct != nil && etcderr.Denied(err) {
+		// The hub's watch began before auth was switched on and still
+		// runs, but the shim may not read the store index now.
+		h.serveDirect(w, r, direct, key, recursive, stream, waitIndex, writeHeaders)
+		return
+	}
 	if err != nil {
 		cause := "reading the store index: " + err.Error()
 		if etcderr.Denied(err) && h.opts.Identity == nil {
