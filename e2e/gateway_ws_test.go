@@ -104,7 +104,11 @@ func (w *wsConn) send(step, msg string) {
 
 // read records the next frame, or how the socket ended.
 func (w *wsConn) read() (frame string, ended bool) {
-	_ = w.c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	return w.readWithin(20 * time.Second)
+}
+
+func (w *wsConn) readWithin(d time.Duration) (frame string, ended bool) {
+	_ = w.c.SetReadDeadline(time.Now().Add(d))
 	typ, b, err := w.c.ReadMessage()
 	if err != nil {
 		var ce *websocket.CloseError
@@ -311,6 +315,25 @@ func runWSWatch(t *testing.T, tg wsTarget, run wsRun) []string {
 	return rec
 }
 
+// runWSMalformed sends a malformed first request, then a valid one, and
+// records what comes back within 3 s.
+func runWSMalformed(t *testing.T, tg wsTarget) []string {
+	t.Helper()
+	var rec []string
+	w := tg.dial(t, &rec, nil)
+	if w == nil {
+		return rec
+	}
+	w.send("malformed", `{bad`)
+	w.send("then-valid", fmt.Sprintf(`{"create_request":{"key":%q}}`, b64s("wsdiff/m")))
+	for i := 0; i < 3; i++ {
+		if _, ended := w.readWithin(3 * time.Second); ended {
+			break
+		}
+	}
+	return rec
+}
+
 func compareFrames(t *testing.T, name string, want, got []string) {
 	t.Helper()
 	if strings.Join(want, "\n") == strings.Join(got, "\n") {
@@ -357,11 +380,15 @@ func TestGatewayWebsocketDifferential(t *testing.T) {
 			ref := harness.StartCluster(t, harness.ClusterConfig{Version: p.refVer})
 			want := runWSWatch(t, wsTarget{base: ref.ClientURLs()[0], prefix: p.refPre, member: ref.Members[0]}, wsRun{restart: true})
 			t.Logf("member %s %s:\n%s", p.refVer, p.refPre, strings.Join(want, "\n"))
+			wantBad := runWSMalformed(t, wsTarget{base: ref.ClientURLs()[0], prefix: p.refPre})
+			t.Logf("member %s %s, malformed first request:\n%s", p.refVer, p.refPre, strings.Join(wantBad, "\n"))
 			for _, pre := range p.shimPre {
 				cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
 				shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
 				got := runWSWatch(t, wsTarget{base: shim.URL, prefix: pre, member: cl.Members[0]}, wsRun{restart: true})
 				compareFrames(t, "shim "+pre+" vs "+p.refVer+" "+p.refPre, want, got)
+				gotBad := runWSMalformed(t, wsTarget{base: shim.URL, prefix: pre})
+				compareFrames(t, "malformed first request: shim "+pre+" vs "+p.refVer+" "+p.refPre, wantBad, gotBad)
 			}
 		})
 	}
