@@ -310,3 +310,83 @@ func TestNoInternalAddresses(t *testing.T) {
 		t.Error("the log does not keep the member's address")
 	}
 }
+
+// TestLegacyTableTrustworthy: with auth on, /debug/legacy lists a user only
+// once that user authenticated (a refused password or a claimed name is not
+// listed), stays small under 200 requests with 500 KB user agents, and
+// keeps the real entries under a flood of 1,001 distinct anonymous agents.
+// It answers loopback clients and carries no CORS header.
+func TestLegacyTableTrustworthy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
+	ep := cl.ClientURLs()[0]
+	etcdctl3(t, ep, "user", "add", "root", "--new-user-password=rootpw")
+	etcdctl3(t, ep, "user", "add", "mallory", "--new-user-password=malpw")
+	mustContain(t, "auth enable", etcdctl3(t, ep, "auth", "enable"), "Authentication Enabled")
+	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
+	client := &http.Client{Timeout: 30 * time.Second}
+	get := func(agent, user, pass string) int {
+		req, _ := http.NewRequest("GET", shim.URL+"/v2/keys/?quorum=true", nil)
+		req.Header.Set("User-Agent", agent)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := get("good-client/1.0", "root", "rootpw"); c != 200 {
+		t.Fatalf("root: %d", c)
+	}
+	if c := get("bad-password/1.0", "mallory", "wrong"); c == 200 {
+		t.Fatal("a wrong password was accepted")
+	}
+	get("claims-a-name/1.0", "nosuchuser", "x")
+	huge := strings.Repeat("u", 500<<10)
+	for i := 0; i < 200; i++ {
+		get(fmt.Sprint(i)+huge, "", "")
+	}
+	for i := 0; i < 1001; i++ {
+		get(fmt.Sprint("flood-", i), "", "")
+	}
+	req, _ := http.NewRequest("GET", shim.URL+"/debug/legacy", nil)
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("/debug/legacy: %d, CORS %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	if len(body) > 2<<20 {
+		t.Fatalf("/debug/legacy is %d bytes (once 100 MB for this traffic)", len(body))
+	}
+	var rep struct {
+		Clients []struct{ UserAgent, User string } `json:"clients"`
+	}
+	if err := json.Unmarshal(body, &rep); err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]string{}
+	for _, c := range rep.Clients {
+		if c.User != "" {
+			users[c.User] = c.UserAgent
+		}
+	}
+	if users["root"] != "good-client/1.0" {
+		t.Errorf("the authenticated user is missing: %v", users)
+	}
+	for _, u := range []string{"mallory", "nosuchuser"} {
+		if _, ok := users[u]; ok {
+			t.Errorf("%s is listed as a user without authenticating", u)
+		}
+	}
+}
