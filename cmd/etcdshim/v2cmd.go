@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,8 @@ type v2Options struct {
 	IncludeHidden []string
 	DialTimeout   time.Duration
 	LogLevel      string
+	// Output is text or json (import: with --dry-run only).
+	Output string
 
 	// import
 	DryRun    bool
@@ -64,6 +67,7 @@ func (o *v2Options) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.DialTimeout, "dial-timeout", 5*time.Second, "time limit of one connection to the source or a destination member")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn, error (zap JSON on stderr)")
 	fs.DurationVar(&o.TTLTolerance, "ttl-tolerance", v2migrate.DefaultTTLTolerance, "TTLs this close count as equal")
+	fs.StringVar(&o.Output, "output", "text", "text or json (v2 import: with --dry-run)")
 }
 
 // validate checks the flags; failures are *config.Error (exit status 2).
@@ -93,6 +97,9 @@ func (o *v2Options) validate() error {
 	}
 	if o.DryRun && o.Follow {
 		return &config.Error{Msg: "--dry-run and --follow exclude each other"}
+	}
+	if o.Output != "text" && o.Output != "json" {
+		return &config.Error{Msg: fmt.Sprintf("invalid --output %q: want text or json", o.Output)}
 	}
 	if o.TTLTolerance < 0 || o.Parallel < 0 || o.BatchSize < 0 || o.BatchSize > 120 {
 		return &config.Error{Msg: "--ttl-tolerance, --parallel and --batch-size must not be negative; --batch-size at most 120"}
@@ -187,12 +194,15 @@ re-reads the tree and deletes what the source no longer has.`,
 			if err := o.validate(); err != nil {
 				return err
 			}
+			if o.Output == "json" && !o.DryRun {
+				return &config.Error{Msg: "--output json goes with --dry-run: an import prints its summary as text"}
+			}
 			return runV2Import(cmd.Context(), o, cmd.OutOrStdout(), os.Stderr)
 		},
 	}
 	fs := cmd.Flags()
 	o.register(fs)
-	fs.BoolVar(&o.DryRun, "dry-run", false, "plan and count, write nothing")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "list what would be written or deleted, one node per line (or --output json), and write nothing")
 	fs.BoolVar(&o.Follow, "follow", false, "after the import, apply the source's changes until SIGINT/SIGTERM")
 	fs.BoolVar(&o.Prune, "prune", false, "also delete destination nodes below the source prefix that the source does not have")
 	fs.IntVar(&o.Parallel, "parallel", v2migrate.DefaultParallel, "write transactions in flight")
@@ -227,6 +237,15 @@ func runV2Import(parent context.Context, o v2Options, stdout, stderr io.Writer) 
 	}
 	defer release()
 	sum, err := m.Import(ctx)
+	if o.DryRun && (err == nil || errors.Is(err, v2migrate.ErrConflicts)) {
+		if perr := printPlan(stdout, o.Output, sum); perr != nil {
+			return perr
+		}
+		if err != nil {
+			return exitError{code: 1}
+		}
+		return nil
+	}
 	if err != nil && !errors.Is(err, v2migrate.ErrConflicts) {
 		if sum.Nodes() > 0 {
 			fmt.Fprintln(stdout, "interrupted: "+sum.String())
@@ -259,10 +278,19 @@ func newV2VerifyCommand() *cobra.Command {
 	var o v2Options
 	cmd := &cobra.Command{
 		Use:   "verify --from http://member:2379 --endpoints URL[,URL…]",
-		Short: "Compare the source's v2 tree with the shim's v3 layout; exit 1 on any difference",
+		Short: "Compare the source's v2 tree with the shim's v3 layout; exit 1 when the destination is wrong",
 		Long: `Lists, one per line, every node that differs between the source's v2 tree and what the shim would
-serve from the destination: missing, extra, value differs, dir/file mismatch, ttl differs (TTLs
-within --ttl-tolerance are equal). Exit status 0 when there is no difference, 1 otherwise.`,
+serve from the destination. Wrong, and to be fixed:
+  not on the destination   the source has it, the destination not (not imported yet: re-run v2 import)
+  value differs            both have the key, with other values
+  dir/file mismatch        a directory on one side, a file on the other
+  ttl differs              TTLs further apart than --ttl-tolerance, or only one side has one
+Informational, not an error:
+  only on the destination  the source lacks it: v2 clients wrote it through the shim after the import,
+                           or it was deleted on the source since (v2 import --prune deletes such nodes)
+A summary line follows. Exit status: 0 when nothing is wrong (nodes only on the destination allowed),
+1 when something is wrong, 2 on invalid flags, 3 when the comparison could not be made (a side
+unreachable).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(); err != nil {
@@ -283,19 +311,101 @@ func runV2Verify(parent context.Context, o v2Options, stdout io.Writer) error {
 	defer done()
 	m, release, err := o.connect(ctx, log, nil)
 	if err != nil {
-		return err
+		return exitError{code: exitCannotCompare, err: err}
 	}
 	defer release()
 	res, err := m.Verify(ctx)
 	if err != nil {
+		return exitError{code: exitCannotCompare, err: err}
+	}
+	if err := printVerify(stdout, o.Output, res); err != nil {
 		return err
 	}
-	for _, d := range res.Differences {
-		fmt.Fprintln(stdout, d.String())
+	if res.Wrong() > 0 {
+		return exitError{code: 1}
 	}
-	if n := len(res.Differences); n > 0 {
-		return fmt.Errorf("%d differences (%d dirs, %d keys on the source)", n, res.Dirs, res.Keys)
+	return nil
+}
+
+// exitCannotCompare is v2 verify's status when a side could not be read.
+const exitCannotCompare = 3
+
+// printVerify lists the wrong nodes, then the informational ones, then the
+// summary (text), or one JSON document.
+func printVerify(w io.Writer, output string, res v2migrate.VerifyResult) error {
+	if output == "json" {
+		type diff struct {
+			v2migrate.Difference
+			Wrong bool `json:"wrong"`
+		}
+		doc := struct {
+			Verdict     string `json:"verdict"`
+			Dirs        int    `json:"dirs"`
+			Keys        int    `json:"keys"`
+			Wrong       int    `json:"wrong"`
+			OnlyOnDest  int    `json:"only_on_destination"`
+			Summary     string `json:"summary"`
+			Differences []diff `json:"differences"`
+		}{Verdict: "ok", Dirs: res.Dirs, Keys: res.Keys, Wrong: res.Wrong(),
+			OnlyOnDest: len(res.Differences) - res.Wrong(), Summary: res.Summary(), Differences: []diff{}}
+		if doc.Wrong > 0 {
+			doc.Verdict = "wrong"
+		}
+		for _, d := range res.Differences {
+			doc.Differences = append(doc.Differences, diff{d, d.Wrong()})
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(doc)
 	}
-	fmt.Fprintf(stdout, "no differences: %d dirs, %d keys compared\n", res.Dirs, res.Keys)
+	for _, wrong := range []bool{true, false} {
+		for _, d := range res.Differences {
+			if d.Wrong() == wrong {
+				fmt.Fprintln(w, d.String())
+			}
+		}
+	}
+	fmt.Fprintln(w, res.Summary())
+	return nil
+}
+
+// printPlan lists a dry run's writes and deletions and its conflicts, then
+// the summary (text), or one JSON document.
+func printPlan(w io.Writer, output string, sum v2migrate.Summary) error {
+	if output == "json" {
+		type conflict struct {
+			Path    string `json:"path"`
+			Reason  string `json:"reason"`
+			Blocked int    `json:"blocked"`
+		}
+		doc := struct {
+			Planned   []v2migrate.Planned `json:"planned"`
+			Conflicts []conflict          `json:"conflicts"`
+			Dirs      int                 `json:"dirs"`
+			Keys      int                 `json:"keys"`
+			Bytes     int64               `json:"bytes"`
+			Skipped   int                 `json:"skipped"`
+			WithTTL   int                 `json:"with_ttl"`
+			Pruned    int                 `json:"pruned"`
+			Summary   string              `json:"summary"`
+		}{Planned: sum.Planned, Conflicts: []conflict{}, Dirs: sum.Dirs, Keys: sum.Keys, Bytes: sum.Bytes,
+			Skipped: sum.Skipped, WithTTL: sum.WithTTL, Pruned: sum.Deleted, Summary: sum.String()}
+		if doc.Planned == nil {
+			doc.Planned = []v2migrate.Planned{}
+		}
+		for _, c := range sum.Conflicts {
+			doc.Conflicts = append(doc.Conflicts, conflict{c.Path, c.Reason, c.Blocked})
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(doc)
+	}
+	for _, p := range sum.Planned {
+		fmt.Fprintln(w, p.String())
+	}
+	for _, c := range sum.Conflicts {
+		fmt.Fprintln(w, c.String())
+	}
+	fmt.Fprintln(w, sum.String())
 	return nil
 }

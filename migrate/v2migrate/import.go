@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -116,6 +117,38 @@ type Summary struct {
 	Duration  time.Duration
 	// Indexes is the source's X-Etcd-Index of each root's read.
 	Indexes map[string]uint64
+	// Planned lists, in a dry run, every write and deletion the import
+	// would make, in path order.
+	Planned []Planned
+}
+
+// Planned is one node a dry run would write or delete.
+type Planned struct {
+	// Action is "create" (not on the destination), "update" (there, but
+	// its value, TTL or shape marker differs) or "delete" (--prune: the
+	// source lacks it).
+	Action string `json:"action"`
+	Path   string `json:"path"`
+	Dir    bool   `json:"dir"`
+	// Bytes is the value's size; values are not shown (they may be secrets).
+	Bytes int   `json:"bytes"`
+	TTL   int64 `json:"ttl,omitempty"`
+}
+
+func (p Planned) String() string {
+	s := "would " + p.Action + " "
+	if p.Dir {
+		s += "dir " + p.Path
+	} else {
+		s += "key " + p.Path
+		if p.Action != "delete" {
+			s += fmt.Sprintf(" (%d bytes)", p.Bytes)
+		}
+	}
+	if p.TTL > 0 {
+		s += ", ttl " + ttlText(p.TTL)
+	}
+	return s
 }
 
 // Nodes is every source node the import looked at.
@@ -153,6 +186,7 @@ func (s *Summary) add(o Summary) {
 	s.WithTTL += o.WithTTL
 	s.Deleted += o.Deleted
 	s.Conflicts = append(s.Conflicts, o.Conflicts...)
+	s.Planned = append(s.Planned, o.Planned...)
 }
 
 // ErrConflicts is wrapped by Import's error when some nodes were refused.
@@ -205,6 +239,9 @@ func (m *Migrator) sync(ctx context.Context, root string, tree *Tree, prune bool
 	if prune {
 		dels := pruneList(src, dest)
 		sum.Deleted = len(dels)
+		if m.o.DryRun {
+			sum.Planned = append(sum.Planned, plannedDeletes(src, dest)...)
+		}
 		if len(dels) > 0 && !m.o.DryRun {
 			if err := m.deleteKeys(ctx, dels); err != nil {
 				return sum, err
@@ -234,7 +271,13 @@ func (m *Migrator) sync(ctx context.Context, root string, tree *Tree, prune bool
 	if m.o.DryRun {
 		for _, e := range p.writes {
 			sum.count(e)
+			action := "create"
+			if _, ok := m.destKV(dest, e); ok {
+				action = "update"
+			}
+			sum.Planned = append(sum.Planned, Planned{Action: action, Path: e.Path, Dir: e.Dir, Bytes: len(e.Value), TTL: e.TTL})
 		}
+		sort.SliceStable(sum.Planned, func(i, j int) bool { return sum.Planned[i].Path < sum.Planned[j].Path })
 		m.o.Progress.Add(len(p.writes), sum.Bytes)
 		m.o.Progress.Done()
 		return sum, nil
@@ -348,6 +391,30 @@ func ttlEqual(ttl, lease int64, ttls map[int64]int64, tol time.Duration) bool {
 // pruneList lists the destination keys below the root the source does not
 // have: files where the source has no file, markers where it has no
 // directory.
+// plannedDeletes names what pruneList would delete, for a dry run.
+func plannedDeletes(src []Entry, dest *DestView) []Planned {
+	files, dirs := map[string]bool{}, map[string]bool{}
+	for _, e := range src {
+		if e.Dir {
+			dirs[e.Path] = true
+		} else {
+			files[e.Path] = true
+		}
+	}
+	var out []Planned
+	for p := range dest.Files {
+		if !files[p] {
+			out = append(out, Planned{Action: "delete", Path: p})
+		}
+	}
+	for p := range dest.Markers {
+		if !dirs[p] {
+			out = append(out, Planned{Action: "delete", Path: p, Dir: true})
+		}
+	}
+	return out
+}
+
 func pruneList(src []Entry, dest *DestView) []destKV {
 	files, dirs := map[string]bool{}, map[string]bool{}
 	for _, e := range src {

@@ -228,13 +228,13 @@ func TestDiff(t *testing.T) {
 	}{
 		{"equal", []Entry{{Path: "/a", Dir: true}, {Path: "/a/b", Value: "1", TTL: 30}}, []Entry{{Path: "/a", Dir: true}, {Path: "/a/b", Value: "1", TTL: 27}}, nil},
 		{"missing and extra", []Entry{{Path: "/m", Value: "1"}}, []Entry{{Path: "/x", Dir: true}},
-			[]string{`missing /m: file "1"`, `extra /x: dir`}},
-		{"value", []Entry{{Path: "/v", Value: "a"}}, []Entry{{Path: "/v", Value: "b"}}, []string{`value differs /v: source "a", destination "b"`}},
+			[]string{`not on the destination: /m (file "1")`, `only on the destination: /x (dir)`}},
+		{"value", []Entry{{Path: "/v", Value: "a"}}, []Entry{{Path: "/v", Value: "b"}}, []string{`value differs: /v (source "a", destination "b")`}},
 		{"long values are cut", []Entry{{Path: "/v", Value: strings.Repeat("a", 100)}}, []Entry{{Path: "/v", Value: "b"}},
-			[]string{`value differs /v: source "` + strings.Repeat("a", 60) + `"… (100 bytes), destination "b"`}},
-		{"dir/file", []Entry{{Path: "/d", Dir: true}}, []Entry{{Path: "/d", Value: ""}}, []string{`dir/file mismatch /d: source dir, destination file`}},
-		{"ttl", []Entry{{Path: "/t", Value: "", TTL: 60}}, []Entry{{Path: "/t", Value: ""}}, []string{`ttl differs /t: source 60s, destination none`}},
-		{"ttl too far", []Entry{{Path: "/t", Dir: true, TTL: 60}}, []Entry{{Path: "/t", Dir: true, TTL: 40}}, []string{`ttl differs /t: source 60s, destination 40s`}},
+			[]string{`value differs: /v (source "` + strings.Repeat("a", 60) + `"… (100 bytes), destination "b")`}},
+		{"dir/file", []Entry{{Path: "/d", Dir: true}}, []Entry{{Path: "/d", Value: ""}}, []string{`dir/file mismatch: /d (source dir, destination file)`}},
+		{"ttl", []Entry{{Path: "/t", Value: "", TTL: 60}}, []Entry{{Path: "/t", Value: ""}}, []string{`ttl differs: /t (source 60s, destination none)`}},
+		{"ttl too far", []Entry{{Path: "/t", Dir: true, TTL: 60}}, []Entry{{Path: "/t", Dir: true, TTL: 40}}, []string{`ttl differs: /t (source 60s, destination 40s)`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

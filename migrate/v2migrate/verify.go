@@ -10,26 +10,32 @@ import (
 
 // Kinds of differences.
 const (
-	DiffMissing  = "missing"           // on the source, not on the destination
-	DiffExtra    = "extra"             // on the destination, not on the source
-	DiffValue    = "value differs"     // both files, other values
-	DiffKind     = "dir/file mismatch" // a directory on one side, a file on the other
-	DiffTTL      = "ttl differs"       // TTLs further apart than the tolerance, or only one has one
+	DiffMissing  = "not on the destination"  // on the source, not on the destination
+	DiffExtra    = "only on the destination" // the source lacks it: informational
+	DiffValue    = "value differs"           // both files, other values
+	DiffKind     = "dir/file mismatch"       // a directory on one side, a file on the other
+	DiffTTL      = "ttl differs"             // TTLs further apart than the tolerance, or only one has one
 	maxValueShow = 60
 )
 
 // Difference is one node that differs between source and destination.
 type Difference struct {
-	Path   string
-	Kind   string
-	Detail string
+	Path   string `json:"path"`
+	Kind   string `json:"kind"`
+	Detail string `json:"detail,omitempty"`
 }
+
+// Wrong reports whether the destination contradicts the source. A node only
+// on the destination is not wrong: v2 clients wrote it through the shim
+// after the import, or the source deleted it since (v2 import --prune
+// removes such nodes when that is wanted).
+func (d Difference) Wrong() bool { return d.Kind != DiffExtra }
 
 func (d Difference) String() string {
 	if d.Detail == "" {
-		return d.Kind + " " + d.Path
+		return d.Kind + ": " + d.Path
 	}
-	return d.Kind + " " + d.Path + ": " + d.Detail
+	return d.Kind + ": " + d.Path + " (" + d.Detail + ")"
 }
 
 // Diff compares two flat trees (both in path order or not) node by node.
@@ -116,6 +122,43 @@ func ttlText(t int64) string {
 type VerifyResult struct {
 	Differences []Difference
 	Dirs, Keys  int // source nodes compared
+}
+
+// Wrong counts the differences that are wrong (see Difference.Wrong).
+func (r VerifyResult) Wrong() int {
+	n := 0
+	for _, d := range r.Differences {
+		if d.Wrong() {
+			n++
+		}
+	}
+	return n
+}
+
+// Summary says in plain words what the comparison found.
+func (r VerifyResult) Summary() string {
+	wrong := r.Wrong()
+	extra := len(r.Differences) - wrong
+	compared := fmt.Sprintf("%d dirs, %d keys of the source compared", r.Dirs, r.Keys)
+	var s string
+	if wrong == 0 {
+		s = "ok: the destination holds every source node as the source has it; " + compared
+	} else {
+		s = fmt.Sprintf("%s to fix: the destination lacks or contradicts them (re-run v2 import, or find who changed them); %s",
+			plural(wrong, "node"), compared)
+	}
+	if extra > 0 {
+		s += fmt.Sprintf("; %s only on the destination, written through the shim after the import or deleted on the source since (not an error)",
+			plural(extra, "node"))
+	}
+	return s
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // Verify compares every root's v2 tree on the source with what the
