@@ -26,7 +26,7 @@ func checkHealth(members []MemberFacts) Check {
 	}
 	if len(bad) == 0 {
 		c.Status = StatusOK
-		c.Detail = fmt.Sprintf("all %d members answer /health true", len(members))
+		c.Detail = allAnswer(len(members))
 		return c
 	}
 	c.Status = StatusBlocker
@@ -99,7 +99,7 @@ func checkMembership(f Facts) Check {
 		parts = append(parts, "learners: "+strings.Join(learners, ", "))
 		c.Remedy = "promote (etcdctl member promote) or remove learners before upgrading"
 	default:
-		parts = append(parts, fmt.Sprintf("%d members, each given in --endpoints", len(f.Cluster)))
+		parts = append(parts, givenIn(len(f.Cluster)))
 	}
 	c.Detail = strings.Join(parts, "; ")
 	return c
@@ -112,4 +112,18 @@ func orUnknown(s string) string {
 		return "unknown error"
 	}
 	return s
+}
+
+func allAnswer(n int) string {
+	if n == 1 {
+		return "the 1 member answers /health true"
+	}
+	return fmt.Sprintf("all %d members answer /health true", n)
+}
+
+func givenIn(n int) string {
+	if n == 1 {
+		return "1 member, given in --endpoints"
+	}
+	return fmt.Sprintf("%d members, each given in --endpoints", n)
 }

@@ -51,7 +51,7 @@ func checkLegacy(shims []ShimFacts) Check {
 	var parts []string
 	for _, s := range surfaces {
 		a := bySurface[s]
-		parts = append(parts, fmt.Sprintf("%s: %d clients, %d requests (%s)", s, len(a.clients), a.requests, strings.Join(a.clients, "; ")))
+		parts = append(parts, fmt.Sprintf("%s: %s, %s (%s)", s, plural(len(a.clients), "client"), plural(a.requests, "request"), strings.Join(a.clients, "; ")))
 	}
 	switch {
 	case len(parts) > 0:
@@ -59,7 +59,7 @@ func checkLegacy(shims []ShimFacts) Check {
 		c.Detail = "clients still on legacy surfaces — " + strings.Join(parts, " | ")
 		c.Remedy = "not a blocker for the upgrade (the shims keep serving them); migrate these clients before removing the shims: v2 clients to v3, /v3beta and /v3alpha to /v3, dashboards to the new metric names (README \"When can the shim go?\")"
 	default:
-		c.Detail = fmt.Sprintf("no clients on legacy surfaces seen by %d shims", len(shims)-len(unreachable))
+		c.Detail = "no clients on legacy surfaces seen by " + plural(len(shims)-len(unreachable), "shim")
 	}
 	if len(unreachable) > 0 {
 		c.Status = worse(c.Status, StatusWarn)

@@ -86,7 +86,7 @@ func WriteText(w io.Writer, r *Report) error {
 			warns++
 		}
 	}
-	fmt.Fprintf(&b, "\nVerdict: %s (%d blockers, %d warnings)\n", strings.ToUpper(string(r.Verdict)), r.Blockers(), warns)
+	fmt.Fprintf(&b, "\nVerdict: %s (%s, %s)\n", strings.ToUpper(string(r.Verdict)), plural(r.Blockers(), "blocker"), plural(warns, "warning"))
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("writing report: %w", err)
 	}

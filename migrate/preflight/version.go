@@ -69,6 +69,11 @@ func ValidateTarget(s string) (Version, error) {
 	if v.Major != 3 || v.Minor < 1 {
 		return v, fmt.Errorf("target %q: preflight plans etcd 3 upgrades (3.1 and later)", s)
 	}
+	if v.Patch >= 0 {
+		// Read as its minor, 3.5.1 would silently plan for any 3.5 patch.
+		return v, fmt.Errorf("target %q: give the minor version to upgrade to, %s; which %s patch to install is yours (etcd's upgrade guides recommend the latest)",
+			s, v.MinorString(), v.MinorString())
+	}
 	return Version{Major: v.Major, Minor: v.Minor, Patch: -1}, nil
 }
 
@@ -229,4 +234,12 @@ func who(m MemberFacts) string {
 		return m.Name + " (" + m.Endpoint + ")"
 	}
 	return m.Endpoint
+}
+
+// plural is "1 member", "2 members".
+func plural[N int | int64 | uint64](n N, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

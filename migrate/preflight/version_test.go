@@ -82,3 +82,19 @@ func TestVersionPath(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateTargetRejectsPatch(t *testing.T) {
+	if v, err := ValidateTarget("3.5"); err != nil || v.String() != "3.5" {
+		t.Fatalf("3.5: %v %v", v, err)
+	}
+	_, err := ValidateTarget("3.5.1")
+	if err == nil || err.Error() != `target "3.5.1": give the minor version to upgrade to, 3.5; which 3.5 patch to install is yours (etcd's upgrade guides recommend the latest)` {
+		t.Fatalf("3.5.1: %v", err)
+	}
+}
+
+func TestPlural(t *testing.T) {
+	if plural(1, "warning") != "1 warning" || plural(0, "warning") != "0 warnings" || plural(2, "member") != "2 members" {
+		t.Fatal(plural(1, "warning"), plural(0, "warning"), plural(2, "member"))
+	}
+}
