@@ -115,6 +115,21 @@ func (s *V3Store) createInOrder(ctx context.Context, dir string, o SetOptions, l
 	}
 	rev := r.Header.Revision
 	informed := false // the name was chosen above everything a complete scan saw
+	// fast: the directory's marker exists, so its parents exist and none
+	// is a file (a v2 write makes them all): the transaction needs neither
+	// a compare nor a marker per parent. It is fewer operations, and the
+	// only way for a directory deeper than --max-txn-ops allows per parent.
+	fast := dir != "/" && r.Count > 0
+	madeDir := false
+	if !fast && dir != "/" && deep(dir+"/x") {
+		// A new deep directory is made first by the deep write path (an
+		// event of its own; 3.4 makes it with the key).
+		madeDir = true
+		if _, _, err := s.Put(ctx, dir, SetOptions{Dir: true, PrevExist: new(bool)}); err != nil && !isNodeExist(err) {
+			return nil, Meta{}, err
+		}
+		fast = true
+	}
 	for attempt := 1; ; attempt++ {
 		if floor >= maxName {
 			return nil, meta(r.Header), NewError(EcodeRaftInternal, fmt.Sprintf("no in-order name is left in %s", dir), uint64(rev))
@@ -124,7 +139,17 @@ func (s *V3Store) createInOrder(ctx context.Context, dir string, o SetOptions, l
 		p := base + "/" + name
 		k := s.l.key(p)
 		strays = dropBelow(strays, k)
-		cmp := append(s.l.noFileAbove(p), nothingAbove(k, end, strays)...)
+		var cmp []*pb.Compare
+		var then, els []*pb.RequestOp
+		if fast {
+			cmp = append([]*pb.Compare{markerExists(s.l.marker(dir))}, nothingAbove(k, end, strays)...)
+			then = s.createOps(p, o, lease)
+			els = []*pb.RequestOp{opScan(k, end), opGet(s.l.marker(dir))}
+		} else {
+			cmp = append(s.l.noFileAbove(p), nothingAbove(k, end, strays)...)
+			then = append(s.l.markerOps(p), s.createOps(p, o, lease)...)
+			els = append([]*pb.RequestOp{opScan(k, end)}, s.l.probeOps(p)...)
+		}
 		if rec := s.l.record(dir); s.l.canRead(rec, nil) {
 			// No v2 write in dir since rev: a name another shim gave above
 			// this one, and a consumer took away since, would otherwise go
@@ -132,8 +157,7 @@ func (s *V3Store) createInOrder(ctx context.Context, dir string, o SetOptions, l
 			cmp = append(cmp, &pb.Compare{Key: rec, Target: pb.Compare_MOD, Result: pb.Compare_LESS,
 				TargetUnion: &pb.Compare_ModRevision{ModRevision: rev + 1}})
 		}
-		els := append([]*pb.RequestOp{opScan(k, end)}, s.l.probeOps(p)...)
-		resp, err := s.txn(ctx, "create in order "+dir, cmp, append(s.l.markerOps(p), s.createOps(p, o, lease)...), els)
+		resp, err := s.txn(ctx, "create in order "+dir, cmp, then, els)
 		if err != nil {
 			if attempt > 1 && ctx.Err() != nil {
 				return nil, Meta{}, fmt.Errorf("create in order %s: %w (%d tries)", dir, ErrInOrderDeadline, attempt)
@@ -145,8 +169,24 @@ func (s *V3Store) createInOrder(ctx context.Context, dir string, o SetOptions, l
 			s.inOrder.remember(dir, n)
 			return &Event{Action: ActionCreate, Node: s.newNode(p, o, resp.Header.Revision, resp.Header.Revision, t)}, m, nil
 		}
-		if pr := s.readProbe(p, resp.Responses, resp.Header.Revision); pr.fileAncestor != "" {
-			return nil, m, pr.missing(p)
+		if fast && len(resp.Responses[1].GetResponseRange().GetKvs()) == 0 {
+			// The marker went away meanwhile (or the directory is a v3
+			// client's): the full transaction makes it with its parents,
+			// the deep write path a deep one.
+			fast, rev = false, resp.Header.Revision
+			if deep(p) && !madeDir {
+				madeDir = true
+				if _, _, err := s.Put(ctx, dir, SetOptions{Dir: true, PrevExist: new(bool)}); err != nil && !isNodeExist(err) {
+					return nil, m, err
+				}
+				fast = true
+			}
+			continue
+		}
+		if !fast {
+			if pr := s.readProbe(p, resp.Responses, resp.Header.Revision); pr.fileAncestor != "" {
+				return nil, m, pr.missing(p)
+			}
 		}
 		// Another writer holds this name or a later one: read what is
 		// there and try above it.
@@ -282,4 +322,16 @@ func pause(ctx context.Context, attempt int) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// markerExists holds when the marker key exists.
+func markerExists(marker []byte) *pb.Compare {
+	return &pb.Compare{Key: marker, Target: pb.Compare_VERSION, Result: pb.Compare_GREATER,
+		TargetUnion: &pb.Compare_Version{Version: 0}}
+}
+
+// isNodeExist reports a 105 (the node exists).
+func isNodeExist(err error) bool {
+	var ve *Error
+	return errors.As(err, &ve) && ve.Code == EcodeNodeExist
 }
