@@ -81,7 +81,7 @@ func NewLegacyTracker(max int, reg prometheus.Registerer) *LegacyTracker {
 	t.started = t.now()
 	t.bySurf = promchild.New(childLimit, func(s string) prometheus.Counter { return t.requests.WithLabelValues(s) })
 	if reg != nil {
-		reg.MustRegister(t.requests, t.evicted)
+		reg.MustRegister(t.requests, t.evicted, legacyClients{t})
 	}
 	return t
 }
