@@ -175,6 +175,6 @@ func Default() Config {
 		DebugAccess:          "loopback",
 		ResponseWriteTimeout: 30 * time.Second,
 		V2MaxKeyDepth:        512,
-		V2MaxKeyBytes:        8192,
+		V2MaxKeyBytes:        64 << 10,
 	}
 }

@@ -41,7 +41,7 @@ type Watcher interface {
 type Options struct {
 	MaxRequestBytes int64
 	// MaxKeyDepth and MaxKeyBytes bound a key's path components and
-	// length (0: 512 and 8192); see SECURITY.md.
+	// length (0: 512 and 65536); see SECURITY.md.
 	MaxKeyDepth, MaxKeyBytes int
 	// Timeout bounds one store write (3.4's request timeout is 5s plus a
 	// margin per election; writes without quorum fail after it). Reads

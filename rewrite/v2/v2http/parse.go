@@ -166,7 +166,7 @@ type keyLimits struct{ depth, bytes int }
 
 const (
 	defaultMaxKeyDepth = 512
-	defaultMaxKeyBytes = 8192
+	defaultMaxKeyBytes = 64 << 10
 )
 
 // check answers 209 naming the limit a key passes.
