@@ -15,8 +15,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 all: build
 
+# The same flags as the Dockerfile: no cgo, no local paths, no symbol tables.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/etcdshim ./cmd/etcdshim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/etcdshim ./cmd/etcdshim
 
 # Debian packages the e2e tests use as real servers and clients.
 deps:
