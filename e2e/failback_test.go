@@ -3,8 +3,10 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -206,4 +208,109 @@ func TestFailback(t *testing.T) {
 	}
 	moves := shimGauge(t, shim.URL, "etcdshim_tunnel_moves_total", "member")
 	t.Logf("tunnel moves: %v", moves)
+}
+
+// TestDrainCommand: the admin interface drains only from loopback and only
+// on its own listener. A client on the client port cannot drain the shim;
+// `etcdshim drain` moves the client's connection off the member without an
+// error, and `etcdshim drain --undo` brings it back.
+func TestDrainCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Run("non-loopback admin URL refused", func(t *testing.T) {
+		cmd := exec.Command(harness.ShimBinary(t), "--endpoints", "http://127.0.0.1:1",
+			"--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t)),
+			"--listen-admin-url", fmt.Sprintf("http://0.0.0.0:%d", harness.FreePort(t)))
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "listen-admin-url") {
+			t.Fatalf("a shim with its admin interface on 0.0.0.0 started or failed otherwise: %v\n%s", err, out)
+		}
+	})
+
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 3})
+	admin := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
+	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(),
+		Args: []string{"--health-interval", "200ms", "--failback-window", "1s", "--listen-admin-url", admin}})
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{shim.URL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	put := func(i int) {
+		t.Helper()
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if _, err := c.Put(cctx, "drain/k", strconv.Itoa(i)); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	put(0)
+	if n := tunnelsPerMember(t, shim.URL, cl); n["m1"] != 1 {
+		t.Fatalf("tunnels %v, want the client on m1", n)
+	}
+
+	// From the client port: not the admin interface.
+	for _, path := range []string{"/drain", "/prestop"} {
+		for _, method := range []string{http.MethodPost, http.MethodGet, http.MethodDelete} {
+			req, _ := http.NewRequest(method, shim.URL+path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Fatalf("%s %s on the client port answered 200", method, path)
+			}
+		}
+	}
+	if out := runDrain(t, "--admin-url", admin, "--undo"); !strings.Contains(out, `"draining":false`) {
+		t.Fatalf("after the client port was tried, the shim drains: %s", out)
+	}
+
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := c.Put(cctx, "drain/k", strconv.Itoa(i))
+			cancel()
+			if err != nil {
+				done <- fmt.Errorf("put %d: %w", i, err)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	out := runDrain(t, "--admin-url", admin)
+	if !strings.Contains(out, `"draining":true`) || !strings.Contains(out, `"inFlight":{"tunnels":0,"calls":0}`) {
+		t.Fatalf("etcdshim drain: %s", out)
+	}
+	put(-1)
+	if n := tunnelsPerMember(t, shim.URL, cl); n["m1"] != 0 || n["m2"]+n["m3"] != 1 {
+		t.Fatalf("tunnels after the drain %v, want the client off m1", n)
+	}
+	runDrain(t, "--admin-url", admin, "--undo")
+	waitUntil(t, "the client back on m1", func() bool { return tunnelsPerMember(t, shim.URL, cl)["m1"] == 1 })
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatalf("a write failed while the member was drained and undrained: %v", err)
+	}
+}
+
+func runDrain(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(harness.ShimBinary(t), append([]string{"drain"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("etcdshim drain %v: %v\n%s", args, err, out)
+	}
+	return string(out)
 }

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/ctxtime"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // refresh resets a file's TTL keeping its value (refresh=true). When the TTL
@@ -84,7 +87,28 @@ func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, 
 
 // keepAliveOnce renews lease id once; alive is false when the lease was
 // gone (the member answers a TTL of 0 for a lease it no longer has).
+//
+// A renewal changes nothing but the lease's deadline, so one that failed
+// with Unavailable (a member stopping, or the leader answering "waiting for
+// the applied index took too long" while leadership moves, before renewing
+// anything) is sent again after a short pause: twice renewed is renewed.
 func (s *V3Store) keepAliveOnce(ctx context.Context, id int64) (alive bool, err error) {
+	for attempt := 1; ; attempt++ {
+		alive, err = s.keepAliveAttempt(ctx, id)
+		if err == nil || status.Code(err) != codes.Unavailable || attempt == keepAliveAttempts {
+			return alive, err
+		}
+		if !ctxtime.Sleep(ctx, time.Duration(attempt)*100*time.Millisecond) {
+			return alive, err
+		}
+	}
+}
+
+// keepAliveAttempts bounds the renewals of one refresh (about 1.5 s of
+// pauses, within an election or two).
+const keepAliveAttempts = 6
+
+func (s *V3Store) keepAliveAttempt(ctx context.Context, id int64) (alive bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ka, err := s.lease.LeaseKeepAlive(ctx)
