@@ -195,8 +195,6 @@ func (s *Server) accept(ln net.Listener, secure bool) {
 
 func (s *Server) serveHTTP1(c net.Conn) { s.httpLn.push(c) }
 
-func (s *Server) serveHTTP2(c net.Conn) { s.httpLn.push(c) }
-
 func (s *Server) trackTunnel(t *tunnel) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
