@@ -346,7 +346,9 @@ func TestV2AuthCoreWatchWithoutIdentity(t *testing.T) {
 	}
 	// From a waitIndex: the member's history, read as alice.
 	_, body := e.do(t, alice, "GET", "/v2/keys/alice/w", "", "")
-	var cur struct{ Node struct{ ModifiedIndex uint64 } }
+	var cur struct {
+		Node struct{ ModifiedIndex uint64 }
+	}
 	_ = json.Unmarshal([]byte(body), &cur)
 	code, body := e.do(t, alice, "GET", fmt.Sprintf("/v2/keys/alice/w?wait=true&waitIndex=%d", cur.Node.ModifiedIndex), "", "")
 	if a, _ := v2Action(t, body); code != 200 || a != "compareAndSwap" || !strings.Contains(body, `"value":"2"`) {
