@@ -788,3 +788,62 @@ func TestGatewaySweep(t *testing.T) {
 		})
 	}
 }
+
+// TestGatewayWebsocketMemberFailover: in a three-member cluster, the member
+// the shim prefers stops under a watch; the socket ends as the member's own
+// gateway would end it (an Unavailable frame, then no close frame), and a
+// new socket watches through another member while the first stays down,
+// seeing a write made after the stop.
+func TestGatewayWebsocketMemberFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Parallel()
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 3})
+	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
+	tg := wsTarget{base: shim.URL, prefix: "/v3beta"}
+	var rec []string
+	w := tg.dial(t, &rec, nil)
+	if w == nil {
+		t.Fatalf("dial: %v", rec)
+	}
+	w.send("create", fmt.Sprintf(`{"create_request":{"key":%q}}`, b64s("wsfail/a")))
+	if f, _ := w.read(); !strings.Contains(f, `"created":true`) {
+		t.Fatalf("create: %s", f)
+	}
+	cl.Members[0].Stop(t)
+	w.step = "member-stopped"
+	for i := 0; i < 3; i++ {
+		if _, ended := w.read(); ended {
+			break
+		}
+	}
+	want := []string{
+		`member-stopped 1 {"error":{"grpc_code":14,"http_code":503,"message":"<msg>","http_status":"Service Unavailable"}}`,
+		`member-stopped closed: 1006`,
+	}
+	if got := rec[len(rec)-len(want):]; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("end of the stream:\n%s\nwant:\n%s", strings.Join(rec, "\n"), strings.Join(want, "\n"))
+	}
+	// A new socket: retried while the shim learns the member is gone.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rec = nil
+		if w = tg.dial(t, &rec, nil); w != nil {
+			w.send("again", fmt.Sprintf(`{"create_request":{"key":%q}}`, b64s("wsfail/a")))
+			if f, _ := w.read(); strings.Contains(f, `"created":true`) && !strings.Contains(f, `"canceled"`) {
+				break
+			}
+			w.c.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no watch through the remaining members: %s", strings.Join(rec, "\n"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	tg.put(t, "wsfail/a", "after")
+	w.step = "event"
+	if f, _ := w.read(); !strings.Contains(f, `"value":"`+b64s("after")+`"`) {
+		t.Fatalf("event through another member: %s", f)
+	}
+}
