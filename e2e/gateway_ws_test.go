@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -524,6 +525,23 @@ func TestGatewayWebsocketRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	shimGoroutines := func() int {
+		resp, err := client.Get(shim.URL + "/metrics/shim")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "go_goroutines" {
+				n, _ := strconv.Atoi(f[1])
+				return n
+			}
+		}
+		t.Fatal("no go_goroutines on /metrics/shim")
+		return 0
+	}
+	g0 := shimGoroutines()
 	const n = 20
 	var mu sync.Mutex
 	var conns []*websocket.Conn
@@ -557,6 +575,9 @@ func TestGatewayWebsocketRelease(t *testing.T) {
 	if got := waitWatchers(before + 2*n); got != before+2*n {
 		t.Fatalf("member watchers with %d sockets of 2 watches: %d, want %d", n, got, before+2*n)
 	}
+	if g := shimGoroutines(); g < g0+5*n {
+		t.Fatalf("shim goroutines with %d sockets open: %d, from %d", n, g, g0)
+	}
 	for i, c := range conns {
 		if i%2 == 0 {
 			_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
@@ -565,6 +586,16 @@ func TestGatewayWebsocketRelease(t *testing.T) {
 	}
 	if got := waitWatchers(before); got != before {
 		t.Fatalf("member watchers after the sockets closed: %d, want %d", got, before)
+	}
+	// The shim's goroutines for the sockets (six each) end with them; a few
+	// of its own (probes, idle connections) come and go meanwhile.
+	g := shimGoroutines()
+	for i := 0; i < 50 && g > g0+5; i++ {
+		time.Sleep(100 * time.Millisecond)
+		g = shimGoroutines()
+	}
+	if g > g0+5 {
+		t.Fatalf("shim goroutines: %d before %d sockets, %d after they closed", g0, n, g)
 	}
 }
 
