@@ -20,9 +20,10 @@ import (
 // returns its stderr lines and exit status.
 func runShimOnce(t *testing.T, env []string, args ...string) ([]string, int) {
 	t.Helper()
+	bin := harness.ShimBinary(t) // built before the clock starts
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, harness.ShimBinary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -46,6 +47,9 @@ func runShimOnce(t *testing.T, env []string, args ...string) ([]string, int) {
 // line per problem, naming where the value was given and the value, with
 // exit status 2; a port in use is one line and exit status 1.
 func TestConfigErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
 	dead := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 	listen := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 	base := []string{"--endpoints", dead, "--listen-client-urls", listen}
