@@ -423,6 +423,7 @@ func recipeQueue(t *testing.T, tg recipeTarget) {
 	for _, w := range watchers {
 		logs = append(logs, w.events())
 	}
+	bad.check(t) // the watchers' polls too
 
 	want := producers * perProducer
 	if len(produced) != want || len(popped) != want {
