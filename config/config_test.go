@@ -86,7 +86,7 @@ func TestLoadInvalid(t *testing.T) {
 	}{
 		{"no upstream", nil, "", "no upstream"},
 		{"embedded and endpoints", []string{"--embedded", "--endpoints", "http://127.0.0.1:1"}, "", "cannot be used together"},
-		{"bad endpoint", []string{"--endpoints", "127.0.0.1:2379"}, "", `invalid --endpoints "127.0.0.1:2379": first path segment`},
+		{"bad endpoint", []string{"--endpoints", "127.0.0.1:2379"}, "", `invalid --endpoints "127.0.0.1:2379": bad URL: first path segment`},
 		{"bad listen url", []string{"--endpoints", "http://127.0.0.1:1", "--listen-client-urls", "ftp://x:1"}, "", "scheme must be http or https"},
 		{"https without cert", []string{"--endpoints", "http://127.0.0.1:1", "--listen-client-urls", "https://127.0.0.1:1"}, "", "needs --cert-file"},
 		{"unreadable cert", []string{"--endpoints", "http://127.0.0.1:1", "--cert-file", "/nonexistent", "--key-file", "/nonexistent"}, "", "not readable"},

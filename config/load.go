@@ -61,7 +61,7 @@ func RegisterFlags(fs *pflag.FlagSet, d Config) {
 	fs.Int64("max-request-bytes", d.MaxRequestBytes, "largest JSON gateway or v2 request body accepted")
 	fs.String("metrics-endpoint", d.MetricsEndpoint, "upstream URL scraped for /metrics (default: first --endpoints URL + /metrics)")
 	fs.String("metric-aliases", d.MetricAliases, "YAML metric alias table replacing the built-in one")
-	fs.StringSlice("metric-alias-groups", d.MetricAliasGroups, "optional metric alias groups to switch on")
+	fs.StringSlice("metric-alias-groups", d.MetricAliasGroups, "optional metric alias groups to switch on (doc-typos, etcd2, grpc30); none: every alias off, the default group's too")
 	fs.Duration("metrics-timeout", d.MetricsTimeout, "time limit of one upstream scrape")
 	fs.Int("legacy-clients-max", d.LegacyClientsMax, "how many legacy clients /debug/legacy remembers")
 	fs.String("v2-prefix", d.V2Prefix, "v3 key prefix under which the v2 keyspace lives")

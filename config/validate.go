@@ -183,7 +183,7 @@ func (ps problems) err() error {
 func urlWhy(err error) string {
 	var ue *urlError
 	if errors.As(err, &ue) {
-		return ue.why + " (e.g. http://127.0.0.1:2379)"
+		return "bad URL: " + ue.why + " (e.g. http://127.0.0.1:2379)"
 	}
 	return err.Error()
 }

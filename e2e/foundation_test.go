@@ -432,7 +432,7 @@ func TestInvalidConfigExits2(t *testing.T) {
 		{"no endpoints", nil, "no upstream"},
 		{"embedded with endpoints", []string{"--embedded", "--endpoints", "http://127.0.0.1:1"}, "cannot be used together"},
 		{"bad url", []string{"--endpoints", "10.0.0.1:2379"}, "bad URL"},
-		{"unreadable cert", []string{"--endpoints", "http://127.0.0.1:1", "--cert-file", "/nope", "--key-file", "/nope"}, "not readable"},
+		{"unreadable cert", []string{"--endpoints", "http://127.0.0.1:1", "--trusted-ca-file", "/nope"}, "not readable"},
 		{"unknown flag", []string{"--no-such-flag"}, "unknown flag"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

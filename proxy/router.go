@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/httpguard"
-	"github.com/etcdshim/etcdshim/internal/redact"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -164,11 +163,7 @@ func NewPassthrough(pool *Pool, log *zap.Logger) http.Handler {
 			pool.requestProbe()
 			// The error names the member's address: it stays in the log.
 			// 503, as the gateway and /health answer when no member can.
-			reason := redact.Unavailable
-			if !pool.Healthy() {
-				reason = NoMemberReason
-			}
-			http.Error(w, "etcdshim: "+reason, http.StatusServiceUnavailable)
+			http.Error(w, "etcdshim: "+NoMemberReason, http.StatusServiceUnavailable)
 		},
 		ErrorLog: zap.NewStdLog(log.Named("passthrough")),
 	}

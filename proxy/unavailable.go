@@ -5,15 +5,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/redact"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// NoMemberReason is what every surface answers while no member is healthy:
-// the cause of a v2 error 300, the gateway's 503 JSON error, the body of a
-// pass-through 503 and the start of /health's reason. It names no address
-// (see internal/redact); /health adds each member's own cause.
-const NoMemberReason = "no upstream member reachable"
+// NoMemberReason is what every surface answers when no member can serve a
+// request: the cause of a v2 error 300, the gateway's 503 JSON error, the
+// body of a pass-through 503 and the start of /health's reason. It is the
+// text internal/redact gives clients for any member failure, and names no
+// address; /health adds each member's own cause.
+const NoMemberReason = redact.Unavailable
 
 // NoMemberWait is the longest a call waits for a member when the member it
 // was sent to turned out unreachable and no other is healthy: a member that
