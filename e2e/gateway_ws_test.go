@@ -878,3 +878,42 @@ func TestGatewayWebsocketMemberFailover(t *testing.T) {
 		t.Fatalf("event through another member: %s", f)
 	}
 }
+
+// TestGatewayWebsocketLargeEvent: an event larger than the proxy's default
+// 64 KiB line arrives whole in one frame, from the member's gateway and from
+// the shim's.
+func TestGatewayWebsocketLargeEvent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Parallel()
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
+	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
+	value := strings.Repeat("v", 1<<20)
+	for _, tg := range []wsTarget{{base: cl.ClientURLs()[0], prefix: "/v3"}, {base: shim.URL, prefix: "/v3"}, {base: shim.URL, prefix: "/v3beta"}} {
+		var rec []string
+		w := tg.dial(t, &rec, nil)
+		if w == nil {
+			t.Fatalf("%s%s: %v", tg.base, tg.prefix, rec)
+		}
+		w.send("create", fmt.Sprintf(`{"create_request":{"key":%q}}`, b64s("wsbig")))
+		if f, _ := w.read(); !strings.Contains(f, `"created":true`) {
+			t.Fatalf("create: %s", f)
+		}
+		tg.put(t, "wsbig", value)
+		_ = w.c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, b, err := w.c.ReadMessage()
+		var m struct {
+			Result struct {
+				Events []struct {
+					Kv struct {
+						Value []byte `json:"value"`
+					} `json:"kv"`
+				} `json:"events"`
+			} `json:"result"`
+		}
+		if err != nil || json.Unmarshal(b, &m) != nil || len(m.Result.Events) != 1 || string(m.Result.Events[0].Kv.Value) != value {
+			t.Fatalf("%s%s: a 1 MiB event: %v, %d bytes", tg.base, tg.prefix, err, len(b))
+		}
+	}
+}
