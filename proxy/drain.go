@@ -148,11 +148,7 @@ func (p *Pool) rebalance() {
 			s.leave()
 		}
 		for _, t := range moves {
-			delay := time.Duration(0)
-			if !planned && p.opts.FailbackWindow > 0 {
-				delay = rand.N(p.opts.FailbackWindow)
-			}
-			time.AfterFunc(delay, func() {
+			time.AfterFunc(p.moveDelay(planned), func() {
 				if !p.shouldLeave(ep) {
 					// The reason went away (the preferred member failed
 					// again): stay, and be eligible for a later move.
@@ -166,6 +162,16 @@ func (p *Pool) rebalance() {
 			})
 		}
 	}
+}
+
+// moveDelay is how long one tunnel waits before it moves: at once for a
+// planned drain (the member is about to stop), else a uniform random time
+// below the failback window, so that clients reconnect spread over it.
+func (p *Pool) moveDelay(planned bool) time.Duration {
+	if planned || p.opts.FailbackWindow <= 0 {
+		return 0
+	}
+	return rand.N(p.opts.FailbackWindow)
 }
 
 // TunnelCounts is the number of relayed client connections per member.

@@ -128,3 +128,28 @@ func TestDrainMovesEverythingAndReturns(t *testing.T) {
 		return tunnelsOn(shim.pool, first.addr) == 1 && tunnelsOn(shim.pool, second.addr) == 0
 	})
 }
+
+// TestFailbackMovesAreSpread: failback moves wait a random time below the
+// window (so that many clients do not reconnect in the same instant);
+// planned drains move at once.
+func TestFailbackMovesAreSpread(t *testing.T) {
+	const window = 30 * time.Second
+	p := &Pool{opts: PoolOptions{FailbackWindow: window}}
+	seen := map[time.Duration]bool{}
+	for range 1000 {
+		d := p.moveDelay(false)
+		if d < 0 || d >= window {
+			t.Fatalf("delay %v outside [0, %v)", d, window)
+		}
+		seen[d/time.Second] = true
+	}
+	if len(seen) < 25 {
+		t.Fatalf("1000 delays fell into %d of the window's 30 seconds: not spread", len(seen))
+	}
+	if d := p.moveDelay(true); d != 0 {
+		t.Fatalf("a planned drain waits %v", d)
+	}
+	if d := (&Pool{}).moveDelay(false); d != 0 {
+		t.Fatalf("no window, yet a delay of %v", d)
+	}
+}
