@@ -21,8 +21,10 @@ import (
 // on the new leader. It also saves the follower's forwarding hop.
 //
 // The leader is learnt from each member's Status at every probe (no raft
-// round trip, answered without credentials); stale knowledge only means the
-// write goes through a follower, as before.
+// round trip); stale or missing knowledge only means the write goes through
+// a follower, as before. With auth on, etcd 3.6 and later answer Status only
+// to an authenticated user: without a client certificate whose CN is a user
+// (--cert), the shim learns no leader and this routing is off.
 
 // learnLeader records the member's id and the leader it reports.
 func (ep *endpoint) learnLeader(ctx context.Context) {
