@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync/atomic"
-	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -20,15 +18,7 @@ import (
 type Own struct {
 	t  *Tokens
 	id Identity
-	// authOff is until when (unix nanoseconds) the member was last seen
-	// with auth off: no token is asked for meanwhile, so that the hub's
-	// calls (one per v2 watch) cost no Authenticate while auth is off. A
-	// call refused in that second fails over as without an identity.
-	authOff atomic.Int64
 }
-
-// authOffMemo is how long "auth is off" is believed.
-const authOffMemo = time.Second
 
 // Own returns the identity user:password, or nil when user is empty.
 func (t *Tokens) Own(user, password string) *Own {
@@ -44,15 +34,9 @@ var ErrOwnCredentials = errors.New("the member refused the shim's --user credent
 // Context returns ctx carrying the shim's token (none while auth is off).
 // Unary calls on a connection from Tokens.Upstream renew it themselves.
 func (o *Own) Context(ctx context.Context) (context.Context, error) {
-	if time.Now().UnixNano() < o.authOff.Load() {
-		return ctx, nil
-	}
 	e, err := o.t.token(ctx, o.id, "")
 	if errors.Is(err, ErrBadCredentials) {
 		return nil, ErrOwnCredentials
-	}
-	if err == nil && e.token == "" {
-		o.authOff.Store(time.Now().Add(authOffMemo).UnixNano())
 	}
 	if err != nil || e.token == "" {
 		return ctx, err

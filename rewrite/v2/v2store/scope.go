@@ -41,6 +41,13 @@ func Below(ctx context.Context) context.Context { return context.WithValue(ctx, 
 
 func below(ctx context.Context) bool { b, _ := ctx.Value(belowKey{}).(bool); return b }
 
+// onlyBelow reports whether a read of p must leave out p's own key: named
+// with a trailing slash by a caller who may not read that key. Others read
+// it as 3.4 does (GET /v2/keys/file/ answers the file).
+func (l layout) onlyBelow(ctx context.Context, p string) bool {
+	return below(ctx) && !l.canRead(l.key(p), nil)
+}
+
 // WithScope makes the store calls made with ctx stay inside sc (nil: no
 // limit, for root, for auth off and for anonymous requests).
 func WithScope(ctx context.Context, sc Scope) context.Context {

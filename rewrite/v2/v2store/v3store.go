@@ -252,7 +252,7 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 	s = s.scoped(ctx)
 	start, end := s.l.subtree(p)
 	from := start
-	if p != "/" && !below(ctx) {
+	if p != "/" && !s.l.onlyBelow(ctx, p) {
 		from = s.l.key(p)
 	}
 	var kv Ranger
@@ -432,9 +432,9 @@ func (s *V3Store) CanRead(ctx context.Context, p string, recursive bool) error {
 		end = append(append([]byte(nil), key...), 0)
 	}
 	switch {
-	case p == "/" || (recursive && below(ctx)):
+	case p == "/" || (recursive && s.l.onlyBelow(ctx, p)):
 		key = start
-	case below(ctx):
+	case s.l.onlyBelow(ctx, p):
 		key, end = start, append(append([]byte(nil), start...), 0) // the directory's marker
 	}
 	_, err := s.kv.Range(ctx, &pb.RangeRequest{Key: key, RangeEnd: end, CountOnly: true, Serializable: true})
