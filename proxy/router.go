@@ -46,7 +46,7 @@ func (s *Server) router(h Handlers) http.Handler {
 	s.debugRoutes(mux, h, func(next http.Handler) http.Handler { return guard.WrapHostOnly(s.debugAccess(next)) })
 	mux.Handle("/version", s.instrument("version", or(h.Version)))
 	mux.Handle("/", s.instrument("passthrough", pass))
-	return mux
+	return canonicalPaths(mux)
 }
 
 // debugRoutes mounts /debug/legacy and, with --enable-pprof, /debug/pprof
