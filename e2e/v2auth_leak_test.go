@@ -50,9 +50,8 @@ type leakWorld struct {
 }
 
 type leakUser struct {
-	name, pass   string
-	read, write  []string // v2 permission patterns
-	readableHint int      // reads answered 200 through the shim
+	name, pass  string
+	read, write []string // v2 permission patterns
 }
 
 // leakNames are path components: some are prefixes of others ("a", "ab",
