@@ -172,7 +172,7 @@ func TestPreflight(t *testing.T) {
 			// Information, not a blocker: the shim keeps serving the client.
 			expectVerdict(t, r, code, preflight.StatusWarn, 0)
 			expectCheck(t, r, "legacy-clients", preflight.StatusWarn, `"preflight-e2e-v2client/1.0"`)
-			expectCheck(t, r, "legacy-clients", preflight.StatusWarn, "v2: 1 clients")
+			expectCheck(t, r, "legacy-clients", preflight.StatusWarn, "v2: 1 client, 1 request")
 		})
 
 		// One follower restarted on 3.5: the upgrade to 3.5 is in progress.
