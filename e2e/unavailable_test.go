@@ -70,6 +70,15 @@ func TestNoMemberReachable(t *testing.T) {
 		}
 		return e.Message
 	}
+	// /v2/members, /v2/machines, /v2/stats and /v2/auth answer errors as
+	// 3.4's {"message":…}.
+	message := func(body string) string {
+		var e struct{ Message string }
+		if err := json.Unmarshal([]byte(body), &e); err != nil {
+			return fmt.Sprintf("not a v2 message: %s", body)
+		}
+		return e.Message
+	}
 	plain := func(body string) string { return strings.TrimPrefix(strings.TrimSpace(body), "etcdshim: ") }
 	health := func(body string) string {
 		var h struct{ Health, Reason string }
@@ -89,6 +98,10 @@ func TestNoMemberReachable(t *testing.T) {
 		{"v2 PUT", "PUT", "/v2/keys/foo", "value=bar", http.StatusInternalServerError, v2Error, reason},
 		{"/v3beta", "POST", "/v3beta/kv/range", `{"key":"Zm9v"}`, http.StatusServiceUnavailable, gatewayError, reason},
 		{"/v3", "POST", "/v3/kv/put", `{"key":"Zm9v","value":"YmFy"}`, http.StatusServiceUnavailable, gatewayError, reason},
+		{"v2 members", "GET", "/v2/members", "", http.StatusInternalServerError, message, reason},
+		{"v2 machines", "GET", "/v2/machines", "", http.StatusInternalServerError, message, reason},
+		{"v2 stats", "GET", "/v2/stats/self", "", http.StatusInternalServerError, message, reason},
+		{"v2 auth", "GET", "/v2/auth/enable", "", http.StatusInternalServerError, message, reason},
 		{"/version", "GET", "/version", "", http.StatusServiceUnavailable, plain, reason},
 		{"pass-through", "GET", "/config/local/log", "", http.StatusServiceUnavailable, plain, reason},
 		{"/health", "GET", "/health", "", http.StatusServiceUnavailable, health, healthReason},

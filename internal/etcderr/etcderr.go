@@ -67,3 +67,7 @@ func Denied(err error) bool {
 	}
 	return Is(err, rpctypes.ErrGRPCUserEmpty) || Is(err, rpctypes.ErrGRPCAuthFailed) || InvalidToken(err)
 }
+
+// Unavailable reports a call that no member served (the pool found none
+// healthy, or the member went away mid-call).
+func Unavailable(err error) bool { return Code(err) == codes.Unavailable }

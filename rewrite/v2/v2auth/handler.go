@@ -13,6 +13,7 @@ import (
 
 	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/internal/redact"
 	"github.com/etcdshim/etcdshim/internal/reqbody"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -171,6 +172,9 @@ func (h *Handler) writeError(w http.ResponseWriter, err error) {
 	case errors.As(err, &ae):
 	case errors.Is(err, ErrBadCredentials) || isDenied(err):
 		ae = &authError{code: http.StatusUnauthorized, msg: "Insufficient credentials"}
+	case etcderr.Unavailable(err):
+		h.opts.Logger.Warn("v2 auth request failed upstream", zap.Error(err))
+		ae = &authError{code: http.StatusInternalServerError, msg: redact.Unavailable}
 	default:
 		h.opts.Logger.Warn("v2 auth request failed upstream", zap.Error(err))
 		ae = &authError{code: http.StatusInternalServerError, msg: "Internal Server Error"}

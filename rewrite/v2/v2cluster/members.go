@@ -13,6 +13,7 @@ import (
 
 	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/internal/redact"
 	"github.com/etcdshim/etcdshim/internal/reqbody"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -196,12 +197,18 @@ func isPeerExists(err error) bool { return etcderr.Is(err, rpctypes.ErrGRPCPeerU
 func isNotFound(err error) bool { return etcderr.Is(err, rpctypes.ErrGRPCMemberNotFound) }
 
 // writeUpstreamError answers as 3.4 answers errors it has no v2 shape for:
-// 500 {"message":"Internal Server Error"}; the cause goes to the log.
+// 500 {"message":"Internal Server Error"}, except that a call no member
+// served says so in the same words as every other surface; the cause goes
+// to the log.
 func (h *Handler) writeUpstreamError(w http.ResponseWriter, err error) {
 	if errors.Is(err, v2auth.ErrBadCredentials) || etcderr.Denied(err) {
 		writeMessage(w, http.StatusUnauthorized, "Insufficient credentials")
 		return
 	}
 	h.opts.Logger.Warn("v2 cluster request failed upstream", zap.Error(err))
-	writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
+	msg := "Internal Server Error"
+	if etcderr.Unavailable(err) {
+		msg = redact.Unavailable
+	}
+	writeMessage(w, http.StatusInternalServerError, msg)
 }
