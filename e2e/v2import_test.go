@@ -163,25 +163,7 @@ func TestV2Import(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd processes")
 	}
-	var (
-		src, dst *harness.Cluster
-		shim     *harness.Shim
-		wg       sync.WaitGroup
-	)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		src = harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", EnableV2: true})
-	}()
-	go func() {
-		defer wg.Done()
-		dst = harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
-		shim = harness.StartShim(t, harness.ShimConfig{Endpoints: dst.ClientURLs()})
-	}()
-	wg.Wait()
-	if src == nil || dst == nil || shim == nil {
-		t.FailNow()
-	}
+	src, dst, shim := startImportPair(t)
 	from, to := src.ClientURLs()[0], dst.ClientURLs()[0]
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
 
@@ -436,4 +418,26 @@ func TestV2Import(t *testing.T) {
 			t.Fatalf("missing --from: exit %d %q", code, errOut)
 		}
 	})
+}
+
+// startImportPair starts, side by side, a 3.4 member serving v2 (an import's
+// source) and a 3.7 member behind a shim (its destination).
+func startImportPair(t *testing.T) (src, dst *harness.Cluster, shim *harness.Shim) {
+	t.Helper()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		src = harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", EnableV2: true})
+	}()
+	go func() {
+		defer wg.Done()
+		dst = harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
+		shim = harness.StartShim(t, harness.ShimConfig{Endpoints: dst.ClientURLs()})
+	}()
+	wg.Wait()
+	if src == nil || dst == nil || shim == nil {
+		t.FailNow()
+	}
+	return src, dst, shim
 }

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/etcdshim/etcdshim/e2e/harness"
 )
 
 // TestV2InOrderAfterImport (issues 19 and 22): a 3.4 store whose v2 index
@@ -24,25 +22,7 @@ func TestV2InOrderAfterImport(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd processes")
 	}
-	var (
-		src, dst *harness.Cluster
-		shim     *harness.Shim
-		wg       sync.WaitGroup
-	)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		src = harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", EnableV2: true})
-	}()
-	go func() {
-		defer wg.Done()
-		dst = harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
-		shim = harness.StartShim(t, harness.ShimConfig{Endpoints: dst.ClientURLs()})
-	}()
-	wg.Wait()
-	if src == nil || dst == nil || shim == nil {
-		t.FailNow()
-	}
+	src, dst, shim := startImportPair(t)
 	from, to := src.ClientURLs()[0], dst.ClientURLs()[0]
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
 

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,25 +24,7 @@ func TestV2VerifyAndDryRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd processes")
 	}
-	var (
-		src, dst *harness.Cluster
-		shim     *harness.Shim
-		wg       sync.WaitGroup
-	)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		src = harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", EnableV2: true})
-	}()
-	go func() {
-		defer wg.Done()
-		dst = harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
-		shim = harness.StartShim(t, harness.ShimConfig{Endpoints: dst.ClientURLs()})
-	}()
-	wg.Wait()
-	if src == nil || dst == nil || shim == nil {
-		t.FailNow()
-	}
+	src, dst, shim := startImportPair(t)
 	from, to := src.ClientURLs()[0], dst.ClientURLs()[0]
 	hc := &http.Client{Timeout: 10 * time.Second}
 	put := func(key string, form url.Values) { v2Do(t, hc, http.MethodPut, from, key, form) }

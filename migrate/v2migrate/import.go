@@ -388,11 +388,10 @@ func ttlEqual(ttl, lease int64, ttls map[int64]int64, tol time.Duration) bool {
 	return ok && left > 0 && ttlClose(ttl, left, tol)
 }
 
-// pruneList lists the destination keys below the root the source does not
-// have: files where the source has no file, markers where it has no
-// directory.
-// plannedDeletes names what pruneList would delete, for a dry run.
-func plannedDeletes(src []Entry, dest *DestView) []Planned {
+// prunable calls fn for each destination key below the root that the
+// source does not have: files where the source has no file, markers where
+// it has no directory.
+func prunable(src []Entry, dest *DestView, fn func(p string, dir bool, kv destKV)) {
 	files, dirs := map[string]bool{}, map[string]bool{}
 	for _, e := range src {
 		if e.Dir {
@@ -401,40 +400,31 @@ func plannedDeletes(src []Entry, dest *DestView) []Planned {
 			files[e.Path] = true
 		}
 	}
-	var out []Planned
-	for p := range dest.Files {
-		if !files[p] {
-			out = append(out, Planned{Action: "delete", Path: p})
-		}
-	}
-	for p := range dest.Markers {
-		if !dirs[p] {
-			out = append(out, Planned{Action: "delete", Path: p, Dir: true})
-		}
-	}
-	return out
-}
-
-func pruneList(src []Entry, dest *DestView) []destKV {
-	files, dirs := map[string]bool{}, map[string]bool{}
-	for _, e := range src {
-		if e.Dir {
-			dirs[e.Path] = true
-		} else {
-			files[e.Path] = true
-		}
-	}
-	var out []destKV
 	for p, d := range dest.Files {
 		if !files[p] {
-			out = append(out, d)
+			fn(p, false, d)
 		}
 	}
 	for p, d := range dest.Markers {
 		if !dirs[p] {
-			out = append(out, d)
+			fn(p, true, d)
 		}
 	}
+}
+
+// pruneList lists the keys prune deletes.
+func pruneList(src []Entry, dest *DestView) []destKV {
+	var out []destKV
+	prunable(src, dest, func(_ string, _ bool, d destKV) { out = append(out, d) })
+	return out
+}
+
+// plannedDeletes names what pruneList would delete, for a dry run.
+func plannedDeletes(src []Entry, dest *DestView) []Planned {
+	var out []Planned
+	prunable(src, dest, func(p string, dir bool, _ destKV) {
+		out = append(out, Planned{Action: "delete", Path: p, Dir: dir})
+	})
 	return out
 }
 
