@@ -7,7 +7,7 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/etcdshim ./cmd/etcdshim
+    CGO_ENABLED=0 go build -tags noembed -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/etcdshim ./cmd/etcdshim
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/etcdshim /usr/local/bin/etcdshim

@@ -17,7 +17,7 @@ all: build
 
 # The same flags as the Dockerfile: no cgo, no local paths, no symbol tables.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/etcdshim ./cmd/etcdshim
+	CGO_ENABLED=0 $(GO) build -tags noembed -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/etcdshim ./cmd/etcdshim
 
 # Debian packages the e2e tests use as real servers and clients.
 deps:

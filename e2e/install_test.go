@@ -82,8 +82,13 @@ func TestInstallFromFreshClone(t *testing.T) {
 		// The Dockerfile's flags. go version -m shows -trimpath and cgo
 		// (Go does not record -ldflags with -trimpath: they may hold paths);
 		// -s -w leave no symbol table and no DWARF.
+		// Without the embedded etcd, --embedded says so in one line.
+		if out, err := exec.Command(bin, "--embedded").CombinedOutput(); err == nil || !strings.Contains(string(out), "-tags noembed") {
+			t.Errorf("%s --embedded: %v\n%s", bin, err, out)
+		}
 		info := run(clone, nil, "go", "version", "-m", bin)
-		for _, want := range []string{"-trimpath=true", "CGO_ENABLED=0"} {
+		// -tags noembed: the sidecar's binary carries no etcd server.
+		for _, want := range []string{"-trimpath=true", "CGO_ENABLED=0", "-tags=noembed"} {
 			if !strings.Contains(info, want) {
 				t.Errorf("go version -m %s lacks %s:\n%s", bin, want, info)
 			}
