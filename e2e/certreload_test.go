@@ -2,16 +2,9 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,58 +14,10 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
+	"github.com/etcdshim/etcdshim/internal/testpki"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
-
-// testCA issues certificates for the rotation test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, cn string) *testCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &testCA{cert: c, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue makes a certificate for 127.0.0.1 and localhost signed by ca.
-func (ca *testCA) issue(t *testing.T, serial int64, cn string, usages ...x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: usages,
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
-}
-
-// swap replaces a file as Kubernetes and cert-manager do: a new file
-// renamed over the old one.
-func swap(t *testing.T, path string, data []byte) {
-	t.Helper()
-	if err := os.WriteFile(path+".tmp", data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestCertReload: the shim's certificate files are replaced on disk while it
 // runs. On the client side, new handshakes get the new server certificate
@@ -94,23 +39,23 @@ func TestCertReload(t *testing.T) {
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.6", Size: 1, TLS: memberPKI})
 
 	// The shim's client-facing PKI: CA A now, CA B after the rotation.
-	caA, caB := newTestCA(t, "client-side A"), newTestCA(t, "client-side B")
+	caA, caB := testpki.NewCA(t, "client-side A"), testpki.NewCA(t, "client-side B")
 	shimDir := filepath.Join(dir, "shim")
 	if err := os.MkdirAll(shimDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	p := func(name string) string { return filepath.Join(shimDir, name) }
-	sc, sk := caA.issue(t, 1001, "shim", x509.ExtKeyUsageServerAuth)
-	swap(t, p("server.pem"), sc)
-	swap(t, p("server-key.pem"), sk)
-	swap(t, p("trusted-ca.pem"), caA.pem)
+	sc, sk := caA.Issue(t, 1001, "shim", x509.ExtKeyUsageServerAuth)
+	testpki.Replace(t, p("server.pem"), sc)
+	testpki.Replace(t, p("server-key.pem"), sk)
+	testpki.Replace(t, p("trusted-ca.pem"), caA.PEM)
 	// Upstream files: copies of the member PKI's client pair and CA.
 	for from, to := range map[string]string{memberPKI.ClientCert: "up.pem", memberPKI.ClientKey: "up-key.pem", memberPKI.CA: "up-ca.pem"} {
 		b, err := os.ReadFile(from)
 		if err != nil {
 			t.Fatal(err)
 		}
-		swap(t, p(to), b)
+		testpki.Replace(t, p(to), b)
 	}
 	// The harness's plain listener answers /health and /metrics/shim; the
 	// clients use the https one.
@@ -124,10 +69,10 @@ func TestCertReload(t *testing.T) {
 	}})
 
 	roots := x509.NewCertPool()
-	roots.AddCert(caA.cert)
-	roots.AddCert(caB.cert)
-	clientPair := func(ca *testCA, serial int64) tls.Certificate {
-		c, k := ca.issue(t, serial, "client", x509.ExtKeyUsageClientAuth)
+	roots.AddCert(caA.Cert)
+	roots.AddCert(caB.Cert)
+	clientPair := func(ca *testpki.CA, serial int64) tls.Certificate {
+		c, k := ca.Issue(t, serial, "client", x509.ExtKeyUsageClientAuth)
 		pair, err := tls.X509KeyPair(c, k)
 		if err != nil {
 			t.Fatal(err)
@@ -180,10 +125,10 @@ func TestCertReload(t *testing.T) {
 	conns := connsTotal()
 
 	t.Run("client side", func(t *testing.T) {
-		sc2, sk2 := caB.issue(t, 1002, "shim", x509.ExtKeyUsageServerAuth)
-		swap(t, p("server.pem"), sc2)
-		swap(t, p("server-key.pem"), sk2)
-		swap(t, p("trusted-ca.pem"), caB.pem)
+		sc2, sk2 := caB.Issue(t, 1002, "shim", x509.ExtKeyUsageServerAuth)
+		testpki.Replace(t, p("server.pem"), sc2)
+		testpki.Replace(t, p("server-key.pem"), sk2)
+		testpki.Replace(t, p("trusted-ca.pem"), caB.PEM)
 		if s, err := serverSerial(pairB); err != nil || s != 1002 {
 			t.Fatalf("a new handshake after rotation: serial %d, %v; want the new certificate 1002", s, err)
 		}
@@ -198,10 +143,10 @@ func TestCertReload(t *testing.T) {
 	t.Run("upstream side", func(t *testing.T) {
 		// A client certificate the member does not trust: new upstream
 		// handshakes must present it, so new connections fail...
-		stranger := newTestCA(t, "stranger")
-		bc, bk := stranger.issue(t, 3001, "client", x509.ExtKeyUsageClientAuth)
-		swap(t, p("up.pem"), bc)
-		swap(t, p("up-key.pem"), bk)
+		stranger := testpki.NewCA(t, "stranger")
+		bc, bk := stranger.Issue(t, 3001, "client", x509.ExtKeyUsageClientAuth)
+		testpki.Replace(t, p("up.pem"), bc)
+		testpki.Replace(t, p("up-key.pem"), bk)
 		if err := tryOnce(dialer(pairB), "rot/up-untrusted"); err == nil {
 			t.Fatal("with an untrusted upstream client certificate on disk a new connection was still served: the file was not re-read")
 		}
@@ -210,19 +155,19 @@ func TestCertReload(t *testing.T) {
 		// original pair is restored).
 		for from, to := range map[string]string{memberPKI.ClientCert: "up.pem", memberPKI.ClientKey: "up-key.pem"} {
 			b, _ := os.ReadFile(from)
-			swap(t, p(to), b)
+			testpki.Replace(t, p(to), b)
 		}
 		if err := tryOnce(dialer(pairB), "rot/up-restored"); err != nil {
 			t.Fatalf("after restoring the upstream certificate: %v", err)
 		}
 		// The same with --cacert: a bundle without the member's CA fails
 		// new handshakes, the right one serves again.
-		swap(t, p("up-ca.pem"), stranger.pem)
+		testpki.Replace(t, p("up-ca.pem"), stranger.PEM)
 		if err := tryOnce(dialer(pairB), "rot/up-wrong-ca"); err == nil {
 			t.Fatal("with a --cacert that does not hold the member's CA a new connection was still served")
 		}
 		b, _ := os.ReadFile(memberPKI.CA)
-		swap(t, p("up-ca.pem"), b)
+		testpki.Replace(t, p("up-ca.pem"), b)
 		if err := tryOnce(dialer(pairB), "rot/up-ca-restored"); err != nil {
 			t.Fatalf("after restoring --cacert: %v", err)
 		}

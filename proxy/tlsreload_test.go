@@ -1,74 +1,18 @@
 package proxy
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/etcdshim/etcdshim/config"
+	"github.com/etcdshim/etcdshim/internal/testpki"
 	"go.uber.org/zap/zaptest"
 )
-
-// rotCA is a CA that issues certificates into files that tests replace.
-type rotCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newRotCA(t *testing.T, name string) *rotCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &rotCA{cert: c, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a certificate and key PEM with the given serial.
-func (ca *rotCA) issue(t *testing.T, serial int64, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "rot"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
-}
-
-// replace writes data to path the way Kubernetes and cert-manager do: a new
-// file renamed over the old one.
-func replace(t *testing.T, path string, data []byte) {
-	t.Helper()
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // tlsEcho serves TLS with cfg and echoes; it reports the client certificate
 // serial of each connection.
@@ -122,12 +66,12 @@ func roundTrip(t *testing.T, c net.Conn) {
 // connection made before keeps working.
 func TestServerTLSReloadsFiles(t *testing.T) {
 	dir := t.TempDir()
-	caA, caB := newRotCA(t, "A"), newRotCA(t, "B")
+	caA, caB := testpki.NewCA(t, "A"), testpki.NewCA(t, "B")
 	certPath, keyPath, caPath := filepath.Join(dir, "s.pem"), filepath.Join(dir, "s-key.pem"), filepath.Join(dir, "ca.pem")
-	c1, k1 := caA.issue(t, 101, x509.ExtKeyUsageServerAuth)
-	replace(t, certPath, c1)
-	replace(t, keyPath, k1)
-	replace(t, caPath, caA.pem)
+	c1, k1 := caA.Issue(t, 101, "rot", x509.ExtKeyUsageServerAuth)
+	testpki.Replace(t, certPath, c1)
+	testpki.Replace(t, keyPath, k1)
+	testpki.Replace(t, caPath, caA.PEM)
 	cfg := config.Config{CertFile: certPath, KeyFile: keyPath, TrustedCAFile: caPath, ClientCertAuth: true}
 	srvTLS, err := ServerTLSLogged(cfg, zaptest.NewLogger(t))
 	if err != nil {
@@ -136,10 +80,10 @@ func TestServerTLSReloadsFiles(t *testing.T) {
 	addr, clientSerials := tlsEcho(t, srvTLS)
 
 	roots := x509.NewCertPool()
-	roots.AddCert(caA.cert)
-	roots.AddCert(caB.cert)
-	clientA, clientAKey := caA.issue(t, 201, x509.ExtKeyUsageClientAuth)
-	clientB, clientBKey := caB.issue(t, 202, x509.ExtKeyUsageClientAuth)
+	roots.AddCert(caA.Cert)
+	roots.AddCert(caB.Cert)
+	clientA, clientAKey := caA.Issue(t, 201, "rot", x509.ExtKeyUsageClientAuth)
+	clientB, clientBKey := caB.Issue(t, 202, "rot", x509.ExtKeyUsageClientAuth)
 	pairA, _ := tls.X509KeyPair(clientA, clientAKey)
 	pairB, _ := tls.X509KeyPair(clientB, clientBKey)
 	dial := func(pair tls.Certificate) (*tls.Conn, error) {
@@ -179,10 +123,10 @@ func TestServerTLSReloadsFiles(t *testing.T) {
 	<-clientSerials
 
 	// Rotate: a new server pair from CA B, and a bundle trusting only B.
-	c2, k2 := caB.issue(t, 102, x509.ExtKeyUsageServerAuth)
-	replace(t, certPath, c2)
-	replace(t, keyPath, k2)
-	replace(t, caPath, caB.pem)
+	c2, k2 := caB.Issue(t, 102, "rot", x509.ExtKeyUsageServerAuth)
+	testpki.Replace(t, certPath, c2)
+	testpki.Replace(t, keyPath, k2)
+	testpki.Replace(t, caPath, caB.PEM)
 
 	fresh, err := dial(pairB)
 	if err != nil {
@@ -203,8 +147,8 @@ func TestServerTLSReloadsFiles(t *testing.T) {
 
 	// A half-done rotation (certificate replaced, key not yet) keeps the
 	// last good pair serving.
-	c3, _ := caB.issue(t, 103, x509.ExtKeyUsageServerAuth)
-	replace(t, certPath, c3)
+	c3, _ := caB.Issue(t, 103, "rot", x509.ExtKeyUsageServerAuth)
+	testpki.Replace(t, certPath, c3)
 	mid, err := dial(pairB)
 	if err != nil {
 		t.Fatalf("during a half-done rotation: %v", err)
@@ -220,21 +164,21 @@ func TestServerTLSReloadsFiles(t *testing.T) {
 // changes which member certificates verify.
 func TestUpstreamTLSReloadsFiles(t *testing.T) {
 	dir := t.TempDir()
-	caA, caB := newRotCA(t, "A"), newRotCA(t, "B")
+	caA, caB := testpki.NewCA(t, "A"), testpki.NewCA(t, "B")
 	certPath, keyPath, caPath := filepath.Join(dir, "c.pem"), filepath.Join(dir, "c-key.pem"), filepath.Join(dir, "ca.pem")
-	c1, k1 := caA.issue(t, 301, x509.ExtKeyUsageClientAuth)
-	replace(t, certPath, c1)
-	replace(t, keyPath, k1)
-	replace(t, caPath, caA.pem)
+	c1, k1 := caA.Issue(t, 301, "rot", x509.ExtKeyUsageClientAuth)
+	testpki.Replace(t, certPath, c1)
+	testpki.Replace(t, keyPath, k1)
+	testpki.Replace(t, caPath, caA.PEM)
 	upTLS, err := UpstreamTLSLogged(config.Config{UpstreamCert: certPath, UpstreamKey: keyPath, UpstreamCACert: caPath}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	clientRoots := x509.NewCertPool()
-	clientRoots.AddCert(caA.cert)
-	member := func(ca *rotCA, serial int64) (string, <-chan int64) {
-		cp, kp := ca.issue(t, serial, x509.ExtKeyUsageServerAuth)
+	clientRoots.AddCert(caA.Cert)
+	member := func(ca *testpki.CA, serial int64) (string, <-chan int64) {
+		cp, kp := ca.Issue(t, serial, "rot", x509.ExtKeyUsageServerAuth)
 		pair, _ := tls.X509KeyPair(cp, kp)
 		return tlsEcho(t, &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientRoots})
 	}
@@ -259,10 +203,10 @@ func TestUpstreamTLSReloadsFiles(t *testing.T) {
 	}
 	<-serialsB // the refused handshake
 
-	c2, k2 := caA.issue(t, 302, x509.ExtKeyUsageClientAuth)
-	replace(t, certPath, c2)
-	replace(t, keyPath, k2)
-	replace(t, caPath, caB.pem)
+	c2, k2 := caA.Issue(t, 302, "rot", x509.ExtKeyUsageClientAuth)
+	testpki.Replace(t, certPath, c2)
+	testpki.Replace(t, keyPath, k2)
+	testpki.Replace(t, caPath, caB.PEM)
 
 	fresh, err := dial(addrB)
 	if err != nil {
