@@ -27,21 +27,21 @@ import (
 
 // fakeMember is a gRPC server standing in for an etcd member in unit tests:
 // the standard health service, where Check("slow") blocks until released and
-// records the metadata it received.
+// records the metadata of every Check (the pool's own probes call it too).
 type fakeMember struct {
 	*health.Server
-	addr     string
-	started  chan struct{}
-	release  chan struct{}
-	mu       sync.Mutex
-	lastMeta metadata.MD
-	srv      *grpc.Server
+	addr    string
+	started chan struct{}
+	release chan struct{}
+	mu      sync.Mutex
+	metas   []metadata.MD
+	srv     *grpc.Server
 }
 
 func (f *fakeMember) Check(ctx context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	f.mu.Lock()
-	f.lastMeta = md
+	f.metas = append(f.metas, md)
 	f.mu.Unlock()
 	if req.GetService() == "slow" {
 		close(f.started)
@@ -146,8 +146,14 @@ func TestTunnelUnaryStreamMetadataDeadline(t *testing.T) {
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("Check through the shim: %v %v", resp, err)
 	}
+	// The client's Check is the one with a token: the pool's probes carry none.
+	var tok []string
 	member.mu.Lock()
-	tok := member.lastMeta.Get("token")
+	for _, md := range member.metas {
+		if v := md.Get("token"); len(v) > 0 {
+			tok = v
+		}
+	}
 	member.mu.Unlock()
 	if len(tok) != 1 || tok[0] != "secret-token" {
 		t.Fatalf("token metadata did not reach the member: %v", tok)
