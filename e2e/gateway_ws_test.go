@@ -335,30 +335,6 @@ func runWSMalformed(t *testing.T, tg wsTarget) []string {
 	return rec
 }
 
-func compareFrames(t *testing.T, name string, want, got []string) {
-	t.Helper()
-	if strings.Join(want, "\n") == strings.Join(got, "\n") {
-		return
-	}
-	n := max(len(want), len(got))
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		var w, g string
-		if i < len(want) {
-			w = want[i]
-		}
-		if i < len(got) {
-			g = got[i]
-		}
-		mark := "  "
-		if w != g {
-			mark = "!="
-		}
-		fmt.Fprintf(&b, "%s member: %s\n   shim:   %s\n", mark, w, g)
-	}
-	t.Errorf("%s: frames differ\n%s", name, b.String())
-}
-
 // TestGatewayWebsocketDifferential: /v3 through the shim against etcd
 // 3.7's own gateway, /v3beta and /v3alpha through the shim (on 3.7)
 // against etcd 3.4's /v3beta, each with a member restart under the watch.
@@ -387,9 +363,9 @@ func TestGatewayWebsocketDifferential(t *testing.T) {
 				cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
 				shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
 				got := runWSWatch(t, wsTarget{base: shim.URL, prefix: pre, member: cl.Members[0]}, wsRun{restart: true})
-				compareFrames(t, "shim "+pre+" vs "+p.refVer+" "+p.refPre, want, got)
+				compareLines(t, "shim "+pre+" vs "+p.refVer+" "+p.refPre, want, got)
 				gotBad := runWSMalformed(t, wsTarget{base: shim.URL, prefix: pre})
-				compareFrames(t, "malformed first request: shim "+pre+" vs "+p.refVer+" "+p.refPre, wantBad, gotBad)
+				compareLines(t, "malformed first request: shim "+pre+" vs "+p.refVer+" "+p.refPre, wantBad, gotBad)
 			}
 		})
 	}
@@ -434,7 +410,7 @@ func TestGatewayWebsocketAuth(t *testing.T) {
 			want := runWSWatch(t, refT, wsRun{header: way.header(refT.token)})
 			got := runWSWatch(t, shimT, wsRun{header: way.header(shimT.token)})
 			t.Logf("%s, shim:\n%s", way.name, strings.Join(got, "\n"))
-			compareFrames(t, way.name, want, got)
+			compareLines(t, way.name, want, got)
 			if way.name == "subprotocol" && !strings.Contains(strings.Join(got, "\n"), "after-cancel") {
 				t.Errorf("a token in the subprotocol did not authenticate the watch:\n%s", strings.Join(got, "\n"))
 			}
@@ -465,7 +441,7 @@ func TestGatewayWebsocketAuth(t *testing.T) {
 					t.Errorf("shim /v3beta with a %s token:\n%s", way.name, strings.Join(got, "\n"))
 				}
 			default:
-				compareFrames(t, way.name, want, got)
+				compareLines(t, way.name, want, got)
 			}
 		}
 	})
@@ -484,7 +460,7 @@ func TestGatewayWebsocketTLS(t *testing.T) {
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), TLS: pki})
 	want := runWSWatch(t, wsTarget{base: ref.ClientURLs()[0], prefix: "/v3", tls: pki.ClientConfig()}, wsRun{})
 	got := runWSWatch(t, wsTarget{base: shim.URL, prefix: "/v3", tls: pki.ClientConfig()}, wsRun{})
-	compareFrames(t, "wss", want, got)
+	compareLines(t, "wss", want, got)
 	if !strings.HasPrefix(shim.URL, "https://") || !strings.Contains(strings.Join(got, "\n"), "after-cancel") {
 		t.Fatalf("no watch over wss through %s:\n%s", shim.URL, strings.Join(got, "\n"))
 	}

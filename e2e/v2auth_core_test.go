@@ -206,26 +206,7 @@ func TestV2AuthCoreWatch(t *testing.T) {
 	if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/w", url.Values{"value": {"0"}}); code != 201 {
 		t.Fatalf("put: %d %s", code, body)
 	}
-	for round := 0; round < 2; round++ {
-		got := make(chan string, 1)
-		go func() {
-			_, body := e.do(t, alice, "GET", "/v2/keys/alice/w?wait=true", "", "")
-			got <- body
-		}()
-		waitWatchers(t, e, 1, got)
-		if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/w", url.Values{"value": {fmt.Sprint(round + 1)}, "prevValue": {fmt.Sprint(round)}}); code != 200 {
-			t.Fatalf("cas: %d %s", code, body)
-		}
-		select {
-		case body := <-got:
-			if a, ec := v2Action(t, body); a != "compareAndSwap" || ec != 0 || !strings.Contains(body, `"value":"`+fmt.Sprint(round+1)+`"`) {
-				t.Fatalf("round %d long poll: %s", round, body)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("round %d: the long poll did not wake", round)
-		}
-		time.Sleep(coreTokenTTL + time.Second)
-	}
+	longPollsAcrossExpiry(t, e, "")
 	// A stream outlives the token: events after expiry still arrive.
 	req, _ := http.NewRequest("GET", e.shim.URL+"/v2/keys/alice/s?wait=true&stream=true&recursive=true", nil)
 	req.SetBasicAuth("alice", "alicepw")
@@ -280,6 +261,34 @@ func TestV2AuthCoreWatch(t *testing.T) {
 // cannot follow the keyspace; a client that brings credentials still gets
 // its watch (an upstream watch of its own, with its own rights), with the
 // right actions, from a waitIndex too; an anonymous one is refused as 3.4
+
+// longPollsAcrossExpiry runs two rounds, each past the member's token TTL,
+// of alice's long poll on /alice/w woken by her CAS from value round to
+// round+1 (the key must hold "0").
+func longPollsAcrossExpiry(t *testing.T, e *coreAuth, label string) {
+	t.Helper()
+	for round := 0; round < 2; round++ {
+		got := make(chan string, 1)
+		go func() {
+			_, body := e.do(t, alice, "GET", "/v2/keys/alice/w?wait=true", "", "")
+			got <- body
+		}()
+		waitWatchers(t, e, 1, got)
+		if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/w", url.Values{"value": {fmt.Sprint(round + 1)}, "prevValue": {fmt.Sprint(round)}}); code != 200 {
+			t.Fatalf("cas: %d %s", code, body)
+		}
+		select {
+		case body := <-got:
+			if a, ec := v2Action(t, body); a != "compareAndSwap" || ec != 0 || !strings.Contains(body, `"value":"`+fmt.Sprint(round+1)+`"`) {
+				t.Fatalf("round %d long poll%s: %s", round, label, body)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: the long poll did not wake", round)
+		}
+		time.Sleep(coreTokenTTL + time.Second)
+	}
+}
+
 // refuses it. Once auth is off again, the hub serves watches.
 func TestV2AuthCoreWatchWithoutIdentity(t *testing.T) {
 	if testing.Short() {
@@ -324,26 +333,7 @@ func TestV2AuthCoreWatchWithoutIdentity(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	for round := 0; round < 2; round++ {
-		got := make(chan string, 1)
-		go func() {
-			_, body := e.do(t, alice, "GET", "/v2/keys/alice/w?wait=true", "", "")
-			got <- body
-		}()
-		waitWatchers(t, e, 1, got)
-		if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/w", url.Values{"value": {fmt.Sprint(round + 1)}, "prevValue": {fmt.Sprint(round)}}); code != 200 {
-			t.Fatalf("cas: %d %s", code, body)
-		}
-		select {
-		case body := <-got:
-			if a, ec := v2Action(t, body); a != "compareAndSwap" || ec != 0 {
-				t.Fatalf("round %d long poll without an identity: %s", round, body)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("round %d: the long poll did not wake", round)
-		}
-		time.Sleep(coreTokenTTL + time.Second)
-	}
+	longPollsAcrossExpiry(t, e, " without an identity")
 	// From a waitIndex: the member's history, read as alice.
 	_, body := e.do(t, alice, "GET", "/v2/keys/alice/w", "", "")
 	var cur struct {

@@ -206,6 +206,8 @@ func TestV2AuthV3SameAsDirect(t *testing.T) {
 	}
 }
 
+// compareLines fails the test with a side-by-side listing when the shim's
+// lines (answers, websocket frames) differ from the member's own.
 func compareLines(t *testing.T, what string, want, got []string) {
 	t.Helper()
 	if strings.Join(want, "\n") == strings.Join(got, "\n") {
