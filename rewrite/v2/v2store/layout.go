@@ -270,7 +270,7 @@ const ActionExpireSubtree = "expire-subtree"
 // actionOp records a write to p in p's directory record (scope.go); when
 // the caller may not write the record it holds the place with an empty op.
 func (l layout) actionOp(p, action string) *pb.RequestOp {
-	rec := l.record(parentDir(p))
+	rec := l.record(ParentDir(p))
 	if !l.canWrite(rec) {
 		return &emptyOp().op
 	}

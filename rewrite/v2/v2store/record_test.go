@@ -11,7 +11,7 @@ func TestDirectoryRecordKeys(t *testing.T) {
 		{"/alice/sub/x", "/v2/alice/sub/."},
 		{"/a", "/v2/."},
 	} {
-		if got := string(l.record(parentDir(c.p))); got != c.rec {
+		if got := string(l.record(ParentDir(c.p))); got != c.rec {
 			t.Errorf("record of %s = %s, want %s", c.p, got, c.rec)
 		}
 		if !IsRecord([]byte(c.rec)) {

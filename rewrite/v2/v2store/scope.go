@@ -106,8 +106,9 @@ const recordName = "."
 // record is the v3 key of directory dir's record.
 func (l layout) record(dir string) []byte { return append(l.marker(dir), recordName...) }
 
-// parentDir is the directory holding p.
-func parentDir(p string) string {
+// ParentDir is the directory holding the v2 path p ("/" for the root and its
+// children).
+func ParentDir(p string) string {
 	i := strings.LastIndexByte(p, '/')
 	if i <= 0 {
 		return "/"

@@ -11,7 +11,6 @@ import (
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -55,7 +54,7 @@ func (h *Hub) serveDirect(w http.ResponseWriter, r *http.Request, direct Direct,
 	if key == "/" {
 		narrow = sub
 	}
-	wide := l.Record(parentOf(key))
+	wide := l.Record(v2store.ParentDir(key))
 	ranges := [][2][]byte{{wide, subEnd}, {narrow, narrowEnd}}
 	if key == "/" {
 		ranges = ranges[1:]
@@ -153,33 +152,6 @@ func (h *Hub) openDirect(ctx context.Context, key, end []byte, waitIndex uint64)
 		return nil, nil, errors.New("the member did not confirm the watch")
 	}
 	return ws, resp.Header, nil
-}
-
-// convertAll turns a watch response's events into v2 events, one per
-// revision.
-func convertAll(prefix string, evs []*mvccpb.Event) []*event {
-	var out []*event
-	for i := 0; i < len(evs); {
-		j := i
-		for j < len(evs) && evs[j].Kv.ModRevision == evs[i].Kv.ModRevision {
-			j++
-		}
-		if ev := convert(prefix, evs[i].Kv.ModRevision, evs[i:j]); ev != nil {
-			out = append(out, ev)
-		}
-		i = j
-	}
-	return out
-}
-
-// parentOf is the directory holding p ("/" for the root and its children).
-func parentOf(p string) string {
-	for i := len(p) - 1; i > 0; i-- {
-		if p[i] == '/' {
-			return p[:i]
-		}
-	}
-	return "/"
 }
 
 // writeWatchError answers a watch that could not start: refused

@@ -16,6 +16,23 @@ type event struct {
 	ev    *v2store.Event
 }
 
+// convertAll turns a watch response's events into v2 events, one per
+// revision.
+func convertAll(prefix string, evs []*mvccpb.Event) []*event {
+	var out []*event
+	for i := 0; i < len(evs); {
+		j := i
+		for j < len(evs) && evs[j].Kv.ModRevision == evs[i].Kv.ModRevision {
+			j++
+		}
+		if ev := convert(prefix, evs[i].Kv.ModRevision, evs[i:j]); ev != nil {
+			out = append(out, ev)
+		}
+		i = j
+	}
+	return out
+}
+
 // convert turns the v3 events of one revision into the v2 event, or nil for
 // revisions that are not v2-visible (a refresh, a directory record alone).
 func convert(prefix string, rev int64, evs []*mvccpb.Event) *event {

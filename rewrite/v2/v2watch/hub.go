@@ -15,7 +15,6 @@ import (
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -284,26 +283,12 @@ func (h *Hub) compacted(rev uint64) {
 }
 
 func (h *Hub) apply(resp *pb.WatchResponse) {
-	var group []*mvccpb.Event
-	flush := func() {
-		if len(group) == 0 {
-			return
+	for _, ev := range convertAll(h.opts.Prefix, resp.Events) {
+		h.publish(ev)
+		if ev.ev.Action == v2store.ActionExpire && ev.dir {
+			go h.expireSubtree(ev.key)
 		}
-		if ev := convert(h.opts.Prefix, group[0].Kv.ModRevision, group); ev != nil {
-			h.publish(ev)
-			if ev.ev.Action == v2store.ActionExpire && ev.dir {
-				go h.expireSubtree(ev.key)
-			}
-		}
-		group = group[:0]
 	}
-	for _, e := range resp.Events {
-		if len(group) > 0 && e.Kv.ModRevision != group[0].Kv.ModRevision {
-			flush()
-		}
-		group = append(group, e)
-	}
-	flush()
 	h.mu.Lock()
 	if rev := uint64(etcdrpc.DeliveredRevision(resp)); rev > h.current {
 		h.current = rev
