@@ -11,10 +11,7 @@ import (
 // /metrics, the default group's too, as the README says; without it a 3.7
 // member's page carries the five default aliases.
 func TestMetricAliasesOff(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1})
 	with := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
 	without := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), Args: []string{"--metric-alias-groups", "none"}})

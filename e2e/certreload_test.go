@@ -26,10 +26,7 @@ import (
 // member against the new --cacert. A client connected before the rotation
 // keeps its connection and is served throughout.
 func TestCertReload(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "member"), 0o700); err != nil {
 		t.Fatal(err)

@@ -47,9 +47,7 @@ func runShimOnce(t *testing.T, env []string, args ...string) ([]string, int) {
 // line per problem, naming where the value was given and the value, with
 // exit status 2; a port in use is one line and exit status 1.
 func TestConfigErrors(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
+	e2eSerial(t)
 	dead := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 	listen := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 	base := []string{"--endpoints", dead, "--listen-client-urls", listen}

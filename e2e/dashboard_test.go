@@ -46,10 +46,7 @@ func TestPrometheusRules(t *testing.T) {
 // Prometheus that scrapes a shim carrying v2, /v3beta and v3 traffic, and
 // the rules load there.
 func TestDashboardQueries(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd and Prometheus")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	var dash struct {
 		Panels []struct {
 			Type    string

@@ -22,10 +22,7 @@ import (
 // use of closed network connection" at error level for each of its
 // listeners as it closed them.
 func TestEmbeddedCtrlC(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	dataDir := filepath.Join(t.TempDir(), "etcdshim.etcd")
 	shim := harness.StartShim(t, harness.ShimConfig{Args: []string{"--embedded", "--embedded-data-dir", dataDir}})
 	ep := shim.URL

@@ -17,10 +17,7 @@ import (
 // next to it: v3 through etcdctl, the /v3beta gateway, v2 through etcdctl,
 // the pre-3.5 metric names and /debug/legacy. SIGTERM then ends it with 0.
 func TestEmbeddedMode(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	dataDir := filepath.Join(t.TempDir(), "etcdshim.etcd")
 	shim := harness.StartShim(t, harness.ShimConfig{Args: []string{"--embedded", "--embedded-data-dir", dataDir}})
 	ep := shim.URL

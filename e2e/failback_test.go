@@ -74,9 +74,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // along fails, and a watch opened during the outage (so on m2) receives
 // every event, before and after it was moved.
 func TestFailback(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 3})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(),
 		Args: []string{"--health-interval", "200ms", "--failback-window", "3s"}})
@@ -215,9 +213,7 @@ func TestFailback(t *testing.T) {
 // `etcdshim drain` moves the client's connection off the member without an
 // error, and `etcdshim drain --undo` brings it back.
 func TestDrainCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	t.Run("non-loopback admin URL refused", func(t *testing.T) {
 		cmd := exec.Command(harness.ShimBinary(t), "--endpoints", "http://127.0.0.1:1",
 			"--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t)),

@@ -46,9 +46,7 @@ func mustContain(t *testing.T, what, got, want string) {
 // with clientv3, in front of single-member 3.5, 3.6 and 3.7 and a
 // three-member 3.6 cluster.
 func TestV3PassThrough(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	for _, tc := range []struct {
 		version string
 		size    int
@@ -319,10 +317,7 @@ func authSuite(t *testing.T, ep string) {
 // TestFailoverKillFirstEndpoint kills the sidecar's own member; new requests
 // through the shim must succeed again within seconds.
 func TestFailoverKillFirstEndpoint(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.6", Size: 3})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), Args: []string{"--health-interval", "200ms"}})
 	c := newClient(t, shim.URL)
@@ -359,10 +354,7 @@ func TestFailoverKillFirstEndpoint(t *testing.T) {
 // TestSIGTERMUnderLoad sends SIGTERM while clients write through the shim:
 // calls the shim accepted finish; later ones are refused, never reset.
 func TestSIGTERMUnderLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), Args: []string{"--shutdown-timeout", "5s"}})
 	var ok, refused atomic.Int64
@@ -420,9 +412,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 
 // TestInvalidConfigExits2 checks the CLI's contract for bad settings.
 func TestInvalidConfigExits2(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	bin := harness.ShimBinary(t)
 	for _, tc := range []struct {
 		name string

@@ -159,9 +159,7 @@ func compareGateway(t *testing.T, name string, want, got []gwAnswer) {
 // TestGatewayDifferential: the same requests to etcd 3.4's /v3beta and to
 // the shim's /v3beta, /v3alpha and /v3 in front of 3.5, 3.6 and 3.7.
 func TestGatewayDifferential(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	ref := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", Size: 1})
 	want := runGateway(t, ref.ClientURLs()[0], "/v3beta")
 	for _, v := range []string{"3.5", "3.6", "3.7"} {
@@ -188,10 +186,7 @@ func TestGatewayDifferential(t *testing.T) {
 // TestGatewayLegacyModes: redirect (followed as curl -L does) gives the same
 // answers; off gives 404.
 func TestGatewayLegacyModes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1})
 	redirect := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), Args: []string{"--gateway-legacy-mode", "redirect"}})
 	off := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), Args: []string{"--gateway-legacy-mode", "off"}})
@@ -238,10 +233,7 @@ func TestGatewayLegacyModes(t *testing.T) {
 // TestGatewayWatchStream: 10,000 events in order through /v3beta/watch, and
 // closing the client releases the upstream watch.
 func TestGatewayWatchStream(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
 	watchers := func() string {

@@ -339,10 +339,7 @@ func runWSMalformed(t *testing.T, tg wsTarget) []string {
 // 3.7's own gateway, /v3beta and /v3alpha through the shim (on 3.7)
 // against etcd 3.4's /v3beta, each with a member restart under the watch.
 func TestGatewayWebsocketDifferential(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	type pair struct {
 		name           string
 		refVer, refPre string
@@ -385,10 +382,7 @@ func enableAuth(t *testing.T, tg wsTarget) string {
 // etcd's wsproxy passes it (a "Bearer, <token>" subprotocol or a "token"
 // cookie); an Authorization header on the upgrade is not passed, by either.
 func TestGatewayWebsocketAuth(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	ways := []struct {
 		name   string
 		header func(token string) http.Header
@@ -450,10 +444,7 @@ func TestGatewayWebsocketAuth(t *testing.T) {
 // TestGatewayWebsocketTLS: the same watch over wss, the shim and the
 // member both serving TLS.
 func TestGatewayWebsocketTLS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	pki := harness.NewTestPKI(t, t.TempDir())
 	ref := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", TLS: pki})
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", TLS: pki})
@@ -490,10 +481,7 @@ func wsMemberWatchers(t testing.TB, client *http.Client, memberURL string) (int,
 // TestGatewayWebsocketRelease: closing sockets (with a close frame, or by
 // dropping the connection) releases the member's watchers they held.
 func TestGatewayWebsocketRelease(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
 	client := &http.Client{Timeout: 5 * time.Second}
@@ -581,10 +569,7 @@ func TestGatewayWebsocketRelease(t *testing.T) {
 // could watch with its visitor's token); clients without an Origin pass.
 // An unlisted Host (--host-whitelist, plain HTTP) gets 421 before that.
 func TestGatewayWebsocketOrigin(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(),
 		Args: []string{"--cors", "https://ui.example", "--host-whitelist", "127.0.0.1,localhost"}})
@@ -765,10 +750,7 @@ func canonSweep(b []byte) string {
 var sweepAccepted = map[string]bool{"/v3beta maintenance/snapshot stream": true}
 
 func TestGatewaySweep(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	for _, p := range []struct{ name, refVer, prefix string }{
 		{"v3 vs 3.7", "3.7", "/v3"},
 		{"v3beta vs 3.4", "3.4", "/v3beta"},
@@ -802,10 +784,7 @@ func TestGatewaySweep(t *testing.T) {
 // new socket watches through another member while the first stays down,
 // seeing a write made after the stop.
 func TestGatewayWebsocketMemberFailover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 3})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
 	tg := wsTarget{base: shim.URL, prefix: "/v3beta"}
@@ -859,10 +838,7 @@ func TestGatewayWebsocketMemberFailover(t *testing.T) {
 // 64 KiB line arrives whole in one frame, from the member's gateway and from
 // the shim's.
 func TestGatewayWebsocketLargeEvent(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
 	value := strings.Repeat("v", 1<<20)

@@ -35,9 +35,7 @@ func countLog(t *testing.T, shim *harness.Shim, s string) int {
 // once they close, the shim accepts again and /health answers. The burst is
 // logged once, not once per failed accept.
 func TestAcceptSurvivesDescriptorExhaustion(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	if _, err := exec.LookPath("prlimit"); err != nil {
 		t.Skip("prlimit not installed")
 	}
@@ -129,9 +127,7 @@ func ask(t *testing.T, base, method, path, host, origin, body string) answer {
 // text to the same requests, on every surface the shim answers itself
 // (v2, /v3beta, /health, /metrics) and on /version, passed through.
 func TestHostWhitelistAndCORSAs34(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	for _, flags := range [][]string{
 		{"--host-whitelist", "localhost,127.0.0.1", "--cors", "https://ok.example:8443,https://two.example:8443"},
 		{},
@@ -227,9 +223,7 @@ func deepDo(t *testing.T, base, method, key, form string) v2Answer {
 // limit, three at once, without the shim's memory growing with the square
 // of the depth (it once peaked at 2.2 GB).
 func TestDeepV2Keys(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	old := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", EnableV2: true})
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
@@ -277,9 +271,7 @@ func TestDeepV2Keys(t *testing.T) {
 // /v3beta errors and the pass-through 502 say "upstream member
 // unavailable" and never the member's address; the log keeps it.
 func TestNoInternalAddresses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
 	cl.Members[0].Kill(t)
@@ -318,9 +310,7 @@ func TestNoInternalAddresses(t *testing.T) {
 // keeps the real entries under a flood of 1,001 distinct anonymous agents.
 // It answers loopback clients and carries no CORS header.
 func TestLegacyTableTrustworthy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
 	ep := cl.ClientURLs()[0]
 	etcdctl3(t, ep, "user", "add", "root", "--new-user-password=rootpw")
@@ -396,9 +386,7 @@ func TestLegacyTableTrustworthy(t *testing.T) {
 // same status (and v2 error code) from the shim as from etcd 3.4, except
 // where SECURITY.md says why not, and the shim's memory stays bounded.
 func TestHugeParameters(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	old := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", EnableV2: true})
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
@@ -467,9 +455,7 @@ func TestHugeParameters(t *testing.T) {
 // bounded read, with one log line; the shim's peak RSS barely moves (it
 // once buffered everything: 29 MB sent, 90 MB more memory).
 func TestTLSClassificationBound(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	pki := harness.NewTestPKI(t, t.TempDir())
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), TLS: pki})

@@ -24,10 +24,7 @@ const (
 // "dev") and `make build` (the Dockerfile's -trimpath -s -w flags, the
 // version from git describe). Each binary must run `version`.
 func TestInstallFromFreshClone(t *testing.T) {
-	if testing.Short() {
-		t.Skip("clones and builds the repository twice")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	readme, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "README.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -75,9 +75,7 @@ func promtoolProblems(t *testing.T, page string) map[string]bool {
 // old and new, is on /metrics exactly once, alias values equal their source
 // at the same scrape, and promtool finds nothing the member's own page lacks.
 func TestMetricsAliases(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	for _, v := range []string{"3.4", "3.5", "3.6", "3.7"} {
 		t.Run(v, func(t *testing.T) {
 			t.Parallel()
@@ -129,10 +127,7 @@ func TestMetricsAliases(t *testing.T) {
 // 3.7 gets data for the legacy dashboard's and alerts' renamed names, and
 // up goes to 0 when the member stops.
 func TestMetricsWithPrometheus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
 	dir := t.TempDir()
@@ -253,10 +248,7 @@ func legacyExprs(t *testing.T) []string {
 
 // TestMetricsUpstreamDown: /metrics is 503 while the member is down.
 func TestMetricsUpstreamDown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.6", Size: 1})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
 	cl.Members[0].Stop(t)

@@ -111,9 +111,7 @@ func upgradeOrder(r preflight.Report) []string {
 // with a shim that served a v2 client), a 3.5 cluster (healthy, then with an
 // alarm) and a 3.5 cluster holding v2 data.
 func TestPreflight(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	t.Run("3.4", func(t *testing.T) {
 		cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", Size: 3})
 		eps := cl.Endpoints()

@@ -12,10 +12,7 @@ import (
 // TestTLS serves clients over TLS (with and without client-cert auth) and
 // reaches a member that itself requires client certificates.
 func TestTLS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	pki := harness.NewTestPKI(t, t.TempDir())
 	memberTLS := *pki
 	memberTLS.ClientCertAuth = true

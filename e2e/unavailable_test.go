@@ -21,10 +21,7 @@ import (
 // first with "exceeded header timeout"), /version answered 502 and /health
 // named the dial error twice.
 func TestNoMemberReachable(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	m1 := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 	m2 := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: []string{m1, m2}})

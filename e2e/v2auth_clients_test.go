@@ -75,10 +75,7 @@ func startAuthShim(t *testing.T, shimIdentity bool) (*harness.Cluster, *harness.
 // get, ls, mkdir, update, watch (answered after the token TTL), rm, and
 // member list as root, through the shim, with the TTL passing between steps.
 func TestV2AuthEtcdctl(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	t.Run("no shim identity", func(t *testing.T) { authEtcdctl(t, false) })
 	t.Run("shim identity", func(t *testing.T) { authEtcdctl(t, true) })
 }
@@ -159,10 +156,7 @@ func authEtcdctl(t *testing.T, shimIdentity bool) {
 // reads, lists, compares-and-swaps and watches (a long poll answered after
 // the token TTL) under /alice, and is refused outside it.
 func TestV2AuthPythonEtcd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	t.Run("no shim identity", func(t *testing.T) { authPythonEtcd(t, false) })
 	t.Run("shim identity", func(t *testing.T) { authPythonEtcd(t, true) })
 }
@@ -218,10 +212,7 @@ print('python-etcd with credentials ok')
 // over after a replica's long poll on the leader key, the token TTL
 // passing between the steps.
 func TestV2AuthPatroni(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	t.Run("no shim identity", func(t *testing.T) { authPatroni(t, false) })
 	t.Run("shim identity", func(t *testing.T) { authPatroni(t, true) })
 }

@@ -98,10 +98,7 @@ func v2Action(t *testing.T, body string) (action string, code int) {
 // /v2/auth made, before and after the member's tokens expire; and nothing
 // outside the grant.
 func TestV2AuthCorePrefixUser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	e := startCoreAuth(t)
 	// The role is exactly the mapping of the v2 role: one v3 permission.
 	c := newClient(t, e.member.ClientURLs()[0], func(c *clientv3.Config) { c.Username, c.Password = "root", "rootpw" })
@@ -189,10 +186,7 @@ func TestV2AuthCorePrefixUser(t *testing.T) {
 // events with the right actions, across token expiry; a watch outside her
 // grant is refused.
 func TestV2AuthCoreWatch(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	e := startCoreAuth(t, "--user", "root:rootpw")
 	// What 3.4 shows anyone, whatever the credentials, is asked as the
 	// shim's own user (etcd 3.6+ lists members only to a user).
@@ -291,10 +285,7 @@ func longPollsAcrossExpiry(t *testing.T, e *coreAuth, label string) {
 
 // refuses it. Once auth is off again, the hub serves watches.
 func TestV2AuthCoreWatchWithoutIdentity(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	e := startCoreAuth(t)
 	// Auth was switched on after the hub began following the keyspace:
 	// its watch goes on, but the shim may not read the store index.
@@ -416,10 +407,7 @@ func waitWatchers(t *testing.T, e *coreAuth, n int, answered <-chan string) {
 // /v2/auth as root keep working once the member's tokens have expired, and
 // /health answers 200 with auth on, with or without credentials.
 func TestV2AuthCoreClusterAndHealth(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	e := startCoreAuth(t)
 	paths := []string{"/v2/members", "/v2/machines", "/v2/stats/self", "/v2/stats/store", "/v2/auth/users", "/v2/auth/roles/alicerole", "/v2/keys/"}
 	for round := 0; round < 2; round++ {
@@ -440,10 +428,7 @@ func TestV2AuthCoreClusterAndHealth(t *testing.T) {
 // TestV2AuthCoreV3 : alice through /v3beta (token header) and v3 gRPC gets
 // through the shim what she gets from the member directly.
 func TestV2AuthCoreV3(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	e := startCoreAuth(t)
 	if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/v", url.Values{"value": {"1"}}); code != 201 {
 		t.Fatalf("put: %d %s", code, body)

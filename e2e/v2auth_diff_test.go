@@ -621,10 +621,7 @@ func startAuthTargets(t *testing.T) []*authTarget {
 // TestV2AuthDifferential: every identity's requests, before and after the
 // member's tokens expired, answered by the shim as etcd 3.4 answers them.
 func TestV2AuthDifferential(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	env := &authEnv{t: t, client: newAuthClient(), targets: startAuthTargets(t)}
 	var tags []string
 	for _, phase := range []string{"", "2"} {

@@ -212,10 +212,7 @@ func (d leakDirect) get(key string) (string, bool, error) {
 // same value, a directory through its marker (key + "/") or a readable
 // file below it in the same answer.
 func TestV2AuthNoLeak(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	// Without an identity of its own the shim must serve each client's
 	// watches with that client's credentials; with one (--user, read on the
 	// whole v2 keyspace) it must still hand out only what the client reads.
@@ -472,10 +469,7 @@ func leakWatch(t *testing.T, base string, id authIdent, paths []string, write fu
 // accepted difference 13) and its next GET is refused; with and without a
 // shim identity.
 func TestV2AuthRevokedMidWatch(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	t.Run("no shim identity", func(t *testing.T) { revokedMidWatch(t, false) })
 	t.Run("shim identity", func(t *testing.T) { revokedMidWatch(t, true) })
 }

@@ -126,10 +126,7 @@ func v3Ops(ctx context.Context, c *clientv3.Client) []string {
 // the member's tokens expired. The member is reset between the two runs of
 // an op list (direct, then through the shim) by undoing what it wrote.
 func TestV2AuthV3SameAsDirect(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	e := startAuthV3Env(t)
 	member, shim := e.member.ClientURLs()[0], e.shim.URL
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -311,10 +308,7 @@ func gatewayOps(t *testing.T, base, prefix string, id authIdent) []string {
 // before and after the member's tokens expired; and the Kubernetes
 // example's probes (read from configs/kubernetes) are green.
 func TestV2AuthHealthProbes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	e := startAuthV3Env(t)
 	probes := k8sShimProbes(t)
 	if len(probes) == 0 {

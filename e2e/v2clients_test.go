@@ -39,10 +39,7 @@ func etcdctl2Fails(t *testing.T, ep, want string, args ...string) {
 
 // TestV2Etcdctl drives the shim with etcd 3.4's own v2 etcdctl.
 func TestV2Etcdctl(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	_, shim := startV2Shim(t)
 	ep := shim.URL
 	if got := etcdctl2(t, ep, "set", "/app/name", "shim"); got != "shim" {
@@ -97,10 +94,7 @@ func TestV2Etcdctl(t *testing.T) {
 
 // TestV2GoClient uses go.etcd.io/etcd/client/v2's KeysAPI through the shim.
 func TestV2GoClient(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	_, shim := startV2Shim(t)
 	c, err := clientv2.New(clientv2.Config{Endpoints: []string{shim.URL}})
 	if err != nil {
@@ -186,10 +180,7 @@ func isCode(err error, code int) bool {
 
 // TestV2PythonEtcd runs Debian's python3-etcd against the shim.
 func TestV2PythonEtcd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	_, shim := startV2Shim(t)
 	pythonEtcd(t, shim.URL, "python-etcd ok", `
 import sys, etcd
@@ -239,10 +230,7 @@ func pythonEtcd(t *testing.T, endpoint, want, script string) {
 
 // TestV2V3SharedKeyspace: v3 clients read what v2 clients wrote and the reverse.
 func TestV2V3SharedKeyspace(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	_, shim := startV2Shim(t)
 	etcdctl2(t, shim.URL, "set", "/shared/from-v2", "hello")
 	c3 := newClient(t, shim.URL)

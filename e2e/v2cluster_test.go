@@ -64,9 +64,7 @@ func doStep(t *testing.T, base string, st httpStep) string {
 // TestV2ClusterDifferential compares the cluster, stats, health and auth
 // endpoints with etcd 3.4's, error paths included.
 func TestV2ClusterDifferential(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	ref := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", Size: 1, EnableV2: true})
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
@@ -120,9 +118,7 @@ var clusterAccepted = map[int]bool{}
 // mapping from members to shims, and etcd 3.4's own v2 etcdctl and
 // python-etcd against them.
 func TestV2ClusterRealClients(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 3})
 	urls := cl.ClientURLs()
 	ports := []int{harness.FreePort(t), harness.FreePort(t), harness.FreePort(t)}
@@ -294,10 +290,7 @@ print('ok', sorted(ms))
 // with CN root to a member that authenticates by certificate; its v2 and
 // JSON clients must still get only their own rights.
 func TestV2AuthWithRootCertificate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	pki := harness.NewTestPKI(t, t.TempDir())
 	memberTLS := *pki
 	memberTLS.ClientCertAuth = true
@@ -342,10 +335,7 @@ func TestV2AuthWithRootCertificate(t *testing.T) {
 // initialize, leader race with TTL keys, member registration, config, leader
 // update and hand-over (a PostgreSQL member needs more than tests here have).
 func TestV2Patroni(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	_, shim := startV2Shim(t)
 	runPython(t, "patroni dcs ok", "testdata/patroni_dcs.py", strings.TrimPrefix(shim.URL, "http://"))
 }

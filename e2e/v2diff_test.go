@@ -270,9 +270,7 @@ var v2Scenarios = []struct {
 // TestV2Differential plays every scenario against etcd 3.4's own v2 API and
 // against the shim in front of 3.6 and 3.7, and compares the answers.
 func TestV2Differential(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	targets := startV2Targets(t)
 	client := &http.Client{Timeout: 20 * time.Second}
 	for i, sc := range v2Scenarios {

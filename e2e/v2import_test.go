@@ -160,9 +160,7 @@ func bulkValue(i int) string {
 // clients, follows live changes, and checks idempotence, conflicts and the
 // errors for bad sources.
 func TestV2Import(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd processes")
-	}
+	e2eSerial(t)
 	src, dst, shim := startImportPair(t)
 	from, to := src.ClientURLs()[0], dst.ClientURLs()[0]
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}

@@ -19,9 +19,7 @@ import (
 // and sort after the imported items; `etcdctl mk --in-order` (v2) works;
 // the import warns that in-order names will run ahead of createdIndex.
 func TestV2InOrderAfterImport(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd processes")
-	}
+	e2eSerial(t)
 	src, dst, shim := startImportPair(t)
 	from, to := src.ClientURLs()[0], dst.ClientURLs()[0]
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}

@@ -263,9 +263,7 @@ func (w *watchRec) events() []v2Event {
 func ciShort() bool { return os.Getenv("CI") == "true" }
 
 func TestV2Recipes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd processes")
-	}
+	e2eSerial(t)
 	var (
 		ref, cl *harness.Cluster
 		wg      sync.WaitGroup

@@ -21,9 +21,7 @@ import (
 // prints its summary on stdout without an error prefix, and exits 3 when
 // it cannot compare.
 func TestV2VerifyAndDryRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd processes")
-	}
+	e2eSerial(t)
 	src, dst, shim := startImportPair(t)
 	from, to := src.ClientURLs()[0], dst.ClientURLs()[0]
 	hc := &http.Client{Timeout: 10 * time.Second}

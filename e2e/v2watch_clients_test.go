@@ -16,10 +16,7 @@ import (
 // TestV2WatchEtcdctlForever: etcd 3.4's `etcdctl watch --forever` through
 // the shim prints every write in order, one long poll after another.
 func TestV2WatchEtcdctlForever(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	_, shim := startV2Shim(t)
 	etcdctl2(t, shim.URL, "set", "/wf/k", "start")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -61,10 +58,7 @@ func TestV2WatchEtcdctlForever(t *testing.T) {
 // shim's events. (etcdctl 3.4 finds the key and the command around "--" only
 // when a flag precedes them, against any server; hence --recursive.)
 func TestV2WatchExecWatch(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	_, shim := startV2Shim(t)
 	etcdctl2(t, shim.URL, "mkdir", "/xw")
 	out := filepath.Join(t.TempDir(), "events")
@@ -96,10 +90,7 @@ func TestV2WatchExecWatch(t *testing.T) {
 // TestV2WatchPythonEtcd: python-etcd's watch (one long poll), recursive
 // watch and eternal_watch (chained waitIndex polls from history, then live).
 func TestV2WatchPythonEtcd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	_, shim := startV2Shim(t)
 	pythonEtcd(t, shim.URL, "python-etcd watch ok", `
 import sys, threading, time, etcd

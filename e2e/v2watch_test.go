@@ -65,9 +65,7 @@ func shape(s string) string {
 
 // TestV2WatchDifferential compares watch answers with etcd 3.4's.
 func TestV2WatchDifferential(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
+	e2eSerial(t)
 	targets := startV2Targets(t)
 	type scenario struct {
 		name string
@@ -150,10 +148,7 @@ func TestV2WatchDifferential(t *testing.T) {
 
 // TestV2WatchHistoryCleared: a waitIndex older than the history is 401.
 func TestV2WatchHistoryCleared(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), Args: []string{"--v2-watch-history", "50"}})
 	first := strings.Fields(v2do(t, shim.URL, "PUT", "/hist/k", "value=0"))[0]
@@ -168,10 +163,7 @@ func TestV2WatchHistoryCleared(t *testing.T) {
 
 // TestV2WatchGoClient: client/v2's Watcher sees 1,000 sequential events.
 func TestV2WatchGoClient(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	_, shim := startV2Shim(t)
 	c, err := clientv2.New(clientv2.Config{Endpoints: []string{shim.URL}})
 	if err != nil {
@@ -215,10 +207,7 @@ func TestV2WatchGoClient(t *testing.T) {
 // TestV2WatchOneUpstreamWatch: many long polls cost the member one watch,
 // and one write wakes all of them.
 func TestV2WatchOneUpstreamWatch(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl, shim := startV2Shim(t)
 	watchers := func() float64 {
 		v, ok := scrapeValue(t, cl.ClientURLs()[0]+"/metrics", "etcd_debugging_mvcc_watcher_total")
@@ -275,10 +264,7 @@ func TestV2WatchOneUpstreamWatch(t *testing.T) {
 // TestV2WatchSurvivesMemberRestart: chained waitIndex long polls see every
 // write in order while the member behind the shim restarts.
 func TestV2WatchSurvivesMemberRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	cl, shim := startV2Shim(t)
 	first := strings.Fields(v2do(t, shim.URL, "PUT", "/rs/k", "value=start"))[0]
 	next, _ := strconv.ParseUint(first, 10, 64)
@@ -368,10 +354,7 @@ func TestV2WatchSurvivesMemberRestart(t *testing.T) {
 // TestV2WatchEtcdctl: etcd 3.4's v2 etcdctl watch --after-index through the
 // shim.
 func TestV2WatchEtcdctl(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e")
-	}
-	t.Parallel()
+	e2eParallel(t)
 	_, shim := startV2Shim(t)
 	idx := strings.Fields(v2do(t, shim.URL, "PUT", "/ew/k", "value=old"))[0]
 	v2do(t, shim.URL, "PUT", "/ew/k", "value=new")
