@@ -219,5 +219,5 @@ func TestV2AuthPatroni(t *testing.T) {
 
 func authPatroni(t *testing.T, shimIdentity bool) {
 	_, shim := startAuthShim(t, shimIdentity)
-	runPython(t, "patroni dcs with credentials ok", "testdata/patroni_dcs_auth.py", strings.TrimPrefix(shim.URL, "http://"), strconv.Itoa(authClientTTL))
+	runPython(t, "patroni dcs with credentials ok", "testdata/patroni_dcs.py", strings.TrimPrefix(shim.URL, "http://"), strconv.Itoa(authClientTTL))
 }

@@ -333,7 +333,9 @@ func TestV2AuthWithRootCertificate(t *testing.T) {
 
 // TestV2Patroni runs Debian patroni's etcd (v2) DCS calls against the shim:
 // initialize, leader race with TTL keys, member registration, config, leader
-// update and hand-over (a PostgreSQL member needs more than tests here have).
+// update and hand-over after a replica's long poll on the leader key (a
+// PostgreSQL member needs more than tests here have). The same script runs
+// with credentials in TestV2AuthPatroni.
 func TestV2Patroni(t *testing.T) {
 	e2eParallel(t)
 	_, shim := startV2Shim(t)
