@@ -61,18 +61,42 @@ func roundTrip(t *testing.T, c net.Conn) {
 	}
 }
 
+// tlsFiles is a certificate, its key and a CA bundle on disk, as a pair of
+// TLS flags names them, with two CAs to rotate between.
+type tlsFiles struct {
+	caA, caB      *testpki.CA
+	usage         x509.ExtKeyUsage
+	cert, key, ca string
+}
+
+// newTLSFiles writes a first pair from CA A (with serial, for usage) and CA
+// A's bundle.
+func newTLSFiles(t *testing.T, serial int64, usage x509.ExtKeyUsage) *tlsFiles {
+	t.Helper()
+	dir := t.TempDir()
+	f := &tlsFiles{caA: testpki.NewCA(t, "A"), caB: testpki.NewCA(t, "B"), usage: usage,
+		cert: filepath.Join(dir, "tls.pem"), key: filepath.Join(dir, "tls-key.pem"), ca: filepath.Join(dir, "ca.pem")}
+	f.rotate(t, f.caA, serial, f.caA)
+	return f
+}
+
+// rotate replaces the pair with one issuer signs (serial) and the bundle
+// with bundle's certificate, as cert-manager replaces files.
+func (f *tlsFiles) rotate(t *testing.T, issuer *testpki.CA, serial int64, bundle *testpki.CA) {
+	t.Helper()
+	c, k := issuer.Issue(t, serial, "rot", f.usage)
+	testpki.Replace(t, f.cert, c)
+	testpki.Replace(t, f.key, k)
+	testpki.Replace(t, f.ca, bundle.PEM)
+}
+
 // TestServerTLSReloadsFiles: replacing --cert-file/--key-file and
 // --trusted-ca-file changes what new handshakes get and accept, and a
 // connection made before keeps working.
 func TestServerTLSReloadsFiles(t *testing.T) {
-	dir := t.TempDir()
-	caA, caB := testpki.NewCA(t, "A"), testpki.NewCA(t, "B")
-	certPath, keyPath, caPath := filepath.Join(dir, "s.pem"), filepath.Join(dir, "s-key.pem"), filepath.Join(dir, "ca.pem")
-	c1, k1 := caA.Issue(t, 101, "rot", x509.ExtKeyUsageServerAuth)
-	testpki.Replace(t, certPath, c1)
-	testpki.Replace(t, keyPath, k1)
-	testpki.Replace(t, caPath, caA.PEM)
-	cfg := config.Config{CertFile: certPath, KeyFile: keyPath, TrustedCAFile: caPath, ClientCertAuth: true}
+	files := newTLSFiles(t, 101, x509.ExtKeyUsageServerAuth)
+	caA, caB := files.caA, files.caB
+	cfg := config.Config{CertFile: files.cert, KeyFile: files.key, TrustedCAFile: files.ca, ClientCertAuth: true}
 	srvTLS, err := ServerTLSLogged(cfg, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -106,71 +130,59 @@ func TestServerTLSReloadsFiles(t *testing.T) {
 		}
 		return c, nil
 	}
-	serverSerial := func(c *tls.Conn) int64 { return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64() }
+	// accepted dials with a client pair the server must accept and checks
+	// the server certificate it presented; refused dials with one it must
+	// refuse.
+	accepted := func(when string, pair tls.Certificate, wantServer int64) *tls.Conn {
+		t.Helper()
+		c, err := dial(pair)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if got := c.ConnectionState().PeerCertificates[0].SerialNumber.Int64(); got != wantServer {
+			t.Fatalf("%s: the server presented serial %d, want %d", when, got, wantServer)
+		}
+		return c
+	}
+	refused := func(why string, pair tls.Certificate) {
+		t.Helper()
+		if c, err := dial(pair); err == nil {
+			c.Close()
+			t.Fatal(why)
+		}
+	}
 
-	old, err := dial(pairA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer old.Close()
-	if got := serverSerial(old); got != 101 {
-		t.Fatalf("server certificate serial %d, want 101", got)
-	}
+	old := accepted("before rotation, a client from CA A", pairA, 101)
 	<-clientSerials
-	if _, err := dial(pairB); err == nil {
-		t.Fatal("a client certificate from CA B was accepted while --trusted-ca-file holds only CA A")
-	}
+	refused("a client certificate from CA B was accepted while --trusted-ca-file holds only CA A", pairB)
 	<-clientSerials
 
 	// Rotate: a new server pair from CA B, and a bundle trusting only B.
-	c2, k2 := caB.Issue(t, 102, "rot", x509.ExtKeyUsageServerAuth)
-	testpki.Replace(t, certPath, c2)
-	testpki.Replace(t, keyPath, k2)
-	testpki.Replace(t, caPath, caB.PEM)
+	files.rotate(t, caB, 102, caB)
 
-	fresh, err := dial(pairB)
-	if err != nil {
-		t.Fatalf("after rotation, a client from CA B: %v", err)
-	}
-	defer fresh.Close()
-	if got := serverSerial(fresh); got != 102 {
-		t.Fatalf("after rotation the server certificate serial is %d, want 102", got)
-	}
+	accepted("after rotation, a client from CA B", pairB, 102)
 	if s := <-clientSerials; s != 202 {
 		t.Fatalf("server saw client serial %d", s)
 	}
-	if _, err := dial(pairA); err == nil {
-		t.Fatal("after rotation a client certificate from CA A was still accepted")
-	}
+	refused("after rotation a client certificate from CA A was still accepted", pairA)
 	<-clientSerials
 	roundTrip(t, old)
 
 	// A half-done rotation (certificate replaced, key not yet) keeps the
 	// last good pair serving.
 	c3, _ := caB.Issue(t, 103, "rot", x509.ExtKeyUsageServerAuth)
-	testpki.Replace(t, certPath, c3)
-	mid, err := dial(pairB)
-	if err != nil {
-		t.Fatalf("during a half-done rotation: %v", err)
-	}
-	defer mid.Close()
-	if got := serverSerial(mid); got != 102 {
-		t.Fatalf("with a mismatched pair on disk the server presented serial %d, want the last good 102", got)
-	}
+	testpki.Replace(t, files.cert, c3)
+	accepted("with a mismatched pair on disk, the last good pair", pairB, 102)
 }
 
 // TestUpstreamTLSReloadsFiles: replacing --cert/--key changes the client
 // certificate new upstream handshakes present, and replacing --cacert
 // changes which member certificates verify.
 func TestUpstreamTLSReloadsFiles(t *testing.T) {
-	dir := t.TempDir()
-	caA, caB := testpki.NewCA(t, "A"), testpki.NewCA(t, "B")
-	certPath, keyPath, caPath := filepath.Join(dir, "c.pem"), filepath.Join(dir, "c-key.pem"), filepath.Join(dir, "ca.pem")
-	c1, k1 := caA.Issue(t, 301, "rot", x509.ExtKeyUsageClientAuth)
-	testpki.Replace(t, certPath, c1)
-	testpki.Replace(t, keyPath, k1)
-	testpki.Replace(t, caPath, caA.PEM)
-	upTLS, err := UpstreamTLSLogged(config.Config{UpstreamCert: certPath, UpstreamKey: keyPath, UpstreamCACert: caPath}, zaptest.NewLogger(t))
+	files := newTLSFiles(t, 301, x509.ExtKeyUsageClientAuth)
+	caA, caB := files.caA, files.caB
+	upTLS, err := UpstreamTLSLogged(config.Config{UpstreamCert: files.cert, UpstreamKey: files.key, UpstreamCACert: files.ca}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,39 +200,37 @@ func TestUpstreamTLSReloadsFiles(t *testing.T) {
 		return tls.Dial("tcp", addr, forServer(upTLS, "127.0.0.1"))
 	}
 
-	old, err := dial(addrA)
-	if err != nil {
-		t.Fatal(err)
+	// verified dials a member that must verify and checks the client
+	// certificate it saw; refused dials one that must not verify.
+	verified := func(when, addr string, serials <-chan int64, want int64) *tls.Conn {
+		t.Helper()
+		c, err := dial(addr)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		roundTrip(t, c)
+		if s := <-serials; s != want {
+			t.Fatalf("%s: the member saw client serial %d, want %d", when, s, want)
+		}
+		return c
 	}
-	defer old.Close()
-	roundTrip(t, old)
-	if s := <-serialsA; s != 301 {
-		t.Fatalf("member saw client serial %d, want 301", s)
+	refused := func(why, addr string) {
+		t.Helper()
+		if c, err := dial(addr); err == nil {
+			c.Close()
+			t.Fatal(why)
+		}
 	}
-	if c, err := dial(addrB); err == nil {
-		c.Close()
-		t.Fatal("a member certificate from CA B verified while --cacert holds only CA A")
-	}
+
+	old := verified("before rotation, a member from CA A", addrA, serialsA, 301)
+	refused("a member certificate from CA B verified while --cacert holds only CA A", addrB)
 	<-serialsB // the refused handshake
 
-	c2, k2 := caA.Issue(t, 302, "rot", x509.ExtKeyUsageClientAuth)
-	testpki.Replace(t, certPath, c2)
-	testpki.Replace(t, keyPath, k2)
-	testpki.Replace(t, caPath, caB.PEM)
+	files.rotate(t, caA, 302, caB)
 
-	fresh, err := dial(addrB)
-	if err != nil {
-		t.Fatalf("after replacing --cacert, a member from CA B: %v", err)
-	}
-	defer fresh.Close()
-	roundTrip(t, fresh)
-	if s := <-serialsB; s != 302 {
-		t.Fatalf("after rotation the member saw client serial %d, want 302", s)
-	}
-	if c, err := dial(addrA); err == nil {
-		c.Close()
-		t.Fatal("after replacing --cacert a member from CA A still verified")
-	}
+	verified("after replacing --cacert, a member from CA B", addrB, serialsB, 302)
+	refused("after replacing --cacert a member from CA A still verified", addrA)
 	roundTrip(t, old)
 
 	// The verification is for the member's name, not any name the CA signed.
