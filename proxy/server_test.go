@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/config"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -100,6 +101,18 @@ func startTestShimOn(t *testing.T, port int, upstreams ...string) *testShim {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go pool.Run(ctx)
+	t.Cleanup(func() {
+		cancel()
+		pool.Close()
+	})
+	srv := startServer(t, cfg, pool, log, m)
+	return &testShim{srv: srv, pool: pool, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+}
+
+// startServer serves cfg's listeners in front of pool until the test ends
+// (and before the test's earlier cleanups, such as closing the pool, run).
+func startServer(t *testing.T, cfg config.Config, pool *Pool, log *zap.Logger, m *Metrics) *Server {
+	t.Helper()
 	srv, err := New(cfg, pool, Handlers{}, log, m)
 	if err != nil {
 		t.Fatal(err)
@@ -108,13 +121,11 @@ func startTestShimOn(t *testing.T, port int, upstreams ...string) *testShim {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		sctx, c := context.WithTimeout(context.Background(), time.Second)
-		defer c()
-		_ = srv.Shutdown(sctx)
-		cancel()
-		pool.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
 	})
-	return &testShim{srv: srv, pool: pool, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	return srv
 }
 
 func freeTestPort(t *testing.T) int {

@@ -100,19 +100,8 @@ func startTLSShim(t *testing.T, pki *testPKI, clientCertAuth bool, upstream stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(cfg, pool, Handlers{}, log, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		pool.Close()
-	})
+	t.Cleanup(pool.Close)
+	startServer(t, cfg, pool, log, m)
 	return fmt.Sprintf("127.0.0.1:%d", port)
 }
 
