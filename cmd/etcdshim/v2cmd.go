@@ -177,31 +177,44 @@ refuses to start with. "v2 import" copies it into the v3 keys the shim serves v2
 	return cmd
 }
 
-func newV2ImportCommand() *cobra.Command {
+// newV2Subcommand is a v2 command with the flags both share: run gets them
+// validated. The caller registers the command's own flags on the second
+// result.
+func newV2Subcommand(use, short, long string, run func(*cobra.Command, v2Options) error) (*cobra.Command, *v2Options) {
 	var o v2Options
 	cmd := &cobra.Command{
-		Use:   "import --from http://member:2379 --endpoints URL[,URL…]",
-		Short: "Copy the v2 tree of a live 3.4/3.5 member into the shim's v3 layout (optionally following changes)",
-		Long: `Reads the source's v2 tree with one consistent (quorum) read and writes it into the v3 layout the
+		Use:   use,
+		Short: short,
+		Long:  long,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return run(cmd, o)
+		},
+	}
+	o.register(cmd.Flags())
+	return cmd, &o
+}
+
+func newV2ImportCommand() *cobra.Command {
+	cmd, o := newV2Subcommand("import --from http://member:2379 --endpoints URL[,URL…]",
+		"Copy the v2 tree of a live 3.4/3.5 member into the shim's v3 layout (optionally following changes)",
+		`Reads the source's v2 tree with one consistent (quorum) read and writes it into the v3 layout the
 shim uses (directory markers, hidden keys, in-order names, TTLs as leases with the time left). Nodes
 already equal on the destination are skipped, so re-running after an interruption converges. A
 destination node of the wrong shape (a file where a directory goes, or the reverse) is reported and
 left alone; everything else is imported and the exit status is 1. With --follow it then applies the
 source's changes until SIGINT/SIGTERM; when the source's history no longer holds the next change it
 re-reads the tree and deletes what the source no longer has.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
-				return err
-			}
-			if o.Output == "json" && !o.DryRun {
+		func(cmd *cobra.Command, opts v2Options) error {
+			if opts.Output == "json" && !opts.DryRun {
 				return &config.Error{Msg: "--output json goes with --dry-run: an import prints its summary as text"}
 			}
-			return runV2Import(cmd.Context(), o, cmd.OutOrStdout(), os.Stderr)
-		},
-	}
+			return runV2Import(cmd.Context(), opts, cmd.OutOrStdout(), os.Stderr)
+		})
 	fs := cmd.Flags()
-	o.register(fs)
 	fs.BoolVar(&o.DryRun, "dry-run", false, "list what would be written or deleted, one node per line (or --output json), and write nothing")
 	fs.BoolVar(&o.Follow, "follow", false, "after the import, apply the source's changes until SIGINT/SIGTERM")
 	fs.BoolVar(&o.Prune, "prune", false, "also delete destination nodes below the source prefix that the source does not have")
@@ -275,11 +288,9 @@ func runV2Import(parent context.Context, o v2Options, stdout, stderr io.Writer) 
 }
 
 func newV2VerifyCommand() *cobra.Command {
-	var o v2Options
-	cmd := &cobra.Command{
-		Use:   "verify --from http://member:2379 --endpoints URL[,URL…]",
-		Short: "Compare the source's v2 tree with the shim's v3 layout; exit 1 when the destination is wrong",
-		Long: `Lists, one per line, every node that differs between the source's v2 tree and what the shim would
+	cmd, _ := newV2Subcommand("verify --from http://member:2379 --endpoints URL[,URL…]",
+		"Compare the source's v2 tree with the shim's v3 layout; exit 1 when the destination is wrong",
+		`Lists, one per line, every node that differs between the source's v2 tree and what the shim would
 serve from the destination. Wrong, and to be fixed:
   not on the destination   the source has it, the destination not (not imported yet: re-run v2 import)
   value differs            both have the key, with other values
@@ -291,15 +302,7 @@ Informational, not an error:
 A summary line follows. Exit status: 0 when nothing is wrong (nodes only on the destination allowed),
 1 when something is wrong, 2 on invalid flags, 3 when the comparison could not be made (a side
 unreachable).`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
-				return err
-			}
-			return runV2Verify(cmd.Context(), o, cmd.OutOrStdout())
-		},
-	}
-	o.register(cmd.Flags())
+		func(cmd *cobra.Command, o v2Options) error { return runV2Verify(cmd.Context(), o, cmd.OutOrStdout()) })
 	return cmd
 }
 
