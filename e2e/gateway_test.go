@@ -273,21 +273,13 @@ func TestGatewayWatchStream(t *testing.T) {
 	}()
 	seen := 0
 	for seen < n && sc.Scan() {
-		var msg struct {
-			Result struct {
-				Events []struct {
-					Kv struct {
-						Value []byte `json:"value"`
-					} `json:"kv"`
-				} `json:"events"`
-			} `json:"result"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &msg); err != nil {
+		values, err := watchEventValues(sc.Bytes())
+		if err != nil {
 			t.Fatalf("bad stream line: %v %s", err, sc.Text())
 		}
-		for _, e := range msg.Result.Events {
-			if string(e.Kv.Value) != fmt.Sprint(seen) {
-				t.Fatalf("event %d has value %s", seen, e.Kv.Value)
+		for _, v := range values {
+			if v != fmt.Sprint(seen) {
+				t.Fatalf("event %d has value %s", seen, v)
 			}
 			seen++
 		}
@@ -308,4 +300,26 @@ func TestGatewayWatchStream(t *testing.T) {
 	if during == before || after != before {
 		t.Fatalf("upstream watchers: before %s, during %s, after close %s", before, during, after)
 	}
+}
+
+// watchEventValues decodes one message of a gateway watch (a line of the
+// /v3beta/watch stream, or a websocket frame) into its events' values.
+func watchEventValues(msg []byte) ([]string, error) {
+	var m struct {
+		Result struct {
+			Events []struct {
+				Kv struct {
+					Value []byte `json:"value"`
+				} `json:"kv"`
+			} `json:"events"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(msg, &m); err != nil {
+		return nil, err
+	}
+	values := make([]string, 0, len(m.Result.Events))
+	for _, e := range m.Result.Events {
+		values = append(values, string(e.Kv.Value))
+	}
+	return values, nil
 }
