@@ -91,15 +91,7 @@ func (s *V3Store) dirDeleted(ctx context.Context, p string, marker []*mvccpb.Key
 }
 
 func (s *V3Store) compareAndDelete(ctx context.Context, p string, o DeleteOptions) (*Event, Meta, error) {
-	cmp := []*pb.Compare{s.l.isFile(p), s.l.notDir(p)}
-	if o.PrevValue != "" {
-		cmp = append(cmp, &pb.Compare{Key: s.l.key(p), Target: pb.Compare_VALUE, Result: pb.Compare_EQUAL,
-			TargetUnion: &pb.Compare_Value{Value: []byte(o.PrevValue)}})
-	}
-	if o.PrevIndex != 0 {
-		cmp = append(cmp, &pb.Compare{Key: s.l.key(p), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
-			TargetUnion: &pb.Compare_ModRevision{ModRevision: int64(o.PrevIndex)}})
-	}
+	cmp := append([]*pb.Compare{s.l.isFile(p), s.l.notDir(p)}, s.prevCompares(p, o.PrevValue, o.PrevIndex)...)
 	del := []*pb.RequestOp{opDelete(s.l.key(p), nil), s.l.actionOp(p, ActionCompareAndDelete)}
 	var resp *pb.TxnResponse
 	var err error
@@ -113,14 +105,7 @@ func (s *V3Store) compareAndDelete(ctx context.Context, p string, o DeleteOption
 	}
 	m := meta(resp.Header)
 	if !resp.Succeeded {
-		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
-		switch {
-		case pr.isDir:
-			return nil, m, NewError(EcodeNotFile, p, pr.rev)
-		case pr.target == nil:
-			return nil, m, pr.missing(p)
-		}
-		return nil, m, NewError(EcodeTestFailed, compareFailCause(o.PrevValue, o.PrevIndex, pr.target), pr.rev)
+		return nil, m, s.compareFailed(p, resp, o.PrevValue, o.PrevIndex)
 	}
 	prev := prevKV(resp.Responses[0])
 	return &Event{Action: ActionCompareAndDelete,

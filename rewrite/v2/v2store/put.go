@@ -116,16 +116,36 @@ func (s *V3Store) update(ctx context.Context, p string, o SetOptions) (*Event, M
 }
 
 func (s *V3Store) compareAndSwap(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
+	return s.swap(ctx, p, o, ActionCompareAndSwap, s.prevCompares(p, o.PrevValue, o.PrevIndex))
+}
+
+// prevCompares are the conditions of compare-and-swap and
+// compare-and-delete: the file's value, its modification index, or both.
+func (s *V3Store) prevCompares(p, prevValue string, prevIndex uint64) []*pb.Compare {
 	var cmp []*pb.Compare
-	if o.PrevValue != "" {
+	if prevValue != "" {
 		cmp = append(cmp, &pb.Compare{Key: s.l.key(p), Target: pb.Compare_VALUE, Result: pb.Compare_EQUAL,
-			TargetUnion: &pb.Compare_Value{Value: []byte(o.PrevValue)}})
+			TargetUnion: &pb.Compare_Value{Value: []byte(prevValue)}})
 	}
-	if o.PrevIndex != 0 {
+	if prevIndex != 0 {
 		cmp = append(cmp, &pb.Compare{Key: s.l.key(p), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
-			TargetUnion: &pb.Compare_ModRevision{ModRevision: int64(o.PrevIndex)}})
+			TargetUnion: &pb.Compare_ModRevision{ModRevision: int64(prevIndex)}})
 	}
-	return s.swap(ctx, p, o, ActionCompareAndSwap, cmp)
+	return cmp
+}
+
+// compareFailed is why a compare-and-swap or compare-and-delete of p did
+// not apply, from the probe reads of its failed transaction: p is a
+// directory, is missing, or fails the comparisons.
+func (s *V3Store) compareFailed(p string, resp *pb.TxnResponse, prevValue string, prevIndex uint64) error {
+	pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
+	switch {
+	case pr.isDir:
+		return NewError(EcodeNotFile, p, pr.rev)
+	case pr.target == nil:
+		return pr.missing(p)
+	}
+	return NewError(EcodeTestFailed, compareFailCause(prevValue, prevIndex, pr.target), pr.rev)
 }
 
 // swap writes an existing file when extra compares hold (update, CAS).
@@ -138,14 +158,7 @@ func (s *V3Store) swap(ctx context.Context, p string, o SetOptions, action strin
 		return nil, m, err
 	}
 	if !resp.Succeeded {
-		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
-		switch {
-		case pr.isDir:
-			return nil, m, NewError(EcodeNotFile, p, pr.rev)
-		case pr.target == nil:
-			return nil, m, pr.missing(p)
-		}
-		return nil, m, NewError(EcodeTestFailed, compareFailCause(o.PrevValue, o.PrevIndex, pr.target), pr.rev)
+		return nil, m, s.compareFailed(p, resp, o.PrevValue, o.PrevIndex)
 	}
 	prev := prevKV(resp.Responses[0])
 	created := resp.Header.Revision
