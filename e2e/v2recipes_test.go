@@ -171,18 +171,21 @@ type v2Event struct {
 	node   v2Node
 }
 
-// watchRec follows key with long polls from index from until ctx ends, as
+// watchRec follows key with long polls from index from until stopped, as
 // v2 clients do, each poll from the last event's index + 1. A poll that
 // fails (401 included) is counted in bad and the log ends.
 type watchRec struct {
 	seen atomic.Uint64 // the last event's index
+	stop context.CancelFunc
 	done chan struct{}
 	mu   sync.Mutex
 	log  []v2Event
 }
 
-func watchLog(ctx context.Context, tg recipeTarget, i int, key string, recursive bool, from uint64, bad *unexpected) *watchRec {
-	w := &watchRec{done: make(chan struct{})}
+func watchLog(t *testing.T, tg recipeTarget, i int, key string, recursive bool, from uint64, bad *unexpected) *watchRec {
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	w := &watchRec{stop: stop, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		next := from
@@ -252,8 +255,17 @@ func before(log []v2Event, index uint64) []v2Event {
 	return log
 }
 
-// events ends with the watch (after its ctx ended) and returns what it saw.
+// historyUntilFree is the watch's complete history of key once the last
+// holder is gone (see untilFree); it ends the watch.
+func (w *watchRec) historyUntilFree(t *testing.T, tg recipeTarget, key string) []v2Event {
+	t.Helper()
+	end := w.untilFree(t, tg, key)
+	return before(w.events(), end)
+}
+
+// events ends the watch and returns what it saw.
 func (w *watchRec) events() []v2Event {
+	w.stop()
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -330,9 +342,7 @@ func recipeQueue(t *testing.T, tg recipeTarget) {
 	dir := "/recipes-" + tg.tag + "/queue"
 	var bad unexpected
 	from := tg.currentIndex(t) + 1
-	wctx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
-	watchers := []*watchRec{watchLog(wctx, tg, 1, dir, true, from, &bad), watchLog(wctx, tg, 2, dir, true, from, &bad)}
+	watchers := []*watchRec{watchLog(t, tg, 1, dir, true, from, &bad), watchLog(t, tg, 2, dir, true, from, &bad)}
 
 	type item struct {
 		value, name       string
@@ -417,7 +427,9 @@ func recipeQueue(t *testing.T, tg recipeTarget) {
 	for _, w := range watchers {
 		w.wait(t, last)
 	}
-	stopWatch()
+	for _, w := range watchers {
+		w.stop()
+	}
 	for _, w := range watchers {
 		logs = append(logs, w.events())
 	}
@@ -574,10 +586,7 @@ func recipeLock(t *testing.T, tg recipeTarget, runFor time.Duration) {
 	key := "/recipes-" + tg.tag + "/lock"
 	maxVanish := int64(runFor / (10 * time.Second) * 2) // 2 per 10 s
 	var bad unexpected
-	from := tg.currentIndex(t) + 1
-	wctx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
-	watch := watchLog(wctx, tg, 0, key, false, from, &bad)
+	watch := watchLog(t, tg, 0, key, false, tg.currentIndex(t)+1, &bad)
 
 	type term struct {
 		value    string
@@ -635,9 +644,7 @@ func recipeLock(t *testing.T, tg recipeTarget, runFor time.Duration) {
 	}
 	wg.Wait()
 	// A vanished last holder's expiry belongs in the history.
-	end := watch.untilFree(t, tg, key)
-	stopWatch()
-	log := before(watch.events(), end)
+	log := watch.historyUntilFree(t, tg, key)
 	bad.check(t)
 
 	// The history alternates: create by one holder, then its release or
@@ -703,10 +710,7 @@ func recipeElection(t *testing.T, tg recipeTarget) {
 	const candidates, ttl = 5, 3
 	key := "/recipes-" + tg.tag + "/leader"
 	var bad unexpected
-	from := tg.currentIndex(t) + 1
-	wctx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
-	watch := watchLog(wctx, tg, 0, key, false, from, &bad)
+	watch := watchLog(t, tg, 0, key, false, tg.currentIndex(t)+1, &bad)
 
 	type refresh struct {
 		term  string
@@ -822,9 +826,7 @@ func recipeElection(t *testing.T, tg recipeTarget) {
 	time.Sleep(time.Second)
 	cancel()
 	wg.Wait()
-	end := watch.untilFree(t, tg, key)
-	stopWatch()
-	log := before(watch.events(), end)
+	log := watch.historyUntilFree(t, tg, key)
 	bad.check(t)
 
 	z, _ := zombie.Load().(v2Reply)
