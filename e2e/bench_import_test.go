@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/etcdshim/etcdshim/e2e/harness"
 )
 
 // importSection: `etcdshim v2 import` of 10,000 keys of mixed sizes from
@@ -23,7 +25,7 @@ func importSection(t *testing.T, out *strings.Builder, native string, member str
 	var inCmd, endToEnd []float64
 	for r := 0; r < benchRounds(); r++ {
 		begin := time.Now()
-		o, e, code := runShimCmd(t, "v2", "import", "--from", native, "--endpoints", member, "--source-prefix", "/imp",
+		o, e, code := harness.RunShim(t, nil, "v2", "import", "--from", native, "--endpoints", member, "--source-prefix", "/imp",
 			"--v2-prefix", fmt.Sprintf("/bench-import-%d", r), "--log-level", "warn")
 		took := time.Since(begin)
 		m := importSummary.FindStringSubmatch(o)

@@ -1,17 +1,12 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
 )
@@ -20,23 +15,8 @@ import (
 // returns its stderr lines and exit status.
 func runShimOnce(t *testing.T, env []string, args ...string) ([]string, int) {
 	t.Helper()
-	bin := harness.ShimBinary(t) // built before the clock starts
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("etcdshim %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	out := strings.TrimRight(stderr.String(), "\n")
+	_, stderr, code := harness.RunShim(t, env, args...)
+	out := strings.TrimRight(stderr, "\n")
 	if out == "" {
 		return nil, code
 	}

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -31,22 +29,9 @@ func runPreflight(t *testing.T, args ...string) (preflight.Report, int) {
 
 func runPreflightRaw(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, harness.ShimBinary(t), append([]string{"preflight"}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("preflight: %v\n%s", err, stderr.String())
-	}
-	t.Logf("preflight %s → exit %d; stderr: %s", strings.Join(args, " "), code, strings.TrimSpace(stderr.String()))
-	return stdout.String(), code
+	stdout, stderr, code := harness.RunShim(t, nil, append([]string{"preflight"}, args...)...)
+	t.Logf("preflight %s → exit %d; stderr: %s", strings.Join(args, " "), code, strings.TrimSpace(stderr))
+	return stdout, code
 }
 
 // expectCheck fails unless the named check has the status and mentions want

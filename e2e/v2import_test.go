@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,26 +21,6 @@ import (
 	"github.com/etcdshim/etcdshim/e2e/harness"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
-
-// runShimCmd runs the shim binary with args and returns stdout, stderr and
-// the exit status.
-func runShimCmd(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, harness.ShimBinary(t), args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("etcdshim %s: %v", strings.Join(args, " "), err)
-	}
-	return out.String(), errb.String(), code
-}
 
 // v2Do sends one v2 request and fails the test on an unexpected status.
 func v2Do(t *testing.T, c *http.Client, method, base, key string, form url.Values) map[string]any {
@@ -197,7 +176,7 @@ func TestV2Import(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("dry-run writes nothing", func(t *testing.T) {
-		out, errOut, code := runShimCmd(t, append([]string{"v2", "import", "--dry-run"}, common...)...)
+		out, errOut, code := harness.RunShim(t, nil, append([]string{"v2", "import", "--dry-run"}, common...)...)
 		if code != 0 || !strings.Contains(out, "would import") {
 			t.Fatalf("dry run: exit %d\n%s%s", code, out, errOut)
 		}
@@ -210,7 +189,7 @@ func TestV2Import(t *testing.T) {
 	var imported string
 	t.Run("import", func(t *testing.T) {
 		begin := time.Now()
-		out, errOut, code := runShimCmd(t, append([]string{"v2", "import"}, common...)...)
+		out, errOut, code := harness.RunShim(t, nil, append([]string{"v2", "import"}, common...)...)
 		took := time.Since(begin)
 		if code != 0 {
 			t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
@@ -233,7 +212,7 @@ func TestV2Import(t *testing.T) {
 	}
 
 	t.Run("verify finds no difference", func(t *testing.T) {
-		out, errOut, code := runShimCmd(t, append([]string{"v2", "verify"}, common...)...)
+		out, errOut, code := harness.RunShim(t, nil, append([]string{"v2", "verify"}, common...)...)
 		if code != 0 || !strings.HasPrefix(out, "ok: the destination holds every source node") {
 			t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
 		}
@@ -275,7 +254,7 @@ func TestV2Import(t *testing.T) {
 	})
 
 	t.Run("re-running skips everything", func(t *testing.T) {
-		out, errOut, code := runShimCmd(t, append([]string{"v2", "import"}, common...)...)
+		out, errOut, code := harness.RunShim(t, nil, append([]string{"v2", "import"}, common...)...)
 		if code != 0 || !strings.Contains(out, "imported 0 dirs, 0 keys") {
 			t.Fatalf("second import: exit %d\n%s%s", code, out, errOut)
 		}
@@ -340,7 +319,7 @@ func TestV2Import(t *testing.T) {
 		if got := etcdctl2(t, shim.URL, "ls", "-p", "/follow"); !strings.Contains(got, "/follow/dir/") {
 			t.Errorf("ls /follow through the shim: %q", got)
 		}
-		out2, errOut, code := runShimCmd(t, append([]string{"v2", "verify"}, common...)...)
+		out2, errOut, code := harness.RunShim(t, nil, append([]string{"v2", "verify"}, common...)...)
 		if code != 0 {
 			t.Fatalf("verify after follow: exit %d\n%s%s", code, out2, errOut)
 		}
@@ -350,7 +329,7 @@ func TestV2Import(t *testing.T) {
 		if _, err := v3.Put(ctx, "/app/config/db/host", "tampered"); err != nil {
 			t.Fatal(err)
 		}
-		out, errOut, code := runShimCmd(t, append([]string{"v2", "verify"}, common...)...)
+		out, errOut, code := harness.RunShim(t, nil, append([]string{"v2", "verify"}, common...)...)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if code != 1 || len(lines) != 2 || lines[0] != `value differs: /app/config/db/host (source "db2", destination "tampered")` ||
 			!strings.HasPrefix(lines[1], "1 node to fix") || errOut != "" {
@@ -370,7 +349,7 @@ func TestV2Import(t *testing.T) {
 			t.Fatal(err)
 		}
 		args := []string{"v2", "import", "--from", from, "--endpoints", to, "--source-prefix", "/zone", "--log-level", "warn"}
-		out, errOut, code := runShimCmd(t, args...)
+		out, errOut, code := harness.RunShim(t, nil, args...)
 		if code != 1 ||
 			!strings.Contains(out, "conflict: /zone/a: the destination has a file where the source has a directory (1 nodes below it not imported)") ||
 			!strings.Contains(out, "conflict: /zone/b: the destination has a directory where the source has a file") ||
@@ -390,7 +369,7 @@ func TestV2Import(t *testing.T) {
 		if _, err := v3.Delete(ctx, "/zone/b/"); err != nil {
 			t.Fatal(err)
 		}
-		out, errOut, code = runShimCmd(t, args...)
+		out, errOut, code = harness.RunShim(t, nil, args...)
 		if code != 0 || !strings.Contains(out, "skipped 2 already equal") {
 			t.Fatalf("import after resolving: exit %d\n%s%s", code, out, errOut)
 		}
@@ -405,13 +384,13 @@ func TestV2Import(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				out, errOut, code := runShimCmd(t, "v2", "import", "--from", c.from, "--endpoints", to, "--log-level", "warn")
+				out, errOut, code := harness.RunShim(t, nil, "v2", "import", "--from", c.from, "--endpoints", to, "--log-level", "warn")
 				if code != 1 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 {
 					t.Fatalf("exit %d\nstdout %q\nstderr %q", code, out, errOut)
 				}
 			})
 		}
-		_, errOut, code := runShimCmd(t, "v2", "import", "--endpoints", to)
+		_, errOut, code := harness.RunShim(t, nil, "v2", "import", "--endpoints", to)
 		if code != 2 || !strings.Contains(errOut, "--from is required") {
 			t.Fatalf("missing --from: exit %d %q", code, errOut)
 		}

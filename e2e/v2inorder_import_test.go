@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/etcdshim/etcdshim/e2e/harness"
 )
 
 // TestV2InOrderAfterImport (issues 19 and 22): a 3.4 store whose v2 index
@@ -43,7 +45,7 @@ func TestV2InOrderAfterImport(t *testing.T) {
 	}
 	srcIndex := recipeTarget{urls: []string{from}, hc: hc}.currentIndex(t)
 
-	out, errOut, code := runShimCmd(t, "v2", "import", "--from", from, "--endpoints", to, "--log-level", "warn")
+	out, errOut, code := harness.RunShim(t, nil, "v2", "import", "--from", from, "--endpoints", to, "--log-level", "warn")
 	if code != 0 {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
 	}

@@ -36,7 +36,7 @@ func TestV2VerifyAndDryRun(t *testing.T) {
 	lines := func(out string) []string { return strings.Split(strings.TrimRight(out, "\n"), "\n") }
 
 	t.Run("dry-run lists what it would write", func(t *testing.T) {
-		out, errOut, code := runShimCmd(t, append([]string{"v2", "import", "--dry-run"}, common...)...)
+		out, errOut, code := harness.RunShim(t, nil, append([]string{"v2", "import", "--dry-run"}, common...)...)
 		got := lines(out)
 		// The TTL is the time left when the source was read: 600s or 599s.
 		want := []string{
@@ -61,7 +61,7 @@ func TestV2VerifyAndDryRun(t *testing.T) {
 	})
 
 	t.Run("dry-run as JSON", func(t *testing.T) {
-		out, errOut, code := runShimCmd(t, append([]string{"v2", "import", "--dry-run", "--output", "json"}, common...)...)
+		out, errOut, code := harness.RunShim(t, nil, append([]string{"v2", "import", "--dry-run", "--output", "json"}, common...)...)
 		var doc struct {
 			Planned []struct {
 				Action, Path string
@@ -78,19 +78,19 @@ func TestV2VerifyAndDryRun(t *testing.T) {
 			doc.Planned[1].Path != "/app/a" || doc.Planned[1].Bytes != 3 || doc.Planned[3].TTL < 590 {
 			t.Fatalf("plan %+v", doc)
 		}
-		_, errOut, code = runShimCmd(t, append([]string{"v2", "import", "--output", "json"}, common...)...)
+		_, errOut, code = harness.RunShim(t, nil, append([]string{"v2", "import", "--output", "json"}, common...)...)
 		if code != 2 || errOut != "etcdshim: --output json goes with --dry-run: an import prints its summary as text\n" {
 			t.Fatalf("--output json without --dry-run: exit %d %q", code, errOut)
 		}
 	})
 
-	if out, errOut, code := runShimCmd(t, append([]string{"v2", "import"}, common...)...); code != 0 {
+	if out, errOut, code := harness.RunShim(t, nil, append([]string{"v2", "import"}, common...)...); code != 0 {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
 	}
 
 	t.Run("nodes written through the shim are informational", func(t *testing.T) {
 		etcdctl2(t, shim.URL, "set", "/later/key", "written after the import")
-		out, errOut, code := runShimCmd(t, append([]string{"v2", "verify"}, common...)...)
+		out, errOut, code := harness.RunShim(t, nil, append([]string{"v2", "verify"}, common...)...)
 		got := lines(out)
 		if code != 0 || errOut != "" || len(got) != 3 ||
 			got[0] != "only on the destination: /later (dir)" ||
@@ -108,7 +108,7 @@ func TestV2VerifyAndDryRun(t *testing.T) {
 		if _, err := v3.Delete(ctx, "/app/b"); err != nil {
 			t.Fatal(err)
 		}
-		out, errOut, code := runShimCmd(t, append([]string{"v2", "verify"}, common...)...)
+		out, errOut, code := harness.RunShim(t, nil, append([]string{"v2", "verify"}, common...)...)
 		got := lines(out)
 		want := []string{
 			`value differs: /app/a (source "one", destination "tampered")`,
@@ -122,7 +122,7 @@ func TestV2VerifyAndDryRun(t *testing.T) {
 			t.Fatalf("exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, errOut, out, strings.Join(want, "\n"))
 		}
 
-		out, _, code = runShimCmd(t, append([]string{"v2", "verify", "--output", "json"}, common...)...)
+		out, _, code = harness.RunShim(t, nil, append([]string{"v2", "verify", "--output", "json"}, common...)...)
 		var doc struct {
 			Verdict           string
 			Wrong             int
@@ -139,7 +139,7 @@ func TestV2VerifyAndDryRun(t *testing.T) {
 	})
 
 	t.Run("dry-run with --prune lists updates and deletions", func(t *testing.T) {
-		out, errOut, code := runShimCmd(t, append([]string{"v2", "import", "--dry-run", "--prune"}, common...)...)
+		out, errOut, code := harness.RunShim(t, nil, append([]string{"v2", "import", "--dry-run", "--prune"}, common...)...)
 		got := lines(out)
 		want := []string{
 			"would update key /app/a (3 bytes)",
@@ -154,7 +154,7 @@ func TestV2VerifyAndDryRun(t *testing.T) {
 
 	t.Run("cannot compare", func(t *testing.T) {
 		dead := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
-		out, errOut, code := runShimCmd(t, "v2", "verify", "--from", dead, "--endpoints", to, "--log-level", "warn")
+		out, errOut, code := harness.RunShim(t, nil, "v2", "verify", "--from", dead, "--endpoints", to, "--log-level", "warn")
 		if code != 3 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "etcdshim: ") {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 		}

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -136,4 +137,27 @@ func Etcdctl(tb testing.TB, env []string, args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// RunShim runs the shim binary once, with env added to the environment and
+// a one-minute limit, and returns its stdout, its stderr and its exit
+// status; a run that could not start fails the test.
+func RunShim(tb testing.TB, env []string, args ...string) (stdout, stderr string, code int) {
+	tb.Helper()
+	bin := ShimBinary(tb) // built before the clock starts
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		tb.Fatalf("etcdshim %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String(), errOut.String(), code
 }
