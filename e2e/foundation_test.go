@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -82,21 +81,8 @@ func etcdctlSuite(t *testing.T, ep string) {
 	// watch: the stream must deliver events written after it started.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	w := exec.CommandContext(ctx, harness.EtcdctlBinary(t), "--endpoints", ep, "watch", "wkey")
-	w.Env = append(os.Environ(), "ETCDCTL_API=3")
-	stdout, _ := w.StdoutPipe()
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); _ = w.Wait() }()
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lines, stopWatch := harness.EtcdctlLines(t, []string{"ETCDCTL_API=3"}, "--endpoints", ep, "watch", "wkey")
+	defer stopWatch()
 	var seen []string
 	for i := 0; len(seen) < 6; i++ {
 		etcdctl3(t, ep, "put", "wkey", fmt.Sprintf("v%d", i))
@@ -125,21 +111,17 @@ func etcdctlSuite(t *testing.T, ep string) {
 	mustContain(t, "timetolive", etcdctl3(t, ep, "lease", "timetolive", id), "granted with TTL(60s)")
 	mustContain(t, "lock", etcdctl3(t, ep, "lock", "mylock", "echo", "held-the-lock"), "held-the-lock")
 
-	ectx, ecancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer ecancel()
-	elect := exec.CommandContext(ectx, harness.EtcdctlBinary(t), "--endpoints", ep, "elect", "myelection", "proposal-1")
-	elect.Env = append(os.Environ(), "ETCDCTL_API=3")
-	eout, _ := elect.StdoutPipe()
-	if err := elect.Start(); err != nil {
-		t.Fatal(err)
+	elect, stopElect := harness.EtcdctlLines(t, []string{"ETCDCTL_API=3"}, "--endpoints", ep, "elect", "myelection", "proposal-1")
+	var first string
+	select {
+	case first = <-elect:
+	case <-time.After(15 * time.Second):
 	}
-	first, err := bufio.NewReader(eout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(first, "myelection/") {
-		t.Fatalf("elect: %q %v", first, err)
+	if !strings.HasPrefix(first, "myelection/") {
+		t.Fatalf("elect: first line %q", first)
 	}
 	mustContain(t, "elect listen", etcdctl3(t, ep, "get", "--prefix", "myelection/", "--print-value-only"), "proposal-1")
-	ecancel()
-	_ = elect.Wait()
+	stopElect()
 
 	mustContain(t, "member list", etcdctl3(t, ep, "member", "list"), "started")
 	mustContain(t, "endpoint status", etcdctl3(t, ep, "endpoint", "status"), ep)

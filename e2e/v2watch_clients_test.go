@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -21,21 +20,8 @@ func TestV2WatchEtcdctlForever(t *testing.T) {
 	etcdctl2(t, shim.URL, "set", "/wf/k", "start")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	w := exec.CommandContext(ctx, harness.EtcdctlBinary(t), "--endpoints", shim.URL, "watch", "--forever", "/wf/k")
-	w.Env = append(os.Environ(), "ETCDCTL_API=2")
-	stdout, _ := w.StdoutPipe()
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); _ = w.Wait() }()
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lines, stop := harness.EtcdctlLines(t, []string{"ETCDCTL_API=2"}, "--endpoints", shim.URL, "watch", "--forever", "/wf/k")
+	defer stop()
 	// Only the first poll has no waitIndex; etcdctl chains the later ones
 	// from each event's index, so writes between polls are not missed.
 	waitRegistered(t, shim.URL, 1)

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -137,6 +139,48 @@ func Etcdctl(tb testing.TB, env []string, args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// EtcdctlLines starts a long-running etcdctl command (watch, elect) with
+// env added to the environment and returns the lines it prints, the channel
+// closing when it exits, and a function that stops it. It is stopped when
+// the test ends at the latest.
+func EtcdctlLines(tb testing.TB, env []string, args ...string) (<-chan string, func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, EtcdctlBinary(tb), args...)
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err != nil {
+		cancel()
+		tb.Fatalf("etcdctl %s: %v", strings.Join(args, " "), err)
+	}
+	lines, read := make(chan string, 100), make(chan struct{})
+	go func() {
+		defer close(read)
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-read // Wait closes stdout: read it to the end first
+			_ = cmd.Wait()
+		})
+	}
+	tb.Cleanup(stop)
+	return lines, stop
 }
 
 // RunShim runs the shim binary once, with env added to the environment and
