@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -47,12 +46,7 @@ func TestEmbeddedMode(t *testing.T) {
 func httpBody(t *testing.T, method, url, body string) string {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := send(t, nil, req)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("%s %s: %d %s", method, url, resp.StatusCode, b)
 	}

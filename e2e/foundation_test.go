@@ -323,13 +323,8 @@ func TestFailoverKillFirstEndpoint(t *testing.T) {
 	if lastErr != nil {
 		t.Fatalf("no successful write through the shim after killing its first endpoint: %v", lastErr)
 	}
-	resp, err := http.Get(shim.URL + "/health")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/health %d after failover", resp.StatusCode)
+	if code := getStatus(t, nil, shim.URL+"/health"); code != http.StatusOK {
+		t.Fatalf("/health %d after failover", code)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -114,12 +113,7 @@ func runGateway(t *testing.T, base, prefix string) []gwAnswer {
 		if auth {
 			req.Header.Set("Authorization", token)
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s%s: %v", prefix, st.route, err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, raw := send(t, client, req)
 		var v map[string]any
 		if err := json.Unmarshal(raw, &v); err != nil {
 			out = append(out, gwAnswer{resp.StatusCode, strings.TrimSpace(string(raw))})

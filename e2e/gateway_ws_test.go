@@ -47,12 +47,7 @@ func (tg wsTarget) post(t *testing.T, route, body string) map[string]any {
 	if tg.token != "" {
 		req.Header.Set("Authorization", tg.token)
 	}
-	resp, err := tg.httpClient().Do(req)
-	if err != nil {
-		t.Fatalf("%s%s: %v", tg.prefix, route, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := send(t, tg.httpClient(), req)
 	var v map[string]any
 	if resp.StatusCode != 200 || json.Unmarshal(raw, &v) != nil {
 		t.Fatalf("%s%s: %d %s", tg.prefix, route, resp.StatusCode, raw)

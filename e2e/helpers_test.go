@@ -1,6 +1,10 @@
 package e2e
 
-import "testing"
+import (
+	"io"
+	"net/http"
+	"testing"
+)
 
 // e2eSerial is the first call of a test that does not run alongside the
 // parallel ones: every test here starts processes, so `make unit` (-short)
@@ -18,4 +22,33 @@ func e2eParallel(t *testing.T) {
 	t.Helper()
 	e2eSerial(t)
 	t.Parallel()
+}
+
+// send makes req with client (http.DefaultClient if nil) and returns the
+// answer with its body, read and closed; a request that gets no answer
+// fails the test. A body cut short is returned as far as it came.
+func send(t *testing.T, client *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+// getStatus GETs url with client (http.DefaultClient if nil) and returns
+// the status; a request that gets no answer fails the test.
+func getStatus(t *testing.T, client *http.Client, url string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := send(t, client, req)
+	return resp.StatusCode
 }

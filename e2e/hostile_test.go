@@ -107,12 +107,7 @@ func ask(t *testing.T, base, method, path, host, origin, body string) answer {
 	if strings.HasPrefix(path, "/v2/") && body != "" {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := send(t, &http.Client{Timeout: 10 * time.Second}, req)
 	a := answer{Status: resp.StatusCode, Origin: resp.Header.Get("Access-Control-Allow-Origin"),
 		Methods: resp.Header.Get("Access-Control-Allow-Methods"), Headers: resp.Header.Get("Access-Control-Allow-Headers")}
 	if resp.StatusCode == http.StatusMisdirectedRequest {
@@ -289,12 +284,7 @@ func TestNoInternalAddresses(t *testing.T) {
 		if strings.HasPrefix(rq.path, "/v2/") {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, b := send(t, client, req)
 		if resp.StatusCode < 400 || strings.Contains(string(b), port) || strings.Contains(string(b), "127.0.0.1") || !strings.Contains(string(b), "upstream member unavailable") {
 			t.Errorf("%s %s: %d %s", rq.method, rq.path, resp.StatusCode, b)
 		}
@@ -348,12 +338,7 @@ func TestLegacyTableTrustworthy(t *testing.T) {
 	}
 	req, _ := http.NewRequest("GET", shim.URL+"/debug/legacy", nil)
 	req.Header.Set("Origin", "https://evil.example")
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, body := send(t, client, req)
 	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("/debug/legacy: %d, CORS %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -34,12 +33,7 @@ func textPage(t *testing.T, u string) (string, map[string]int, map[string]string
 	t.Helper()
 	req, _ := http.NewRequest("GET", u, nil)
 	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	resp, body := send(t, nil, req)
 	if resp.StatusCode != 200 {
 		t.Fatalf("%s: %d %s", u, resp.StatusCode, body)
 	}
@@ -252,13 +246,8 @@ func TestMetricsUpstreamDown(t *testing.T) {
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.6", Size: 1})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
 	cl.Members[0].Stop(t)
-	resp, err := http.Get(shim.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("/metrics with the member down: %d", resp.StatusCode)
+	if code := getStatus(t, nil, shim.URL+"/metrics"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/metrics with the member down: %d", code)
 	}
 	for i := 0; i < 3; i++ {
 		r, _ := http.Get(shim.URL + "/metrics")

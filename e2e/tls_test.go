@@ -44,13 +44,8 @@ func TestTLS(t *testing.T) {
 				t.Fatalf("server-only TLS refused a client without a certificate: %v %s", err, out)
 			}
 			client := &http.Client{Transport: &http.Transport{TLSClientConfig: pki.ClientConfig()}, Timeout: 5 * time.Second}
-			resp, err := client.Get(shim.URL + "/health")
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("/health over TLS: %d", resp.StatusCode)
+			if code := getStatus(t, client, shim.URL+"/health"); code != http.StatusOK {
+				t.Fatalf("/health over TLS: %d", code)
 			}
 		})
 	}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -127,11 +126,6 @@ func request(t *testing.T, method, url, body string) (int, string, time.Duration
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	start := time.Now()
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := send(t, client, req)
 	return resp.StatusCode, string(b), time.Since(start)
 }

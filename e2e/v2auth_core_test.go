@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -64,12 +63,7 @@ func (e *coreAuth) do(t *testing.T, user, method, path, ctype, body string) (int
 		u, p, _ := strings.Cut(user, ":")
 		req.SetBasicAuth(u, p)
 	}
-	resp, err := e.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := send(t, e.client, req)
 	return resp.StatusCode, string(b)
 }
 
@@ -460,12 +454,7 @@ func TestV2AuthCoreV3(t *testing.T) {
 			if token != "" {
 				req.Header.Set("Authorization", token)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
+			resp, b := send(t, nil, req)
 			return resp.StatusCode, string(b)
 		}
 		_, auth := post("/auth/authenticate", "", `{"name":"alice","password":"alicepw"}`)

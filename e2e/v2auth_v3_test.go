@@ -239,12 +239,7 @@ func gatewayOps(t *testing.T, base, prefix string, id authIdent) []string {
 		if token != "" {
 			req.Header.Set("Authorization", token)
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s%s: %v", prefix, path, err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
+		resp, raw := send(t, client, req)
 		var m map[string]any
 		_ = json.Unmarshal(raw, &m)
 		return resp.StatusCode, m

@@ -52,12 +52,7 @@ func doStep(t *testing.T, base string, st httpStep) string {
 		u, p, _ := strings.Cut(st.user, ":")
 		req.SetBasicAuth(u, p)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", st.method, st.path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := send(t, nil, req)
 	return fmt.Sprintf("%d %s", resp.StatusCode, canonText(string(b)))
 }
 

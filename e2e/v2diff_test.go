@@ -124,12 +124,7 @@ func doV2(t *testing.T, client *http.Client, base string, rq v2req, c *canon) (v
 	if rq.form != "" {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", rq.method, rq.path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := send(t, client, req)
 	out := v2reply{Status: resp.StatusCode, Index: c.id(resp.Header.Get("X-Etcd-Index"))}
 	if rq.method == http.MethodHead {
 		out.Body = resp.Header.Get("Content-Length") != ""

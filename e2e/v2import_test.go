@@ -36,12 +36,7 @@ func v2Do(t *testing.T, c *http.Client, method, base, key string, form url.Value
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, key, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := send(t, c, req)
 	if resp.StatusCode >= 300 {
 		t.Fatalf("%s %s: %d %s", method, key, resp.StatusCode, b)
 	}

@@ -41,12 +41,7 @@ func v2do(t *testing.T, base, method, path, form string) string {
 	t.Helper()
 	req, _ := http.NewRequest(method, base+"/v2/keys"+path, strings.NewReader(form))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := send(t, nil, req)
 	return resp.Header.Get("X-Etcd-Index") + " " + string(b)
 }
 
