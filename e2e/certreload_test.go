@@ -31,8 +31,7 @@ func TestCertReload(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "member"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	memberPKI := harness.NewTestPKI(t, filepath.Join(dir, "member"))
-	memberPKI.ClientCertAuth = true
+	memberPKI := harness.NewTestPKI(t, filepath.Join(dir, "member")).RequiringClientCerts()
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.6", Size: 1, TLS: memberPKI})
 
 	// The shim's client-facing PKI: CA A now, CA B after the rotation.

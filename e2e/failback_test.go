@@ -87,15 +87,22 @@ func TestFailback(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
+	// tunnelsAre reports whether onM1 tunnels go to m1 and elsewhere to m2
+	// and m3 together, and logs them when asked.
+	tunnelsAre := func(onM1, elsewhere int, when string) bool {
+		n := tunnelsPerMember(t, shim.URL, cl)
+		if when != "" {
+			t.Logf("tunnels %s: %v", when, n)
+		}
+		return n["m1"] == onM1 && n["m2"]+n["m3"] == elsewhere
+	}
 	writer := newClient()
 	ctx := context.Background()
 	if _, err := writer.Put(ctx, "fb/start", "0"); err != nil {
 		t.Fatal(err)
 	}
-	before := tunnelsPerMember(t, shim.URL, cl)
-	t.Logf("tunnels before the outage: %v", before)
-	if before["m1"] != 1 || before["m2"]+before["m3"] != 0 {
-		t.Fatalf("tunnels before the outage %v, want the one client on m1", before)
+	if !tunnelsAre(1, 0, "before the outage") {
+		t.Fatal("before the outage: want the one client on m1")
 	}
 
 	cl.Members[0].Stop(t)
@@ -119,10 +126,8 @@ func TestFailback(t *testing.T) {
 	if _, err := writer.Put(ctx, "fb/w/0", "during"); err != nil {
 		t.Fatal(err)
 	}
-	during := tunnelsPerMember(t, shim.URL, cl)
-	t.Logf("tunnels during the outage: %v", during)
-	if during["m1"] != 0 || during["m2"]+during["m3"] != 2 {
-		t.Fatalf("tunnels during the outage %v, want both clients off m1", during)
+	if !tunnelsAre(0, 2, "during the outage") {
+		t.Fatal("during the outage: want both clients off m1")
 	}
 
 	// Writes continue while m1 comes back and the tunnels move: none may fail.
@@ -155,12 +160,8 @@ func TestFailback(t *testing.T) {
 	}()
 	cl.Members[0].Start(t)
 	cl.Members[0].WaitHealthy(t)
-	waitUntil(t, "both tunnels back on m1", func() bool {
-		n := tunnelsPerMember(t, shim.URL, cl)
-		return n["m1"] == 2 && n["m2"]+n["m3"] == 0
-	})
-	after := tunnelsPerMember(t, shim.URL, cl)
-	t.Logf("tunnels after failback: %v", after)
+	waitUntil(t, "both tunnels back on m1", func() bool { return tunnelsAre(2, 0, "") })
+	t.Logf("tunnels after failback: %v", tunnelsPerMember(t, shim.URL, cl))
 	close(stop)
 	<-done
 	mu.Lock()

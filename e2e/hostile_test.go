@@ -219,10 +219,7 @@ func deepDo(t *testing.T, base, method, key, form string) v2Answer {
 // of the depth (it once peaked at 2.2 GB).
 func TestDeepV2Keys(t *testing.T) {
 	e2eSerial(t)
-	old := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", EnableV2: true})
-	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
-	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
-	ref := old.ClientURLs()[0]
+	ref, shim := startV2Reference(t)
 	deepKey := "/deep" + strings.Repeat("/a", 199)
 	for _, step := range []struct{ method, key, form string }{
 		{"PUT", deepKey, "value=v"},
@@ -372,10 +369,7 @@ func TestLegacyTableTrustworthy(t *testing.T) {
 // where SECURITY.md says why not, and the shim's memory stays bounded.
 func TestHugeParameters(t *testing.T) {
 	e2eSerial(t)
-	old := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", EnableV2: true})
-	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
-	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
-	ref := old.ClientURLs()[0]
+	ref, shim := startV2Reference(t)
 	client := &http.Client{Timeout: 60 * time.Second}
 	type result struct {
 		Status, Code int

@@ -14,9 +14,7 @@ import (
 func TestTLS(t *testing.T) {
 	e2eParallel(t)
 	pki := harness.NewTestPKI(t, t.TempDir())
-	memberTLS := *pki
-	memberTLS.ClientCertAuth = true
-	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.6", Size: 1, TLS: &memberTLS})
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.6", Size: 1, TLS: pki.RequiringClientCerts()})
 	for _, mtls := range []bool{false, true} {
 		name := map[bool]string{false: "server-tls", true: "client-cert-auth"}[mtls]
 		t.Run(name, func(t *testing.T) {

@@ -23,6 +23,14 @@ const authClientTTL = 3 // the member's --auth-token-ttl, seconds
 // (simple tokens expire when unused for the TTL).
 func pastTokenTTL() { time.Sleep((authClientTTL + 2) * time.Second) }
 
+// eachShimIdentity runs run twice, as subtests: the shim without an
+// identity of its own (each client's credentials serve its requests), and
+// with one (--user).
+func eachShimIdentity(t *testing.T, run func(t *testing.T, shimIdentity bool)) {
+	t.Run("no shim identity", func(t *testing.T) { run(t, false) })
+	t.Run("shim identity", func(t *testing.T) { run(t, true) })
+}
+
 // startAuthShim is a shim in front of a 3.7 member with --auth-token-ttl 3
 // and the differential suite's users (root, alice rw /alice/*, bob ro),
 // plus patroni (rw /service/*), made through the shim's /v2/auth.
@@ -76,8 +84,7 @@ func startAuthShim(t *testing.T, shimIdentity bool) (*harness.Cluster, *harness.
 // member list as root, through the shim, with the TTL passing between steps.
 func TestV2AuthEtcdctl(t *testing.T) {
 	e2eParallel(t)
-	t.Run("no shim identity", func(t *testing.T) { authEtcdctl(t, false) })
-	t.Run("shim identity", func(t *testing.T) { authEtcdctl(t, true) })
+	eachShimIdentity(t, authEtcdctl)
 }
 
 func authEtcdctl(t *testing.T, shimIdentity bool) {
@@ -157,8 +164,7 @@ func authEtcdctl(t *testing.T, shimIdentity bool) {
 // the token TTL) under /alice, and is refused outside it.
 func TestV2AuthPythonEtcd(t *testing.T) {
 	e2eParallel(t)
-	t.Run("no shim identity", func(t *testing.T) { authPythonEtcd(t, false) })
-	t.Run("shim identity", func(t *testing.T) { authPythonEtcd(t, true) })
+	eachShimIdentity(t, authPythonEtcd)
 }
 
 func authPythonEtcd(t *testing.T, shimIdentity bool) {
@@ -213,8 +219,7 @@ print('python-etcd with credentials ok')
 // passing between the steps.
 func TestV2AuthPatroni(t *testing.T) {
 	e2eParallel(t)
-	t.Run("no shim identity", func(t *testing.T) { authPatroni(t, false) })
-	t.Run("shim identity", func(t *testing.T) { authPatroni(t, true) })
+	eachShimIdentity(t, authPatroni)
 }
 
 func authPatroni(t *testing.T, shimIdentity bool) {

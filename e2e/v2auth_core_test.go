@@ -72,6 +72,15 @@ func (e *coreAuth) form(t *testing.T, user, method, path string, v url.Values) (
 	return e.do(t, user, method, path, "application/x-www-form-urlencoded", v.Encode())
 }
 
+// put is a PUT as user that must answer want; another status fails the
+// test.
+func (e *coreAuth) put(t *testing.T, user, path string, v url.Values, want int) {
+	t.Helper()
+	if code, body := e.form(t, user, "PUT", path, v); code != want {
+		t.Fatalf("PUT %s %s as %s: %d %s, want %d", path, v.Encode(), strings.SplitN(user, ":", 2)[0], code, body, want)
+	}
+}
+
 const alice, root = "alice:alicepw", "root:rootpw"
 
 // v2Action decodes a v2 answer's action and errorCode.
@@ -191,9 +200,7 @@ func TestV2AuthCoreWatch(t *testing.T) {
 			}
 		}
 	}
-	if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/w", url.Values{"value": {"0"}}); code != 201 {
-		t.Fatalf("put: %d %s", code, body)
-	}
+	e.put(t, alice, "/v2/keys/alice/w", url.Values{"value": {"0"}}, 201)
 	longPollsAcrossExpiry(t, e, "")
 	// A stream outlives the token: events after expiry still arrive.
 	req, _ := http.NewRequest("GET", e.shim.URL+"/v2/keys/alice/s?wait=true&stream=true&recursive=true", nil)
@@ -205,9 +212,7 @@ func TestV2AuthCoreWatch(t *testing.T) {
 	defer resp.Body.Close()
 	lines := bufio.NewScanner(resp.Body)
 	for i := 0; i < 2; i++ {
-		if code, body := e.form(t, alice, "PUT", fmt.Sprintf("/v2/keys/alice/s/k%d", i), url.Values{"value": {"v"}}); code != 201 {
-			t.Fatalf("put: %d %s", code, body)
-		}
+		e.put(t, alice, fmt.Sprintf("/v2/keys/alice/s/k%d", i), url.Values{"value": {"v"}}, 201)
 		if !lines.Scan() {
 			t.Fatalf("stream ended: %v", lines.Err())
 		}
@@ -223,9 +228,7 @@ func TestV2AuthCoreWatch(t *testing.T) {
 		`{"role":"alicerole","revoke":{"kv":{"read":["/alice/*"]}}}`); code != 200 {
 		t.Fatalf("revoke: %d %s", code, body)
 	}
-	if code, body := e.form(t, root, "PUT", "/v2/keys/alice/s/secret", url.Values{"value": {"after the revoke"}}); code != 201 {
-		t.Fatalf("put as root: %d %s", code, body)
-	}
+	e.put(t, root, "/v2/keys/alice/s/secret", url.Values{"value": {"after the revoke"}}, 201)
 	if lines.Scan() {
 		t.Fatalf("an event reached alice after her read permission was revoked: %s", lines.Text())
 	}
@@ -262,9 +265,7 @@ func longPollsAcrossExpiry(t *testing.T, e *coreAuth, label string) {
 			got <- body
 		}()
 		waitWatchers(t, e, 1, got)
-		if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/w", url.Values{"value": {fmt.Sprint(round + 1)}, "prevValue": {fmt.Sprint(round)}}); code != 200 {
-			t.Fatalf("cas: %d %s", code, body)
-		}
+		e.put(t, alice, "/v2/keys/alice/w", url.Values{"value": {fmt.Sprint(round + 1)}, "prevValue": {fmt.Sprint(round)}}, 200)
 		select {
 		case body := <-got:
 			if a, ec := v2Action(t, body); a != "compareAndSwap" || ec != 0 || !strings.Contains(body, `"value":"`+fmt.Sprint(round+1)+`"`) {
@@ -283,18 +284,14 @@ func TestV2AuthCoreWatchWithoutIdentity(t *testing.T) {
 	e := startCoreAuth(t)
 	// Auth was switched on after the hub began following the keyspace:
 	// its watch goes on, but the shim may not read the store index.
-	if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/pre", url.Values{"value": {"0"}}); code != 201 {
-		t.Fatalf("put: %d %s", code, body)
-	}
+	e.put(t, alice, "/v2/keys/alice/pre", url.Values{"value": {"0"}}, 201)
 	pre := make(chan string, 1)
 	go func() {
 		_, body := e.do(t, alice, "GET", "/v2/keys/alice/pre?wait=true", "", "")
 		pre <- body
 	}()
 	waitWatchers(t, e, 1, pre)
-	if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/pre", url.Values{"value": {"1"}, "prevExist": {"true"}}); code != 200 {
-		t.Fatalf("update: %d %s", code, body)
-	}
+	e.put(t, alice, "/v2/keys/alice/pre", url.Values{"value": {"1"}, "prevExist": {"true"}}, 200)
 	select {
 	case body := <-pre:
 		if a, _ := v2Action(t, body); a != "update" {
@@ -424,9 +421,7 @@ func TestV2AuthCoreClusterAndHealth(t *testing.T) {
 func TestV2AuthCoreV3(t *testing.T) {
 	e2eParallel(t)
 	e := startCoreAuth(t)
-	if code, body := e.form(t, alice, "PUT", "/v2/keys/alice/v", url.Values{"value": {"1"}}); code != 201 {
-		t.Fatalf("put: %d %s", code, body)
-	}
+	e.put(t, alice, "/v2/keys/alice/v", url.Values{"value": {"1"}}, 201)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	grpcResult := func(ep string) string {

@@ -216,8 +216,7 @@ func TestV2AuthNoLeak(t *testing.T) {
 	// Without an identity of its own the shim must serve each client's
 	// watches with that client's credentials; with one (--user, read on the
 	// whole v2 keyspace) it must still hand out only what the client reads.
-	t.Run("no shim identity", func(t *testing.T) { leakRun(t, false) })
-	t.Run("shim identity", func(t *testing.T) { leakRun(t, true) })
+	eachShimIdentity(t, leakRun)
 }
 
 func leakRun(t *testing.T, shimIdentity bool) {
@@ -470,8 +469,7 @@ func leakWatch(t *testing.T, base string, id authIdent, paths []string, write fu
 // shim identity.
 func TestV2AuthRevokedMidWatch(t *testing.T) {
 	e2eParallel(t)
-	t.Run("no shim identity", func(t *testing.T) { revokedMidWatch(t, false) })
-	t.Run("shim identity", func(t *testing.T) { revokedMidWatch(t, true) })
+	eachShimIdentity(t, revokedMidWatch)
 }
 
 func revokedMidWatch(t *testing.T, shimIdentity bool) {

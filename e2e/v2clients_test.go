@@ -20,6 +20,26 @@ func startV2Shim(t *testing.T) (*harness.Cluster, *harness.Shim) {
 	return cl, harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
 }
 
+// startV2Reference starts what the differential tests compare: a 3.4
+// member with v2 on (ref, its client URL) and a shim in front of a 3.7
+// member.
+func startV2Reference(t *testing.T) (ref string, shim *harness.Shim) {
+	t.Helper()
+	old := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", EnableV2: true})
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
+	return old.ClientURLs()[0], harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
+}
+
+// newClientV2 is a go.etcd.io/etcd/client/v2 client of ep.
+func newClientV2(t *testing.T, ep string) clientv2.Client {
+	t.Helper()
+	c, err := clientv2.New(clientv2.Config{Endpoints: []string{ep}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func etcdctl2(t *testing.T, ep string, args ...string) string {
 	t.Helper()
 	out, err := harness.Etcdctl(t, []string{"ETCDCTL_API=2"}, append([]string{"--endpoints", ep}, args...)...)
@@ -96,10 +116,7 @@ func TestV2Etcdctl(t *testing.T) {
 func TestV2GoClient(t *testing.T) {
 	e2eParallel(t)
 	_, shim := startV2Shim(t)
-	c, err := clientv2.New(clientv2.Config{Endpoints: []string{shim.URL}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newClientV2(t, shim.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := c.Sync(ctx); err != nil {

@@ -60,9 +60,7 @@ func doStep(t *testing.T, base string, st httpStep) string {
 // endpoints with etcd 3.4's, error paths included.
 func TestV2ClusterDifferential(t *testing.T) {
 	e2eSerial(t)
-	ref := harness.StartCluster(t, harness.ClusterConfig{Version: "3.4", Size: 1, EnableV2: true})
-	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1})
-	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
+	ref, shim := startV2Reference(t)
 	steps := []httpStep{
 		{method: "GET", path: "/v2/members"},
 		{method: "GET", path: "/v2/members/leader"},
@@ -97,7 +95,7 @@ func TestV2ClusterDifferential(t *testing.T) {
 		{method: "GET", path: "/v2/auth/users/u1/x"},
 	}
 	for i, st := range steps {
-		want := doStep(t, ref.ClientURLs()[0], st)
+		want := doStep(t, ref, st)
 		got := doStep(t, shim.URL, st)
 		if want != got && !clusterAccepted[i] {
 			t.Errorf("step %d %s %s:\n 3.4:  %s\n shim: %s", i, st.method, st.path, want, got)
@@ -287,9 +285,7 @@ print('ok', sorted(ms))
 func TestV2AuthWithRootCertificate(t *testing.T) {
 	e2eParallel(t)
 	pki := harness.NewTestPKI(t, t.TempDir())
-	memberTLS := *pki
-	memberTLS.ClientCertAuth = true
-	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1, TLS: &memberTLS})
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1, TLS: pki.RequiringClientCerts()})
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), Args: []string{
 		"--cacert", pki.CA, "--cert", pki.RootCert, "--key", pki.RootKey}})
 	admin := []string{"ETCDCTL_API=3"}

@@ -160,11 +160,7 @@ func TestV2WatchHistoryCleared(t *testing.T) {
 func TestV2WatchGoClient(t *testing.T) {
 	e2eParallel(t)
 	_, shim := startV2Shim(t)
-	c, err := clientv2.New(clientv2.Config{Endpoints: []string{shim.URL}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := clientv2.NewKeysAPI(c)
+	k := clientv2.NewKeysAPI(newClientV2(t, shim.URL))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	r, err := k.Set(ctx, "/gw/start", "x", nil)

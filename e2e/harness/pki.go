@@ -49,6 +49,14 @@ func writeFile(tb testing.TB, dir, name string, data []byte) string {
 	return p
 }
 
+// RequiringClientCerts is f for a server that requires client certificates
+// (ClientCertAuth), leaving f as it is.
+func (f *TLSFiles) RequiringClientCerts() *TLSFiles {
+	c := *f
+	c.ClientCertAuth = true
+	return &c
+}
+
 // ClientConfig is a TLS client configuration trusting the CA and presenting
 // the "client" certificate.
 func (f *TLSFiles) ClientConfig() *tls.Config {
