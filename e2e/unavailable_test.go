@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
-	"github.com/etcdshim/etcdshim/proxy"
+	"github.com/etcdshim/etcdshim/upstream"
 )
 
 // TestNoMemberReachable: with no member reachable, every surface answers at
@@ -24,7 +24,7 @@ func TestNoMemberReachable(t *testing.T) {
 	m1 := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 	m2 := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: []string{m1, m2}})
-	reason := proxy.NoMemberReason
+	reason := upstream.NoMemberReason
 	healthReason := reason + ": " + m1 + ": connection refused; " + m2 + ": connection refused"
 
 	// The pool's first probes give their verdict.
@@ -41,7 +41,7 @@ func TestNoMemberReachable(t *testing.T) {
 	}
 
 	// An order of magnitude under the 5.8 s it took, with room for this
-	// shared machine; the shim itself waits at most proxy.NoMemberWait.
+	// shared machine; the shim itself waits at most upstream.NoMemberWait.
 	const atOnce = 2 * time.Second
 	v2Error := func(body string) string {
 		var e struct {

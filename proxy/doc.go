@@ -1,8 +1,9 @@
 // Package proxy is the shim's network front: it owns the client listeners,
 // splits each connection into gRPC or HTTP, relays gRPC to an upstream member
-// as an HTTP/2 byte tunnel, keeps the upstream pool healthy (failover and
-// return to the sidecar's own member), and routes HTTP requests to the
-// components that answer them or to the member itself.
+// as an HTTP/2 byte tunnel, and routes HTTP requests to the components that
+// answer them or to the member itself. The members themselves (which one
+// requests go to, failover, drains) are package upstream's business; the
+// front asks its Pool and never the reverse.
 //
 // gRPC is relayed without decoding messages: the tunnel only walks HTTP/2
 // frame headers and decodes request header blocks (HPACK) to learn each

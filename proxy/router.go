@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/httpguard"
+	"github.com/etcdshim/etcdshim/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -25,7 +26,7 @@ import (
 // CORS headers included.
 func (s *Server) router(h Handlers) http.Handler {
 	pass := s.passthrough()
-	guard := httpguard.New(s.cfg.HostWhitelist, s.cfg.CORS).WithSecure(func(r *http.Request) bool { return TLSState(r) != nil })
+	guard := httpguard.New(s.opts.HostWhitelist, s.opts.CORS).WithSecure(func(r *http.Request) bool { return TLSState(r) != nil })
 	or := func(h http.Handler) http.Handler {
 		if h == nil {
 			return pass
@@ -55,7 +56,7 @@ func (s *Server) debugRoutes(mux *http.ServeMux, h Handlers, wrap func(http.Hand
 	if h.Legacy != nil {
 		mux.Handle("/debug/legacy", s.instrument("debug", wrap(h.Legacy)))
 	}
-	if s.cfg.EnablePprof {
+	if s.opts.EnablePprof {
 		for p, fn := range map[string]http.HandlerFunc{
 			"/debug/pprof/": pprof.Index, "/debug/pprof/cmdline": redactedCmdline,
 			"/debug/pprof/profile": pprof.Profile, "/debug/pprof/symbol": pprof.Symbol, "/debug/pprof/trace": pprof.Trace,
@@ -70,7 +71,7 @@ func (s *Server) debugRoutes(mux *http.ServeMux, h Handlers, wrap func(http.Hand
 // and users, and profiles cost CPU.
 func (s *Server) debugAccess(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch s.cfg.DebugAccess {
+		switch s.opts.DebugAccess {
 		case "all":
 		case "loopback", "":
 			if isLoopback(r.RemoteAddr) {
@@ -147,7 +148,7 @@ func (s *Server) passthrough() http.Handler { return NewPassthrough(s.pool, s.lo
 
 // NewPassthrough forwards requests to the current member's client URL
 // unchanged (components use it for the routes they do not answer).
-func NewPassthrough(pool *Pool, log *zap.Logger) http.Handler {
+func NewPassthrough(pool *upstream.Pool, log *zap.Logger) http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(pool.Current())
@@ -156,14 +157,14 @@ func NewPassthrough(pool *Pool, log *zap.Logger) http.Handler {
 			// the request; X-Forwarded-For records the client.
 			pr.SetXForwarded()
 		},
-		Transport:     pool.transport,
+		Transport:     pool.HTTPClient().Transport,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			log.Warn("pass-through failed", zap.String("path", r.URL.Path), zap.Error(err))
-			pool.requestProbe()
+			pool.RequestProbe()
 			// The error names the member's address: it stays in the log.
 			// 503, as the gateway and /health answer when no member can.
-			http.Error(w, "etcdshim: "+NoMemberReason, http.StatusServiceUnavailable)
+			http.Error(w, "etcdshim: "+upstream.NoMemberReason, http.StatusServiceUnavailable)
 		},
 		ErrorLog: zap.NewStdLog(log.Named("passthrough")),
 	}
@@ -235,7 +236,7 @@ func (s *Server) instrument(surface string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
-		if t := s.cfg.ResponseWriteTimeout; t > 0 {
+		if t := s.opts.ResponseWriteTimeout; t > 0 {
 			// A deadline left by the connection's previous response must
 			// not cut this one (the server sets none itself).
 			rec.writeTimeout, rec.rc = t, http.NewResponseController(w)

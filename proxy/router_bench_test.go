@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/etcdshim/etcdshim/config"
+	"github.com/etcdshim/etcdshim/upstream"
 	"go.uber.org/zap"
 )
 
@@ -14,13 +14,13 @@ import (
 // answers itself (CORS, routing, instrumentation), around a no-op handler.
 func BenchmarkRouter(b *testing.B) {
 	u, _ := url.Parse("http://127.0.0.1:1")
-	pool, err := NewPool(PoolOptions{Endpoints: []*url.URL{u}})
+	pool, err := upstream.NewPool(upstream.Options{Endpoints: []*url.URL{u}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer pool.Close()
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	s, err := New(config.Default(), pool, Handlers{V2: ok, Gateway: ok}, zap.NewNop(), NewMetrics(nil))
+	s, err := New(testOptions(), pool, Handlers{V2: ok, Gateway: ok}, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}

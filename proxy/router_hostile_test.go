@@ -9,25 +9,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdshim/etcdshim/config"
+	"github.com/etcdshim/etcdshim/upstream"
 	"go.uber.org/zap/zaptest"
 )
 
-// routerFor builds the client-listener router with cfg and a /debug/legacy
+// routerFor builds the client-listener router with opts and a /debug/legacy
 // page, in front of an HTTP member.
-func routerFor(t *testing.T, cfg config.Config, member string) http.Handler {
+func routerFor(t *testing.T, opts Options, member string) http.Handler {
 	t.Helper()
-	m := NewMetrics(nil)
 	u, _ := url.Parse(member)
-	pool, err := NewPool(PoolOptions{Endpoints: []*url.URL{u}, DialTimeout: time.Second, HealthInterval: time.Hour, HealthTimeout: time.Second, Logger: zaptest.NewLogger(t), Metrics: m})
+	pool, err := upstream.NewPool(upstream.Options{Endpoints: []*url.URL{u}, DialTimeout: time.Second, HealthInterval: time.Hour, HealthTimeout: time.Second, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	srv, err := New(cfg, pool, Handlers{
+	srv, err := New(opts, pool, Handlers{
 		Legacy: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("{}")) }),
 		V2:     http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("v2")) }),
-	}, zaptest.NewLogger(t), m)
+	}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +66,7 @@ func TestDebugPagesAccess(t *testing.T) {
 		{"none", "127.0.0.1:4000", 403},
 	} {
 		t.Run(tc.access+" "+tc.remote, func(t *testing.T) {
-			cfg := config.Default()
+			cfg := testOptions()
 			cfg.DebugAccess = tc.access
 			cfg.EnablePprof = true
 			h := routerFor(t, cfg, member.URL)
@@ -86,7 +85,7 @@ func TestDebugPagesAccess(t *testing.T) {
 		saved := os.Args
 		defer func() { os.Args = saved }()
 		os.Args = []string{"etcdshim", "--v2-guest-password=s3cret", "--v2-guest-user", "guest", "--v2-guest-password", "s3cret2"}
-		cfg := config.Default()
+		cfg := testOptions()
 		cfg.EnablePprof = true
 		rec := do(routerFor(t, cfg, member.URL), "GET", "/debug/pprof/cmdline", "127.0.0.1:4000", "", "")
 		if rec.Code != 200 || strings.Contains(rec.Body.String(), "s3cret") || !strings.Contains(rec.Body.String(), "guest") {
@@ -104,7 +103,7 @@ func TestHostAndCORSOnOwnSurfaces(t *testing.T) {
 		_, _ = w.Write([]byte("member"))
 	}))
 	defer member.Close()
-	cfg := config.Default()
+	cfg := testOptions()
 	cfg.HostWhitelist = []string{"localhost", "127.0.0.1"}
 	cfg.CORS = []string{"https://ok.example"}
 	h := routerFor(t, cfg, member.URL)

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/etcdshim/etcdshim/config"
+	"github.com/etcdshim/etcdshim/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -33,22 +35,56 @@ type Handlers struct {
 	Health http.Handler
 }
 
+// Options configure the front. cmd/etcdshim fills them from the Config.
+type Options struct {
+	// ClientURLs are the client listeners (http:// or https://): gRPC, the
+	// JSON gateway, v2, /metrics and everything that passes through.
+	ClientURLs []*url.URL
+	// MetricsURLs are listeners serving only /metrics, /metrics/shim,
+	// /health and the debug pages, as etcd's --listen-metrics-urls.
+	MetricsURLs []*url.URL
+	// TLS terminates the https:// listeners (see ServerTLS).
+	TLS *tls.Config
+	// DialTimeout bounds dialling a member for a gRPC connection (default 2s).
+	DialTimeout time.Duration
+	// HealthTimeout bounds the shim's own /health (default 1s).
+	HealthTimeout time.Duration
+	// ShutdownTimeout is how long Run lets requests and unary calls finish
+	// once its context ended (default 10s).
+	ShutdownTimeout time.Duration
+	// ResponseWriteTimeout bounds one write of a started response to a
+	// client that does not read (0: no bound).
+	ResponseWriteTimeout time.Duration
+	// HostWhitelist and CORS are etcd's --host-whitelist and --cors for what
+	// the shim answers itself (empty: any).
+	HostWhitelist, CORS []string
+	// DebugAccess says who may read the debug pages on the client
+	// listeners: loopback (also when empty), all or none.
+	DebugAccess string
+	// EnablePprof serves Go's profiles under /debug/pprof/.
+	EnablePprof bool
+	// Registerer receives the front's etcdshim_* metrics (nil: none).
+	Registerer prometheus.Registerer
+}
+
 // Server is the shim's front: its listeners and everything behind them.
 type Server struct {
-	cfg  config.Config
-	pool *Pool
+	opts Options
+	pool *upstream.Pool
 	log  *zap.Logger
 	m    *metrics
 
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	clientTLS *tls.Config
 	listeners []net.Listener
+	clients   []clientListener
+	metricLns []net.Listener
 	httpSrv   *http.Server
 	httpLn    *connListener
 	metricSrv *http.Server
 	acceptWG  sync.WaitGroup
+	failed    chan error // a Serve that ended other than by Shutdown
 
 	mu       sync.Mutex
 	tunnels  map[*tunnel]struct{}
@@ -56,26 +92,39 @@ type Server struct {
 	tunnelWG sync.WaitGroup
 }
 
-// New builds a server; Start binds its listeners. reg receives the proxy's
-// etcdshim_* metrics. pool.Run must be started by the caller.
-func New(cfg config.Config, pool *Pool, h Handlers, log *zap.Logger, m *Metrics) (*Server, error) {
+type clientListener struct {
+	ln     net.Listener
+	secure bool
+	url    string
+}
+
+// New builds a server on pool; Listen binds its listeners and Run serves
+// them.
+func New(opts Options, pool *upstream.Pool, h Handlers, log *zap.Logger) (*Server, error) {
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 2 * time.Second
+	}
+	if opts.HealthTimeout <= 0 {
+		opts.HealthTimeout = time.Second
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	for _, u := range append(slices.Clip(opts.ClientURLs), opts.MetricsURLs...) {
+		if u.Scheme == "https" && opts.TLS == nil {
+			return nil, fmt.Errorf("%s: https needs a certificate (--cert-file, --key-file)", u)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:     cfg,
+		opts:    opts,
 		pool:    pool,
 		log:     log,
-		m:       m.m,
+		m:       newMetrics(opts.Registerer),
 		ctx:     ctx,
 		cancel:  cancel,
+		failed:  make(chan error, 2),
 		tunnels: map[*tunnel]struct{}{},
-	}
-	if cfg.CertFile != "" {
-		tc, err := ServerTLSLogged(cfg, log.Named("tls"))
-		if err != nil {
-			cancel()
-			return nil, err
-		}
-		s.clientTLS = tc
 	}
 	router := s.router(h)
 	s.httpSrv = &http.Server{
@@ -91,7 +140,7 @@ func New(cfg config.Config, pool *Pool, h Handlers, log *zap.Logger, m *Metrics)
 	s.httpSrv.Protocols = new(http.Protocols)
 	s.httpSrv.Protocols.SetHTTP1(true)
 	s.httpSrv.Protocols.SetUnencryptedHTTP2(true)
-	if len(cfg.ListenMetricsURLs) > 0 {
+	if len(opts.MetricsURLs) > 0 {
 		s.metricSrv = &http.Server{
 			Handler:           s.metricsRouter(h),
 			ReadHeaderTimeout: 30 * time.Second,
@@ -101,60 +150,94 @@ func New(cfg config.Config, pool *Pool, h Handlers, log *zap.Logger, m *Metrics)
 	return s, nil
 }
 
-// Start binds every listen URL and starts serving.
-func (s *Server) Start() error {
-	type client struct {
-		ln     net.Listener
-		secure bool
-		url    string
-	}
-	var clients []client
-	var first net.Addr
-	for _, raw := range s.cfg.ListenClientURLs {
-		u, err := config.ParseListenURL(raw)
+// Listen binds every listen URL, and nothing when one of them fails. Run
+// serves what it bound (clients wait in the listen backlog until then), or
+// releases it when its context has already ended.
+func (s *Server) Listen() error {
+	for _, u := range s.opts.ClientURLs {
+		ln, err := s.bind(u)
 		if err != nil {
-			s.closeListeners()
 			return err
 		}
-		ln, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			s.closeListeners()
-			return fmt.Errorf("listening on %s: %w", raw, err)
-		}
-		if first == nil {
-			first = ln.Addr()
-		}
-		s.listeners = append(s.listeners, ln)
-		clients = append(clients, client{ln: ln, secure: u.Scheme == "https", url: raw})
+		s.clients = append(s.clients, clientListener{ln: ln, secure: u.Scheme == "https", url: u.String()})
 	}
+	for _, u := range s.opts.MetricsURLs {
+		ln, err := s.bind(u)
+		if err != nil {
+			return err
+		}
+		if u.Scheme == "https" {
+			ln = tls.NewListener(ln, s.opts.TLS)
+		}
+		s.metricLns = append(s.metricLns, ln)
+	}
+	var first net.Addr
+	if len(s.clients) > 0 {
+		first = s.clients[0].ln.Addr()
+	}
+	s.httpLn = newConnListener(first)
+	for _, c := range s.clients {
+		s.log.Info("serving clients", zap.String("url", c.url))
+	}
+	for _, u := range s.opts.MetricsURLs {
+		s.log.Info("serving metrics", zap.String("url", u.String()))
+	}
+	return nil
+}
+
+// bind listens on u; on failure it closes every listener bound before.
+func (s *Server) bind(u *url.URL) (net.Listener, error) {
+	ln, err := net.Listen("tcp", u.Host)
+	if err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("listening on %s: %w", u, err)
+	}
+	s.listeners = append(s.listeners, ln)
+	return ln, nil
+}
+
+// Run serves on what Listen bound until ctx ends or serving fails, then
+// shuts down gracefully (Shutdown) within Options.ShutdownTimeout. It
+// returns why serving failed, or what went wrong shutting down.
+func (s *Server) Run(ctx context.Context) error {
+	if ctx.Err() == nil {
+		s.serve()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-s.failed:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	if serr := s.Shutdown(sctx); serr != nil && !errors.Is(serr, context.DeadlineExceeded) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// serve starts the goroutines that accept and serve connections.
+func (s *Server) serve() {
 	// The HTTP side is ready before the first accept: a client may connect
 	// the moment a port is bound (readiness probes poll for it), and its
 	// connection goes to httpLn.
-	s.httpLn = newConnListener(first)
-	go func() { _ = s.httpSrv.Serve(s.httpLn) }()
-	for _, c := range clients {
+	go s.serveHTTP(s.httpSrv, s.httpLn)
+	for _, c := range s.clients {
 		s.acceptWG.Add(1)
 		go s.accept(c.ln, c.secure)
-		s.log.Info("serving clients", zap.String("url", c.url))
 	}
-	for _, raw := range s.cfg.ListenMetricsURLs {
-		u, err := config.ParseListenURL(raw)
-		if err != nil {
-			return err
-		}
-		ln, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			s.closeListeners()
-			return fmt.Errorf("listening on %s: %w", raw, err)
-		}
-		if u.Scheme == "https" {
-			ln = tls.NewListener(ln, s.clientTLS)
-		}
-		s.listeners = append(s.listeners, ln)
-		go func() { _ = s.metricSrv.Serve(ln) }()
-		s.log.Info("serving metrics", zap.String("url", raw))
+	for _, ln := range s.metricLns {
+		go s.serveHTTP(s.metricSrv, ln)
 	}
-	return nil
+}
+
+func (s *Server) serveHTTP(srv *http.Server, ln net.Listener) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		select {
+		case s.failed <- fmt.Errorf("serving %s: %w", ln.Addr(), err):
+		default:
+		}
+	}
 }
 
 // accept serves one client listener until it is closed. Any other accept
@@ -187,7 +270,7 @@ func (s *Server) accept(ln net.Listener, secure bool) {
 			failures, delay = 0, 0
 		}
 		if secure {
-			c = tls.Server(c, s.clientTLS)
+			c = tls.Server(c, s.opts.TLS)
 		}
 		go s.handleConn(c, secure)
 	}
@@ -292,11 +375,3 @@ func TLSState(r *http.Request) *tls.ConnectionState {
 	st, _ := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
 	return st
 }
-
-// Metrics is the proxy's metric set, shared by the pool and the server.
-type Metrics struct{ m *metrics }
-
-// NewMetrics registers the proxy's etcdshim_* metrics on reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics { return &Metrics{m: newMetrics(reg)} }
-
-func errField(err error) zap.Field { return zap.Error(err) }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdshim/etcdshim/config"
+	"github.com/etcdshim/etcdshim/upstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
@@ -59,6 +59,13 @@ func (f *fakeMember) Check(ctx context.Context, req *healthpb.HealthCheckRequest
 	return f.Server.Check(ctx, req)
 }
 
+// checks counts the Checks the member answered or is answering.
+func (f *fakeMember) checks() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.metas)
+}
+
 func startFakeMember(t *testing.T) *fakeMember {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -74,7 +81,7 @@ func startFakeMember(t *testing.T) *fakeMember {
 
 type testShim struct {
 	srv  *Server
-	pool *Pool
+	pool *upstream.Pool
 	addr string
 }
 
@@ -86,46 +93,70 @@ func startTestShim(t *testing.T, upstreams ...string) *testShim {
 // startTestShimOn is startTestShim on a given port.
 func startTestShimOn(t *testing.T, port int, upstreams ...string) *testShim {
 	t.Helper()
-	cfg := config.Default()
-	cfg.ListenClientURLs = []string{fmt.Sprintf("http://127.0.0.1:%d", port)}
-	cfg.HealthInterval = 100 * time.Millisecond
 	var eps []*url.URL
 	for _, a := range upstreams {
 		eps = append(eps, &url.URL{Scheme: "http", Host: a})
 	}
 	log := zaptest.NewLogger(t)
-	m := NewMetrics(nil)
-	pool, err := NewPool(PoolOptions{Endpoints: eps, DialTimeout: time.Second, HealthInterval: cfg.HealthInterval, HealthTimeout: time.Second, Logger: log, Metrics: m})
+	pool, err := upstream.NewPool(upstream.Options{Endpoints: eps, DialTimeout: time.Second, HealthInterval: 100 * time.Millisecond, HealthTimeout: time.Second, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go pool.Run(ctx)
-	t.Cleanup(func() {
-		cancel()
-		pool.Close()
-	})
-	srv := startServer(t, cfg, pool, log, m)
+	runUntilEnd(t, "the pool", pool.Run)
+	srv := startServer(t, testOptions(fmt.Sprintf("http://127.0.0.1:%d", port)), pool, log)
 	return &testShim{srv: srv, pool: pool, addr: fmt.Sprintf("127.0.0.1:%d", port)}
 }
 
-// startServer serves cfg's listeners in front of pool until the test ends
+// startServer serves opts' listeners in front of pool until the test ends
 // (and before the test's earlier cleanups, such as closing the pool, run).
-func startServer(t *testing.T, cfg config.Config, pool *Pool, log *zap.Logger, m *Metrics) *Server {
+func startServer(t *testing.T, opts Options, pool *upstream.Pool, log *zap.Logger) *Server {
 	t.Helper()
-	srv, err := New(cfg, pool, Handlers{}, log, m)
+	srv, err := New(opts, pool, Handlers{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err != nil {
+	serve(t, srv)
+	return srv
+}
+
+// testOptions are the front's options as the shim's defaults set them, on
+// the given client URLs, with a shutdown short enough for a test's end.
+func testOptions(clientURLs ...string) Options {
+	o := Options{
+		DialTimeout: time.Second, HealthTimeout: time.Second, ShutdownTimeout: time.Second,
+		ResponseWriteTimeout: 30 * time.Second, HostWhitelist: []string{"*"}, CORS: []string{"*"}, DebugAccess: "loopback",
+	}
+	for _, raw := range clientURLs {
+		u, err := url.Parse(raw)
+		if err != nil {
+			panic(err)
+		}
+		o.ClientURLs = append(o.ClientURLs, u)
+	}
+	return o
+}
+
+// serve binds srv's listeners and runs it until the test ends.
+func serve(t *testing.T, srv *Server) {
+	t.Helper()
+	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
+	runUntilEnd(t, "the server", srv.Run)
+}
+
+// runUntilEnd runs run until the test ends, and then waits for it to
+// return.
+func runUntilEnd(t *testing.T, what string, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
 	})
-	return srv
 }
 
 func freeTestPort(t *testing.T) int {
@@ -310,42 +341,6 @@ func TestPickerRetriesOnNextMember(t *testing.T) {
 	defer cancel()
 	if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatalf("idempotent call was not retried on the next member: %v", err)
-	}
-}
-
-func TestClassify(t *testing.T) {
-	refused := status.Error(codes.Unavailable, "connection error: desc = \"transport: Error while dialing: dial tcp: connect: connection refused\"")
-	eof := status.Error(codes.Unavailable, "error reading from server: EOF")
-	goaway := status.Error(codes.Unavailable, "closing transport due to: connection error: desc = \"error reading from server: EOF\", received prior goaway: code: NO_ERROR")
-	tests := []struct {
-		name   string
-		method string
-		err    error
-		sent   bool
-		want   verdict
-	}{
-		{"read, connection broke", "/etcdserverpb.KV/Range", eof, true, retryMemberDown},
-		{"write, connection broke after sending", "/etcdserverpb.KV/Put", eof, true, noRetry},
-		{"write, in flight when the member went away after GOAWAY", "/etcdserverpb.KV/Txn", goaway, true, noRetry},
-		{"write, never sent", "/etcdserverpb.KV/Txn", refused, false, retryMemberDown},
-		{"write, never sent, EOF from an earlier attempt's transport", "/etcdserverpb.KV/Put", eof, false, retryMemberDown},
-		{"read, leader changed", "/etcdserverpb.KV/Range", status.Error(codes.Unavailable, "etcdserver: leader changed"), true, retryCluster},
-		{"read, no leader", "/etcdserverpb.KV/Range", status.Error(codes.Unavailable, "etcdserver: no leader"), true, retryCluster},
-		{"read, read index timed out", "/etcdserverpb.KV/Range", status.Error(codes.Unavailable, "etcdserver: request timed out"), true, retryCluster},
-		{"write, timed out after proposing", "/etcdserverpb.KV/Txn", status.Error(codes.Unavailable, "etcdserver: request timed out, possibly due to previous leader failure"), true, noRetry},
-		{"write, server stopped", "/etcdserverpb.KV/Txn", status.Error(codes.Unavailable, "etcdserver: server stopped"), true, noRetry},
-		{"write, no leader (refused before proposing)", "/etcdserverpb.Lease/LeaseGrant", status.Error(codes.Unavailable, "etcdserver: no leader"), true, retryCluster},
-		{"write, too many requests", "/etcdserverpb.KV/Put", status.Error(codes.ResourceExhausted, "etcdserver: too many requests"), true, retryCluster},
-		{"write, proposal dropped by raft (leader transfer)", "/etcdserverpb.KV/Txn", status.Error(codes.Unknown, "raft proposal dropped"), true, retryCluster},
-		{"not found", "/etcdserverpb.KV/Range", status.Error(codes.NotFound, "x"), true, noRetry},
-		{"write, deadline", "/etcdserverpb.KV/Put", status.Error(codes.DeadlineExceeded, "context deadline exceeded"), false, noRetry},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := classify(tt.method, tt.err, tt.sent); got != tt.want {
-				t.Fatalf("classify = %v, want %v", got, tt.want)
-			}
-		})
 	}
 }
 

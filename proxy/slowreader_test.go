@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdshim/etcdshim/config"
+	"github.com/etcdshim/etcdshim/upstream"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -37,25 +37,20 @@ func TestSlowReaderIsCut(t *testing.T) {
 		}
 		done <- err
 	})}
-	cfg := config.Default()
 	port := freeTestPort(t)
-	cfg.ListenClientURLs = []string{fmt.Sprintf("http://127.0.0.1:%d", port)}
-	cfg.ResponseWriteTimeout = 500 * time.Millisecond
-	m := NewMetrics(nil)
+	opts := testOptions(fmt.Sprintf("http://127.0.0.1:%d", port))
+	opts.ResponseWriteTimeout = 500 * time.Millisecond
 	u, _ := url.Parse("http://127.0.0.1:1")
-	pool, err := NewPool(PoolOptions{Endpoints: []*url.URL{u}, DialTimeout: time.Second, HealthInterval: time.Hour, HealthTimeout: time.Second, Logger: zaptest.NewLogger(t), Metrics: m})
+	pool, err := upstream.NewPool(upstream.Options{Endpoints: []*url.URL{u}, DialTimeout: time.Second, HealthInterval: time.Hour, HealthTimeout: time.Second, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
-	srv, err := New(cfg, pool, h, zaptest.NewLogger(t), m)
+	t.Cleanup(pool.Close)
+	srv, err := New(opts, pool, h, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(t.Context()) //nolint:errcheck
+	serve(t, srv)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
 	c, err := net.Dial("tcp", addr)

@@ -148,15 +148,15 @@ func (s *Server) sniffHeaders(c net.Conn, t *tunnel, buf []byte) (grpc bool, all
 }
 
 func (s *Server) startTunnel(t *tunnel, initial []byte) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
-	up, ep, err := s.pool.dialTunnel(ctx)
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.DialTimeout)
+	up, link, err := s.pool.DialRelay(ctx, t)
 	cancel()
 	if err != nil {
 		s.log.Warn("cannot relay gRPC connection", zap.String("remote", t.client.RemoteAddr().String()), zap.Error(err))
 		t.client.Close()
 		return
 	}
-	t.upstream, t.ep = up, ep
+	t.upstream, t.link = up, link
 	if !s.trackTunnel(t) {
 		t.close()
 		return

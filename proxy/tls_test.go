@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdshim/etcdshim/config"
+	"github.com/etcdshim/etcdshim/upstream"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -86,22 +86,23 @@ func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
 	return path
 }
 
-func startTLSShim(t *testing.T, pki *testPKI, clientCertAuth bool, upstream string) string {
+func startTLSShim(t *testing.T, pki *testPKI, clientCertAuth bool, member string) string {
 	t.Helper()
 	port := freeTestPort(t)
-	cfg := config.Default()
-	cfg.ListenClientURLs = []string{fmt.Sprintf("https://127.0.0.1:%d", port)}
-	cfg.CertFile, cfg.KeyFile = pki.serverCert, pki.serverKey
-	cfg.TrustedCAFile, cfg.ClientCertAuth = pki.caFile, clientCertAuth
 	log := zaptest.NewLogger(t)
-	m := NewMetrics(nil)
-	pool, err := NewPool(PoolOptions{Endpoints: []*url.URL{{Scheme: "http", Host: upstream}}, DialTimeout: time.Second,
-		HealthInterval: time.Second, HealthTimeout: time.Second, Logger: log, Metrics: m})
+	opts := testOptions(fmt.Sprintf("https://127.0.0.1:%d", port))
+	tc, err := ServerTLS(TLSFiles{CertFile: pki.serverCert, KeyFile: pki.serverKey, TrustedCAFile: pki.caFile, ClientCertAuth: clientCertAuth}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.TLS = tc
+	pool, err := upstream.NewPool(upstream.Options{Endpoints: []*url.URL{{Scheme: "http", Host: member}}, DialTimeout: time.Second,
+		HealthInterval: time.Second, HealthTimeout: time.Second, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	startServer(t, cfg, pool, log, m)
+	startServer(t, opts, pool, log)
 	return fmt.Sprintf("127.0.0.1:%d", port)
 }
 

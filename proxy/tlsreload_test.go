@@ -4,104 +4,24 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
-	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/etcdshim/etcdshim/config"
 	"github.com/etcdshim/etcdshim/internal/testpki"
 	"go.uber.org/zap/zaptest"
 )
-
-// tlsEcho serves TLS with cfg and echoes; it reports the client certificate
-// serial of each connection.
-func tlsEcho(t *testing.T, cfg *tls.Config) (string, <-chan int64) {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	serials := make(chan int64, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				tc := c.(*tls.Conn)
-				if err := tc.Handshake(); err != nil {
-					serials <- -1
-					return
-				}
-				var s int64
-				if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
-					s = pc[0].SerialNumber.Int64()
-				}
-				serials <- s
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String(), serials
-}
-
-func roundTrip(t *testing.T, c net.Conn) {
-	t.Helper()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte("ping")); err != nil {
-		t.Fatalf("write on an established connection: %v", err)
-	}
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(c, buf); err != nil {
-		t.Fatalf("read on an established connection: %v", err)
-	}
-}
-
-// tlsFiles is a certificate, its key and a CA bundle on disk, as a pair of
-// TLS flags names them, with two CAs to rotate between.
-type tlsFiles struct {
-	caA, caB      *testpki.CA
-	usage         x509.ExtKeyUsage
-	cert, key, ca string
-}
-
-// newTLSFiles writes a first pair from CA A (with serial, for usage) and CA
-// A's bundle.
-func newTLSFiles(t *testing.T, serial int64, usage x509.ExtKeyUsage) *tlsFiles {
-	t.Helper()
-	dir := t.TempDir()
-	f := &tlsFiles{caA: testpki.NewCA(t, "A"), caB: testpki.NewCA(t, "B"), usage: usage,
-		cert: filepath.Join(dir, "tls.pem"), key: filepath.Join(dir, "tls-key.pem"), ca: filepath.Join(dir, "ca.pem")}
-	f.rotate(t, f.caA, serial, f.caA)
-	return f
-}
-
-// rotate replaces the pair with one issuer signs (serial) and the bundle
-// with bundle's certificate, as cert-manager replaces files.
-func (f *tlsFiles) rotate(t *testing.T, issuer *testpki.CA, serial int64, bundle *testpki.CA) {
-	t.Helper()
-	c, k := issuer.Issue(t, serial, "rot", f.usage)
-	testpki.Replace(t, f.cert, c)
-	testpki.Replace(t, f.key, k)
-	testpki.Replace(t, f.ca, bundle.PEM)
-}
 
 // TestServerTLSReloadsFiles: replacing --cert-file/--key-file and
 // --trusted-ca-file changes what new handshakes get and accept, and a
 // connection made before keeps working.
 func TestServerTLSReloadsFiles(t *testing.T) {
-	files := newTLSFiles(t, 101, x509.ExtKeyUsageServerAuth)
-	caA, caB := files.caA, files.caB
-	cfg := config.Config{CertFile: files.cert, KeyFile: files.key, TrustedCAFile: files.ca, ClientCertAuth: true}
-	srvTLS, err := ServerTLSLogged(cfg, zaptest.NewLogger(t))
+	files := testpki.NewFiles(t, 101, x509.ExtKeyUsageServerAuth)
+	caA, caB := files.CAA, files.CAB
+	srvTLS, err := ServerTLS(TLSFiles{CertFile: files.Cert, KeyFile: files.Key, TrustedCAFile: files.CA, ClientCertAuth: true}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, clientSerials := tlsEcho(t, srvTLS)
+	addr, clientSerials := testpki.Echo(t, srvTLS)
 
 	roots := x509.NewCertPool()
 	roots.AddCert(caA.Cert)
@@ -159,7 +79,7 @@ func TestServerTLSReloadsFiles(t *testing.T) {
 	<-clientSerials
 
 	// Rotate: a new server pair from CA B, and a bundle trusting only B.
-	files.rotate(t, caB, 102, caB)
+	files.Rotate(t, caB, 102, caB)
 
 	accepted("after rotation, a client from CA B", pairB, 102)
 	if s := <-clientSerials; s != 202 {
@@ -167,75 +87,11 @@ func TestServerTLSReloadsFiles(t *testing.T) {
 	}
 	refused("after rotation a client certificate from CA A was still accepted", pairA)
 	<-clientSerials
-	roundTrip(t, old)
+	testpki.RoundTrip(t, old)
 
 	// A half-done rotation (certificate replaced, key not yet) keeps the
 	// last good pair serving.
 	c3, _ := caB.Issue(t, 103, "rot", x509.ExtKeyUsageServerAuth)
-	testpki.Replace(t, files.cert, c3)
+	testpki.Replace(t, files.Cert, c3)
 	accepted("with a mismatched pair on disk, the last good pair", pairB, 102)
-}
-
-// TestUpstreamTLSReloadsFiles: replacing --cert/--key changes the client
-// certificate new upstream handshakes present, and replacing --cacert
-// changes which member certificates verify.
-func TestUpstreamTLSReloadsFiles(t *testing.T) {
-	files := newTLSFiles(t, 301, x509.ExtKeyUsageClientAuth)
-	caA, caB := files.caA, files.caB
-	upTLS, err := UpstreamTLSLogged(config.Config{UpstreamCert: files.cert, UpstreamKey: files.key, UpstreamCACert: files.ca}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	clientRoots := x509.NewCertPool()
-	clientRoots.AddCert(caA.Cert)
-	member := func(ca *testpki.CA, serial int64) (string, <-chan int64) {
-		cp, kp := ca.Issue(t, serial, "rot", x509.ExtKeyUsageServerAuth)
-		pair, _ := tls.X509KeyPair(cp, kp)
-		return tlsEcho(t, &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientRoots})
-	}
-	addrA, serialsA := member(caA, 401)
-	addrB, serialsB := member(caB, 402)
-	dial := func(addr string) (*tls.Conn, error) {
-		return tls.Dial("tcp", addr, forServer(upTLS, "127.0.0.1"))
-	}
-
-	// verified dials a member that must verify and checks the client
-	// certificate it saw; refused dials one that must not verify.
-	verified := func(when, addr string, serials <-chan int64, want int64) *tls.Conn {
-		t.Helper()
-		c, err := dial(addr)
-		if err != nil {
-			t.Fatalf("%s: %v", when, err)
-		}
-		t.Cleanup(func() { c.Close() })
-		roundTrip(t, c)
-		if s := <-serials; s != want {
-			t.Fatalf("%s: the member saw client serial %d, want %d", when, s, want)
-		}
-		return c
-	}
-	refused := func(why, addr string) {
-		t.Helper()
-		if c, err := dial(addr); err == nil {
-			c.Close()
-			t.Fatal(why)
-		}
-	}
-
-	old := verified("before rotation, a member from CA A", addrA, serialsA, 301)
-	refused("a member certificate from CA B verified while --cacert holds only CA A", addrB)
-	<-serialsB // the refused handshake
-
-	files.rotate(t, caA, 302, caB)
-
-	verified("after replacing --cacert, a member from CA B", addrB, serialsB, 302)
-	refused("after replacing --cacert a member from CA A still verified", addrA)
-	roundTrip(t, old)
-
-	// The verification is for the member's name, not any name the CA signed.
-	if c, err := tls.Dial("tcp", addrB, forServer(upTLS, "etcd.example")); err == nil {
-		c.Close()
-		t.Fatal("a member certificate without the dialled name verified")
-	}
 }

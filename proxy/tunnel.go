@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etcdshim/etcdshim/upstream"
 	"go.uber.org/zap"
 	"golang.org/x/net/http2/hpack"
 )
@@ -44,7 +45,7 @@ type streamState struct {
 type tunnel struct {
 	client   net.Conn
 	upstream net.Conn
-	ep       *endpoint
+	link     *upstream.Link // nil in tests without a pool
 	log      *zap.Logger
 	m        *metrics
 
@@ -66,10 +67,6 @@ type tunnel struct {
 	wmu     sync.Mutex // serialises writes to the client (pump and injections)
 	uScan   frameScanner
 	pending []byte // frames to inject at the next boundary
-
-	// moving is set once a failback or drain has been scheduled for this
-	// tunnel (guarded by its endpoint's mu).
-	moving bool
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -180,8 +177,8 @@ func (t *tunnel) onUpstreamFrame(h frameHeader, _ []byte) {
 	case frameGoAway:
 		// The member is going away (graceful stop): steer new connections
 		// elsewhere now rather than at the next probe.
-		if t.ep != nil {
-			t.ep.markDown("upstream sent GOAWAY")
+		if t.link != nil {
+			t.link.MemberGoingAway()
 		}
 	}
 }
@@ -210,9 +207,9 @@ func (t *tunnel) checkDrainedLocked() {
 // already read and scanned while sniffing.
 func (t *tunnel) runPrescanned(initial []byte) {
 	defer t.close()
-	if t.ep != nil {
-		t.ep.addTunnel(t)
-		defer t.ep.removeTunnel(t)
+	if t.link != nil {
+		t.link.Attach()
+		defer t.link.Detach()
 	}
 	if len(initial) > 0 {
 		if _, err := t.upstream.Write(initial); err != nil {
@@ -334,9 +331,9 @@ func (t *tunnel) beginDrainWith(debug string) <-chan struct{} {
 	return ch
 }
 
-// move sends the client elsewhere without failing a call: GOAWAY (new calls
-// go to a new connection, which the shim relays to the member now
-// preferred), unary calls already sent finish on this member, and after
+// Move sends the client elsewhere without failing a call (the pool calls it
+// on a failback or a drain; upstream.Relay): GOAWAY (new calls go to a new
+// connection, which the shim relays to the member now preferred), unary calls already sent finish on this member, and after
 // they did (or after wait) long streams end with Unavailable, on which
 // etcd's clients resume them — watches from their last revision — on the
 // new connection.
@@ -347,7 +344,7 @@ func (t *tunnel) beginDrainWith(debug string) <-chan struct{} {
 // every stream the client opens until it reads the GOAWAY is relayed and
 // served, and none may be announced as unprocessed (the client would send
 // it again).
-func (t *tunnel) move(wait time.Duration, why string) {
+func (t *tunnel) Move(wait time.Duration, why string) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
@@ -422,3 +419,6 @@ func unavailableTrailersMsg(streamID uint32, trailersOnly bool, msg string) []by
 func isClosedConnErr(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
 }
+
+// The pool moves tunnels off members it leaves.
+var _ upstream.Relay = (*tunnel)(nil)

@@ -26,7 +26,7 @@ import (
 //   - a planned drain (Drain): the member is about to stop; it is taken out
 //     of rotation at once and everything on it moves now.
 //
-// A move never fails a call: see tunnel.move.
+// A move never fails a call: see Relay.Move.
 
 // Planned-drain states of an endpoint.
 const (
@@ -88,26 +88,6 @@ func (ep *endpoint) watchForStop() {
 	}
 }
 
-func (ep *endpoint) addTunnel(t *tunnel) {
-	ep.mu.Lock()
-	ep.tunnels[t] = struct{}{}
-	n := len(ep.tunnels)
-	ep.mu.Unlock()
-	ep.pool.m.tunnels.WithLabelValues(ep.url.String()).Set(float64(n))
-	// A connection may arrive on a member that is already being left.
-	if ep.pool.shouldLeave(ep) {
-		ep.pool.rebalance()
-	}
-}
-
-func (ep *endpoint) removeTunnel(t *tunnel) {
-	ep.mu.Lock()
-	delete(ep.tunnels, t)
-	n := len(ep.tunnels)
-	ep.mu.Unlock()
-	ep.pool.m.tunnels.WithLabelValues(ep.url.String()).Set(float64(n))
-}
-
 // shouldLeave reports whether tunnels on ep should move: ep is drained, or
 // a member earlier in the order of preference is the current one and healthy.
 func (p *Pool) shouldLeave(ep *endpoint) bool {
@@ -132,11 +112,11 @@ func (p *Pool) rebalance() {
 			reason = "drain"
 		}
 		ep.mu.Lock()
-		var moves []*tunnel
-		for t := range ep.tunnels {
-			if !t.moving {
-				t.moving = true
-				moves = append(moves, t)
+		var moves []Relay
+		for r, moving := range ep.relays {
+			if !moving {
+				ep.relays[r] = true
+				moves = append(moves, r)
 			}
 		}
 		streams := make([]*ownStream, 0, len(ep.streams))
@@ -147,18 +127,20 @@ func (p *Pool) rebalance() {
 		for _, s := range streams {
 			s.leave()
 		}
-		for _, t := range moves {
+		for _, r := range moves {
 			time.AfterFunc(p.moveDelay(planned), func() {
 				if !p.shouldLeave(ep) {
 					// The reason went away (the preferred member failed
 					// again): stay, and be eligible for a later move.
 					ep.mu.Lock()
-					t.moving = false
+					if _, ok := ep.relays[r]; ok {
+						ep.relays[r] = false
+					}
 					ep.mu.Unlock()
 					return
 				}
 				p.m.tunnelMoves.WithLabelValues(ep.url.String(), reason).Inc()
-				t.move(p.opts.MoveTimeout, "moving to member "+p.current().url.Host)
+				r.Move(p.opts.MoveTimeout, "moving to member "+p.current().url.Host)
 			})
 		}
 	}
@@ -179,7 +161,7 @@ func (p *Pool) TunnelCounts() map[string]int {
 	out := make(map[string]int, len(p.eps))
 	for _, ep := range p.eps {
 		ep.mu.Lock()
-		out[ep.url.String()] = len(ep.tunnels)
+		out[ep.url.String()] = len(ep.relays)
 		ep.mu.Unlock()
 	}
 	return out
@@ -195,7 +177,27 @@ type InFlight struct {
 func (ep *endpoint) inFlight() InFlight {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
-	return InFlight{Tunnels: len(ep.tunnels), Calls: ep.inflight.Load()}
+	return InFlight{Tunnels: len(ep.relays), Calls: ep.inflight.Load()}
+}
+
+// Member returns the configured member u names (by scheme and host; nil:
+// the preferred one), or an error when u is not one of the endpoints.
+func (p *Pool) Member(u *url.URL) (*url.URL, error) {
+	ep, err := p.endpointFor(u)
+	if err != nil {
+		return nil, err
+	}
+	return ep.url, nil
+}
+
+// InFlightOn is what the shim has on the member u names (nil: the preferred
+// one); zero for a URL that is not one of the endpoints.
+func (p *Pool) InFlightOn(u *url.URL) InFlight {
+	ep, err := p.endpointFor(u)
+	if err != nil {
+		return InFlight{}
+	}
+	return ep.inFlight()
 }
 
 // endpointFor finds a configured member by URL; nil u is the preferred one.
@@ -254,7 +256,7 @@ func (p *Pool) Undrain(u *url.URL) error {
 	if ep.drain.Swap(drainOff) != drainOff {
 		p.log.Info("drain cancelled", zap.String("endpoint", ep.url.String()))
 	}
-	p.requestProbe()
+	p.RequestProbe()
 	return nil
 }
 

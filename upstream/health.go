@@ -18,58 +18,33 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// errNoUpstream means no member answered at all, as opposed to a member that
+// ErrNoUpstream means no member answered at all, as opposed to a member that
 // answered and is unhealthy.
-var errNoUpstream = errors.New("no upstream member answered")
+var ErrNoUpstream = errors.New("no upstream member answered")
 
 // healthKey is read linearizably to prove the member can reach quorum, as
 // etcd's own /health does with a quorum GET.
 const healthKey = "health"
 
-// serveHealth answers /health in etcd 3.4's shape, judged on the member
-// requests go to now: 200 {"health":"true"}; 503 {"health":"false"} when it
-// has no leader, an active alarm (?exclude=NOSPACE ignores that one) or a
-// failing quorum read; 503 with a "reason" when no member answers at all.
-// It is computed over v3 rather than copied from the member's /health, whose
-// body differs between releases.
-func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET,HEAD")
-		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.HealthTimeout)
-	defer cancel()
-	err := s.checkHealth(ctx, r.URL.Query()["exclude"])
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	switch {
-	case err == nil:
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write([]byte(`{"health":"true"}`))
-	case errors.Is(err, errNoUpstream):
-		s.pool.requestProbe()
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_ = json.NewEncoder(w).Encode(map[string]string{"health": "false", "reason": s.unreachableReason(err)})
-	default:
-		s.log.Debug("member unhealthy", errField(err))
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("{\"health\":\"false\"}\n"))
-	}
-}
-
-func (s *Server) checkHealth(ctx context.Context, exclude []string) error {
-	cc := s.pool.ClientConn()
+// CheckHealth judges the member requests go to now as etcd 3.4's /health
+// does: nil when it has a leader, no active alarm (but those named in
+// exclude, e.g. NOSPACE) and a quorum read succeeds; an error wrapping
+// ErrNoUpstream when no member answers at all. It is computed over v3
+// rather than copied from the member's /health, whose body differs between
+// releases.
+func (p *Pool) CheckHealth(ctx context.Context, exclude []string) error {
+	cc := p.ClientConn()
 	st, err := etcdrpc.NewMaintenanceClient(cc).Status(ctx, &pb.StatusRequest{})
 	if err != nil {
 		if status.Code(err) == codes.Unavailable || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("%w: %v", errNoUpstream, err)
+			return fmt.Errorf("%w: %v", ErrNoUpstream, err)
 		}
 		if isAuthError(err) {
 			// With auth on, etcd answers Status and the alarm list only to
 			// an authenticated user, and the shim sends no client's
 			// credentials: ask the member's own /health, which checks the
 			// same things without them.
-			return s.memberHealth(ctx, exclude)
+			return p.memberHealth(ctx, exclude)
 		}
 		return fmt.Errorf("status: %w", err)
 	}
@@ -104,17 +79,17 @@ func isAuthError(err error) bool {
 }
 
 // memberHealth is the verdict of the current member's own /health.
-func (s *Server) memberHealth(ctx context.Context, exclude []string) error {
-	u := *s.pool.Current()
+func (p *Pool) memberHealth(ctx context.Context, exclude []string) error {
+	u := *p.Current()
 	u.Path = "/health"
 	u.RawQuery = url.Values{"exclude": exclude}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return fmt.Errorf("member /health: %w", err)
 	}
-	resp, err := s.pool.HTTPClient().Do(req)
+	resp, err := p.HTTPClient().Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: member /health: %v", errNoUpstream, err)
+		return fmt.Errorf("%w: member /health: %v", ErrNoUpstream, err)
 	}
 	defer resp.Body.Close()
 	var body struct {
@@ -135,13 +110,4 @@ func excluded(alarm string, exclude []string) bool {
 		}
 	}
 	return false
-}
-
-// unreachableReason is NoMemberReason with each member's own cause, once
-// per member (the call's error repeats one of them, so it is not added).
-func (s *Server) unreachableReason(error) string {
-	if causes := s.pool.memberCauses(); causes != "" {
-		return NoMemberReason + ": " + causes
-	}
-	return NoMemberReason
 }

@@ -2,7 +2,13 @@ package upstream
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/url"
 	"strings"
+
+	"github.com/etcdshim/etcdshim/internal/ctxtime"
+	"go.uber.org/zap"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -70,4 +76,65 @@ func (p *Pool) firstFor(method string) *endpoint {
 // forwarded to that leader and dropped silently.
 func proposalDropped(err error) bool {
 	return status.Convert(err).Message() == "raft proposal dropped"
+}
+
+// MoveLeader transfers leadership to a healthy voting member when the member
+// u (nil: the preferred one) leads, as `etcdctl move-leader` does, while it
+// still serves: a leader that learns of its shutdown from SIGTERM has
+// stopped serving, and proposals through it can time out with an unknown
+// outcome. It returns the new leader's id, or 0 when the member did not lead.
+func (p *Pool) MoveLeader(ctx context.Context, u *url.URL) (uint64, error) {
+	ep, err := p.endpointFor(u)
+	if err != nil {
+		return 0, err
+	}
+	mc := etcdrpc.NewMaintenanceClient(ep.conn)
+	st, err := mc.Status(ctx, &pb.StatusRequest{})
+	if err != nil {
+		return 0, fmt.Errorf("status of %s: %w", ep.url, err)
+	}
+	self := st.GetHeader().GetMemberId()
+	if st.Leader != self {
+		return 0, nil
+	}
+	target, err := p.nextLeader(ctx, ep, self)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := mc.MoveLeader(ctx, &pb.MoveLeaderRequest{TargetID: target}); err != nil {
+		return 0, fmt.Errorf("move-leader to %x: %w", target, err)
+	}
+	p.log.Info("leadership moved", zap.String("from", fmt.Sprintf("%x", self)), zap.String("to", fmt.Sprintf("%x", target)))
+	// The other members' shims send their writes to the leader they learnt
+	// at their last probe (learnLeader): give them two probe intervals (the
+	// same --health-interval is assumed) to learn the new one, so that no
+	// write of theirs is in flight on this member when it stops (a 3.4
+	// member closes its connections with the calls on them).
+	ctxtime.Sleep(ctx, 2*p.opts.HealthInterval)
+	return target, nil
+}
+
+// nextLeader picks the member to lead next: the first other configured
+// endpoint that is healthy and votes; without one, any other voting member.
+func (p *Pool) nextLeader(ctx context.Context, ep *endpoint, self uint64) (uint64, error) {
+	for _, other := range p.eps {
+		if other == ep || !other.healthy.Load() {
+			continue
+		}
+		st, err := etcdrpc.NewMaintenanceClient(other.conn).Status(ctx, &pb.StatusRequest{})
+		if err != nil || st.IsLearner || st.GetHeader().GetMemberId() == self || len(st.Errors) > 0 {
+			continue
+		}
+		return st.GetHeader().GetMemberId(), nil
+	}
+	ml, err := etcdrpc.NewClusterClient(ep.conn).MemberList(ctx, &pb.MemberListRequest{})
+	if err != nil {
+		return 0, fmt.Errorf("member list: %w", err)
+	}
+	for _, m := range ml.Members {
+		if m.ID != self && !m.IsLearner && m.Name != "" {
+			return m.ID, nil
+		}
+	}
+	return 0, errors.New("no other voting member to lead")
 }

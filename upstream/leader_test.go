@@ -10,7 +10,7 @@ import (
 )
 
 func TestWritesGoToTheLeader(t *testing.T) {
-	p, err := NewPool(PoolOptions{Endpoints: []*url.URL{{Scheme: "http", Host: "127.0.0.1:1"}, {Scheme: "http", Host: "127.0.0.1:2"}, {Scheme: "http", Host: "127.0.0.1:3"}},
+	p, err := NewPool(Options{Endpoints: []*url.URL{{Scheme: "http", Host: "127.0.0.1:1"}, {Scheme: "http", Host: "127.0.0.1:2"}, {Scheme: "http", Host: "127.0.0.1:3"}},
 		DialTimeout: time.Second, HealthInterval: time.Second, HealthTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -70,7 +70,7 @@ func testPool(t *testing.T, addrs ...string) *Pool {
 	for _, a := range addrs {
 		eps = append(eps, &url.URL{Scheme: "http", Host: a})
 	}
-	p, err := NewPool(PoolOptions{Endpoints: eps, DialTimeout: time.Second, HealthInterval: time.Second,
+	p, err := NewPool(Options{Endpoints: eps, DialTimeout: time.Second, HealthInterval: time.Second,
 		HealthTimeout: time.Second, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +125,42 @@ func TestPickerReadRetriedThroughLeaderChange(t *testing.T) {
 			}
 			if got := first.ranges.Load(); got != 3 {
 				t.Fatalf("%d ranges, want 3", got)
+			}
+		})
+	}
+}
+
+func TestClassify(t *testing.T) {
+	refused := status.Error(codes.Unavailable, "connection error: desc = \"transport: Error while dialing: dial tcp: connect: connection refused\"")
+	eof := status.Error(codes.Unavailable, "error reading from server: EOF")
+	goaway := status.Error(codes.Unavailable, "closing transport due to: connection error: desc = \"error reading from server: EOF\", received prior goaway: code: NO_ERROR")
+	tests := []struct {
+		name   string
+		method string
+		err    error
+		sent   bool
+		want   verdict
+	}{
+		{"read, connection broke", "/etcdserverpb.KV/Range", eof, true, retryMemberDown},
+		{"write, connection broke after sending", "/etcdserverpb.KV/Put", eof, true, noRetry},
+		{"write, in flight when the member went away after GOAWAY", "/etcdserverpb.KV/Txn", goaway, true, noRetry},
+		{"write, never sent", "/etcdserverpb.KV/Txn", refused, false, retryMemberDown},
+		{"write, never sent, EOF from an earlier attempt's transport", "/etcdserverpb.KV/Put", eof, false, retryMemberDown},
+		{"read, leader changed", "/etcdserverpb.KV/Range", status.Error(codes.Unavailable, "etcdserver: leader changed"), true, retryCluster},
+		{"read, no leader", "/etcdserverpb.KV/Range", status.Error(codes.Unavailable, "etcdserver: no leader"), true, retryCluster},
+		{"read, read index timed out", "/etcdserverpb.KV/Range", status.Error(codes.Unavailable, "etcdserver: request timed out"), true, retryCluster},
+		{"write, timed out after proposing", "/etcdserverpb.KV/Txn", status.Error(codes.Unavailable, "etcdserver: request timed out, possibly due to previous leader failure"), true, noRetry},
+		{"write, server stopped", "/etcdserverpb.KV/Txn", status.Error(codes.Unavailable, "etcdserver: server stopped"), true, noRetry},
+		{"write, no leader (refused before proposing)", "/etcdserverpb.Lease/LeaseGrant", status.Error(codes.Unavailable, "etcdserver: no leader"), true, retryCluster},
+		{"write, too many requests", "/etcdserverpb.KV/Put", status.Error(codes.ResourceExhausted, "etcdserver: too many requests"), true, retryCluster},
+		{"write, proposal dropped by raft (leader transfer)", "/etcdserverpb.KV/Txn", status.Error(codes.Unknown, "raft proposal dropped"), true, retryCluster},
+		{"not found", "/etcdserverpb.KV/Range", status.Error(codes.NotFound, "x"), true, noRetry},
+		{"write, deadline", "/etcdserverpb.KV/Put", status.Error(codes.DeadlineExceeded, "context deadline exceeded"), false, noRetry},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := classify(tt.method, tt.err, tt.sent); got != tt.want {
+				t.Fatalf("classify = %v, want %v", got, tt.want)
 			}
 		})
 	}

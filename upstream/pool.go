@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -23,8 +24,8 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// PoolOptions configure the upstream pool.
-type PoolOptions struct {
+// Options configure the pool.
+type Options struct {
 	// Endpoints in order of preference: the sidecar's own member first.
 	Endpoints []*url.URL
 	// TLS is the upstream client TLS configuration, used for https://
@@ -34,7 +35,8 @@ type PoolOptions struct {
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
 	Logger         *zap.Logger
-	Metrics        *Metrics
+	// Registerer receives the pool's etcdshim_* metrics (nil: none).
+	Registerer prometheus.Registerer
 	// FailbackWindow spreads the moves of tunnels back to a member that
 	// recovered: each waits a random time below it (0: all at once).
 	FailbackWindow time.Duration
@@ -47,7 +49,7 @@ type PoolOptions struct {
 // the first endpoint that is healthy, so traffic returns to the sidecar's own
 // member as soon as it recovers.
 type Pool struct {
-	opts      PoolOptions
+	opts      Options
 	eps       []*endpoint
 	log       *zap.Logger
 	m         *metrics
@@ -82,21 +84,22 @@ type endpoint struct {
 	memberID atomic.Uint64
 	leaderID atomic.Uint64
 
-	mu      sync.Mutex // guards tunnels and streams
-	tunnels map[*tunnel]struct{}
+	mu sync.Mutex // guards relays and streams
+	// relays are the client connections relayed to this member, each with
+	// whether a move is scheduled for it.
+	relays  map[Relay]bool
 	streams map[*ownStream]struct{}
 }
 
-// NewPool dials (lazily) every endpoint. Call Run to start health probing.
-func NewPool(opts PoolOptions) (*Pool, error) {
+// NewPool dials (lazily) every endpoint. Run probes them until its context
+// ends and then closes the pool; a pool that is never run is closed with
+// Close.
+func NewPool(opts Options) (*Pool, error) {
 	if len(opts.Endpoints) == 0 {
 		return nil, errors.New("no upstream endpoints")
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics(nil)
 	}
 	if opts.MoveTimeout <= 0 {
 		opts.MoveTimeout = 10 * time.Second
@@ -104,7 +107,7 @@ func NewPool(opts PoolOptions) (*Pool, error) {
 	p := &Pool{
 		opts:     opts,
 		log:      opts.Logger,
-		m:        opts.Metrics.m,
+		m:        newMetrics(opts.Registerer),
 		probeNow: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
@@ -120,7 +123,7 @@ func NewPool(opts PoolOptions) (*Pool, error) {
 	httpTLSByAddr := map[string]*tls.Config{}
 	for _, u := range opts.Endpoints {
 		ep := &endpoint{url: u, addr: u.Host, pool: p, idx: len(p.eps),
-			tunnels: map[*tunnel]struct{}{}, streams: map[*ownStream]struct{}{}}
+			relays: map[Relay]bool{}, streams: map[*ownStream]struct{}{}}
 		var creds credentials.TransportCredentials = insecure.NewCredentials()
 		if u.Scheme == "https" {
 			ep.tls = tunnelTLS(opts.TLS, u)
@@ -199,10 +202,16 @@ func grpcTLS(base *tls.Config, u *url.URL) *tls.Config {
 	return forServer(base, name)
 }
 
-// Run probes the endpoints until ctx ends or Close is called.
-func (p *Pool) Run(ctx context.Context) {
+// Run probes the endpoints until ctx ends or Close is called, and closes the
+// pool before it returns. It reports no error of its own: a member that
+// fails is the pool's business, not a reason to stop the shim.
+func (p *Pool) Run(ctx context.Context) error {
 	p.wg.Add(1)
+	defer p.Close()
 	defer p.wg.Done()
+	if ctx.Err() != nil {
+		return nil
+	}
 	p.probeAll(ctx)
 	p.rebalance()
 	t := time.NewTicker(p.opts.HealthInterval)
@@ -210,9 +219,9 @@ func (p *Pool) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-p.stop:
-			return
+			return nil
 		case <-t.C:
 		case <-p.probeNow:
 		}
@@ -221,7 +230,9 @@ func (p *Pool) Run(ctx context.Context) {
 	}
 }
 
-func (p *Pool) requestProbe() {
+// RequestProbe asks for a probe round now (a request failed on the current
+// member), without waiting for it.
+func (p *Pool) RequestProbe() {
 	select {
 	case p.probeNow <- struct{}{}:
 	default:
@@ -318,7 +329,7 @@ func (ep *endpoint) markDown(why string) {
 	ep.downUntil.Store(time.Now().Add(2 * ep.pool.opts.HealthInterval).UnixNano())
 	ep.setHealthy(false, errors.New(why))
 	ep.pool.choose()
-	ep.pool.requestProbe()
+	ep.pool.RequestProbe()
 }
 
 // choose points cur at the first healthy endpoint (or the first one when none is).
@@ -386,9 +397,9 @@ func (p *Pool) HTTPClient() *http.Client { return p.http }
 // member, failing over to the others when it is unreachable.
 func (p *Pool) ClientConn() grpc.ClientConnInterface { return picker{p} }
 
-// dialTunnel opens a raw connection for a gRPC tunnel to the current member,
-// falling over to the next ones in order when a dial fails.
-func (p *Pool) dialTunnel(ctx context.Context) (net.Conn, *endpoint, error) {
+// dialRelay opens a raw connection to the current member, falling over to
+// the next ones in order when a dial fails.
+func (p *Pool) dialRelay(ctx context.Context) (net.Conn, *endpoint, error) {
 	tried := map[*endpoint]bool{}
 	var errs []error
 	for attempt := 0; attempt < len(p.eps); attempt++ {

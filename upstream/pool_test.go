@@ -53,7 +53,7 @@ func TestProbeVerdicts(t *testing.T) {
 			t.Cleanup(srv.Stop)
 
 			core, logs := observer.New(zap.InfoLevel)
-			p, err := NewPool(PoolOptions{Endpoints: []*url.URL{{Scheme: "http", Host: ln.Addr().String()}},
+			p, err := NewPool(Options{Endpoints: []*url.URL{{Scheme: "http", Host: ln.Addr().String()}},
 				DialTimeout: time.Second, HealthInterval: time.Hour, HealthTimeout: c.healthTimeout, Logger: zap.New(core)})
 			if err != nil {
 				t.Fatal(err)

@@ -29,6 +29,15 @@ const NoMemberWait = 500 * time.Millisecond
 // errNoMember is the gRPC status the picker returns with NoMemberReason.
 var errNoMember = status.Error(codes.Unavailable, NoMemberReason)
 
+// UnavailableReason is NoMemberReason with each unhealthy member's own
+// cause, once per member: what /health answers when no member answers.
+func (p *Pool) UnavailableReason() string {
+	if causes := p.memberCauses(); causes != "" {
+		return NoMemberReason + ": " + causes
+	}
+	return NoMemberReason
+}
+
 // memberCauses lists each member with the plain cause of its last failed
 // probe or call, in the order of preference: "http://10.0.0.1:2379:
 // connection refused; http://10.0.0.2:2379: i/o timeout".

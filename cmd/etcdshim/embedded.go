@@ -22,9 +22,16 @@ type embedded struct {
 	closing   *atomic.Bool
 }
 
-func (e *embedded) Close() {
+// Run serves until ctx ends or the member fails, and stops the member.
+func (e *embedded) Run(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-e.etcd.Err():
+	}
 	e.closing.Store(true)
 	e.etcd.Close()
+	return err
 }
 
 // embedServeFailed is what etcd's embed package logs, at error level, when

@@ -15,7 +15,7 @@ import (
 // no sidecar.
 type embedded struct{ ClientURL string }
 
-func (e *embedded) Close() {}
+func (e *embedded) Run(context.Context) error { return nil }
 
 // errNoEmbedded tells a user of a production build where --embedded lives.
 var errNoEmbedded = errors.New("--embedded is not in this build (built with -tags noembed); try the shim with `go run ./cmd/etcdshim --embedded` in a checkout")

@@ -3,9 +3,9 @@ package main
 import (
 	"crypto/tls"
 
-	"github.com/etcdshim/etcdshim/config"
-	"github.com/etcdshim/etcdshim/proxy"
+	"github.com/etcdshim/etcdshim/upstream"
 	"github.com/spf13/pflag"
+	"go.uber.org/zap"
 )
 
 // upstreamTLSFlags are the proxy's TLS flags towards members (etcd
@@ -28,8 +28,7 @@ func (f *upstreamTLSFlags) register(fs *pflag.FlagSet, members string) {
 // paired is false when only one of --cert and --key is given.
 func (f upstreamTLSFlags) paired() bool { return (f.Cert == "") == (f.Key == "") }
 
-// config is the TLS configuration the proxy would build from the same flags.
+// config is the TLS configuration the shim builds from the same flags.
 func (f upstreamTLSFlags) config() (*tls.Config, error) {
-	return proxy.UpstreamTLS(config.Config{UpstreamCert: f.Cert, UpstreamKey: f.Key, UpstreamCACert: f.CACert,
-		UpstreamInsecureSkipVerify: f.InsecureSkipVerify})
+	return upstream.ClientTLS(upstream.TLSFiles(f), zap.NewNop())
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/etcdshim/etcdshim/config"
 	"github.com/etcdshim/etcdshim/migrate/v2migrate"
-	"github.com/etcdshim/etcdshim/proxy"
+	"github.com/etcdshim/etcdshim/upstream"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
@@ -120,7 +120,7 @@ func (o *v2Options) roots() []string {
 // connect builds the source client and the destination pool. The returned
 // function releases them.
 func (o *v2Options) connect(ctx context.Context, log *zap.Logger, progress *v2migrate.Progress) (*v2migrate.Migrator, func(), error) {
-	srcTLS, err := proxy.UpstreamTLS(config.Config{UpstreamCert: o.FromCert, UpstreamKey: o.FromKey, UpstreamCACert: o.FromCACert})
+	srcTLS, err := upstream.ClientTLS(upstream.TLSFiles{Cert: o.FromCert, Key: o.FromKey, CACert: o.FromCACert}, zap.NewNop())
 	if err != nil {
 		return nil, nil, &config.Error{Msg: "source TLS (--from-cert/--from-key/--from-cacert): " + err.Error()}
 	}
@@ -133,7 +133,7 @@ func (o *v2Options) connect(ctx context.Context, log *zap.Logger, progress *v2mi
 		u, _ := config.ParseEndpointURL(raw)
 		eps = append(eps, u)
 	}
-	pool, err := proxy.NewPool(proxy.PoolOptions{Endpoints: eps, TLS: dstTLS, DialTimeout: o.DialTimeout,
+	pool, err := upstream.NewPool(upstream.Options{Endpoints: eps, TLS: dstTLS, DialTimeout: o.DialTimeout,
 		HealthInterval: time.Second, HealthTimeout: time.Second, Logger: log.Named("pool")})
 	if err != nil {
 		return nil, nil, fmt.Errorf("destination: %w", err)

@@ -5,62 +5,21 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/etcdshim/etcdshim/config"
-	"github.com/etcdshim/etcdshim/internal/httpguard"
 	"github.com/etcdshim/etcdshim/metricsalias"
-	"github.com/etcdshim/etcdshim/proxy"
-	"github.com/etcdshim/etcdshim/rewrite/gateway"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cache"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cluster"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2http"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2watch"
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
 )
 
-// buildHandlers constructs the components that answer HTTP themselves. Each
-// gets its slice of the Config, a named logger and the shim's registry.
-// Components that need cleanup append to c.closers.
-func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg *prometheus.Registry,
-	runtimeReg *prometheus.Registry, c *components) (proxy.Handlers, error) {
-	var h proxy.Handlers
-	pass := proxy.NewPassthrough(pool, log.Named("passthrough"))
-
-	legacy := metricsalias.NewLegacyTracker(cfg.LegacyClientsMax, shimReg)
-	h.Legacy = legacy
-	table, err := metricsalias.LoadTable(cfg.MetricAliases)
-	if err != nil {
-		return h, &config.Error{Msg: "--metric-aliases: " + err.Error()}
-	}
-	aliases, err := table.Active(cfg.MetricAliasGroups)
-	if err != nil {
-		return h, &config.Error{Msg: "--metric-alias-groups: " + err.Error()}
-	}
-	scrapeURL := cfg.MetricsEndpoint
-	if scrapeURL == "" {
-		scrapeURL = strings.TrimSuffix(cfg.Endpoints[0], "/") + "/metrics"
-	}
-	v2Reg := prometheus.NewRegistry()
-	v2Metrics := metricsalias.NewV2HTTPMetrics(v2Reg)
-	mh, err := metricsalias.New(metricsalias.Options{
-		ScrapeURL:  scrapeURL,
-		HTTPClient: pool.HTTPClient(),
-		Timeout:    cfg.MetricsTimeout,
-		Aliases:    aliases,
-		Shim:       shimReg,
-		V2:         v2Reg,
-		Runtime:    runtimeReg,
-		Legacy:     legacy,
-		Registerer: shimReg,
-		Logger:     log.Named("metrics"),
-	})
-	if err != nil {
-		return h, err
-	}
-	h.Metrics, h.ShimMetrics = mh.Metrics(), mh.ShimMetrics()
-
+// wireV2 builds the v2 API (keys, watch, members, machines, stats, auth) and
+// returns it with the actors that follow the v2 keyspace for it: the watch
+// hub and the read cache.
+func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []actor) {
+	cfg, log, pool, pass, shimReg, legacy := d.cfg, d.log, d.pool, d.pass, d.shimReg, d.legacy
+	var actors []actor
 	advertise := cfg.AdvertiseClientURLs
 	if len(advertise) == 0 {
 		advertise = cfg.ListenClientURLs
@@ -68,10 +27,9 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 	tokens := v2auth.NewTokens(pool, cfg.V2GuestUser, cfg.V2GuestPassword, cfg.V2TokenCacheSize)
 	// With a client certificate towards the members, a request without a
 	// token would run as the certificate's CN: mark anonymous requests.
-	markAnonymous := cfg.UpstreamCert != ""
+	markAnonymous := d.markAnonymous
 	if markAnonymous {
 		tokens.MarkAnonymous()
-		log.Warn("the shim presents a client certificate to the members: v3 gRPC clients without a token are authenticated by the members as its CN; do not use a certificate whose CN is a v3 user with more rights than anonymous clients should have")
 	}
 	// The shim's own user (--user) for its background work and for what
 	// 3.4 shows anyone (see docs/v2.md, "Auth"); never for a client's
@@ -105,9 +63,7 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 	}
 	hub := v2watch.New(v2watch.Options{Prefix: cfg.V2Prefix, History: cfg.V2WatchHistory, Identity: hubIdentity,
 		Logger: log.Named("v2watch"), Registerer: shimReg}, clientUp)
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	c.starters = append(c.starters, func() { go hub.Run(hubCtx) })
-	c.closers = append(c.closers, stopHub)
+	actors = append(actors, actor{name: "v2 watch hub", run: background(hub.Run)})
 	store := v2store.NewV3(clientUp.ClientConn(), cfg.V2Prefix)
 	if cfg.V2ReadCacheMaxBytes > 0 {
 		anonymous := ""
@@ -116,9 +72,7 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 		}
 		cache := v2cache.New(v2cache.Options{Prefix: cfg.V2Prefix, MaxBytes: cfg.V2ReadCacheMaxBytes,
 			AnonymousToken: anonymous, Logger: log.Named("v2cache"), Registerer: shimReg}, pool.ClientConn())
-		cacheCtx, stopCache := context.WithCancel(context.Background())
-		c.starters = append(c.starters, func() { go cache.Run(cacheCtx) })
-		c.closers = append(c.closers, stopCache)
+		actors = append(actors, actor{name: "v2 read cache", run: background(cache.Run)})
 		store.WithReadCache(cache)
 	}
 	keys := v2http.New(v2http.Options{
@@ -132,23 +86,6 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 	}, store)
 	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, MaxRequestBytes: cfg.MaxRequestBytes, Logger: log.Named("v2auth")}, clientUp, tokens)
 
-	gwh, err := gateway.New(gateway.Options{
-		LegacyPrefixes:  cfg.GatewayLegacyPrefixes,
-		LegacyMode:      cfg.GatewayLegacyMode,
-		MaxRequestBytes: cfg.MaxRequestBytes,
-		Passthrough:     pass,
-		MarkAnonymous:   markAnonymous,
-		Registerer:      shimReg,
-		Legacy:          legacy,
-		Logger:          log.Named("gateway"),
-		// The websocket Origin check follows --cors, as the CORS headers do.
-		OriginAllowed: httpguard.New(cfg.HostWhitelist, cfg.CORS).OriginAllowed,
-	}, pool.ClientConn())
-	if err != nil {
-		return h, err
-	}
-	h.Gateway = gwh
-
 	v2 := http.NewServeMux()
 	v2.Handle("/v2/keys", v2Metrics.Wrap(keys))
 	v2.Handle("/v2/keys/", v2Metrics.Wrap(keys))
@@ -158,6 +95,16 @@ func buildHandlers(cfg config.Config, log *zap.Logger, pool *proxy.Pool, shimReg
 	v2.Handle("/v2/stats/", cluster)
 	v2.Handle("/v2/auth/", auth)
 	v2.Handle("/", pass)
-	h.V2 = v2
-	return h, nil
+	return v2, actors
+}
+
+// background is an actor for work that may end before its context does
+// and reports no error (the read cache turns itself off when the keyspace
+// outgrows it): the shim keeps serving, so the actor waits for its context.
+func background(work func(ctx context.Context)) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		work(ctx)
+		<-ctx.Done()
+		return nil
+	}
 }

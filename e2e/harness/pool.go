@@ -4,17 +4,17 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/etcdshim/etcdshim/proxy"
+	"github.com/etcdshim/etcdshim/upstream"
 )
 
 // StartMemberPool starts a single etcd member of version and returns the
 // shim's upstream pool on it, for benchmarks of the shim's own request paths
 // against a real member in another process.
-func StartMemberPool(tb testing.TB, version string) *proxy.Pool {
+func StartMemberPool(tb testing.TB, version string) *upstream.Pool {
 	tb.Helper()
 	cl := StartCluster(tb, ClusterConfig{Version: version, Size: 1})
 	u, _ := url.Parse(cl.ClientURLs()[0])
-	pool, err := proxy.NewPool(proxy.PoolOptions{Endpoints: []*url.URL{u}})
+	pool, err := upstream.NewPool(upstream.Options{Endpoints: []*url.URL{u}})
 	if err != nil {
 		tb.Fatal(err)
 	}

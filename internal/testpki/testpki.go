@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -78,4 +79,33 @@ func Replace(tb testing.TB, path string, data []byte) {
 	if err := os.Rename(tmp, path); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// Files are a certificate, its key and a CA bundle on disk, as a pair of
+// TLS flags names them, with two CAs to rotate between.
+type Files struct {
+	CAA, CAB      *CA
+	Usage         x509.ExtKeyUsage
+	Cert, Key, CA string
+}
+
+// NewFiles writes a first pair from CA A (with serial, for usage) and CA
+// A's bundle into a new temporary directory.
+func NewFiles(tb testing.TB, serial int64, usage x509.ExtKeyUsage) *Files {
+	tb.Helper()
+	dir := tb.TempDir()
+	f := &Files{CAA: NewCA(tb, "A"), CAB: NewCA(tb, "B"), Usage: usage,
+		Cert: filepath.Join(dir, "tls.pem"), Key: filepath.Join(dir, "tls-key.pem"), CA: filepath.Join(dir, "ca.pem")}
+	f.Rotate(tb, f.CAA, serial, f.CAA)
+	return f
+}
+
+// Rotate replaces the pair with one issuer signs (serial) and the bundle
+// with bundle's certificate, as cert-manager replaces files.
+func (f *Files) Rotate(tb testing.TB, issuer *CA, serial int64, bundle *CA) {
+	tb.Helper()
+	c, k := issuer.Issue(tb, serial, "rot", f.Usage)
+	Replace(tb, f.Cert, c)
+	Replace(tb, f.Key, k)
+	Replace(tb, f.CA, bundle.PEM)
 }
