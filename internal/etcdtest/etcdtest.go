@@ -1,5 +1,7 @@
-// Package etcdtest starts an in-process etcd for package tests that need a
-// real v3 API but not a separate process (e2e/harness starts those).
+// Package etcdtest serves package tests a v3 API without a separate
+// process (e2e/harness starts those): Start runs an in-process etcd, skipped
+// under -short; Mem answers reads from memory, for unit tests of code that
+// only reads the keyspace, and runs in make unit.
 package etcdtest
 
 import (

@@ -63,7 +63,7 @@ func (s *V3Store) Delete(ctx context.Context, p string, o DeleteOptions) (*Event
 				return nil, m, fmt.Errorf("delete %s: %w", p, err)
 			}
 		}
-		return nil, m, s.readProbe(p, inner.Responses, rev).missing(p)
+		return nil, m, s.l.readProbe(p, inner.Responses, rev).missing(p)
 	}
 	switch {
 	case o.Recursive:
@@ -105,7 +105,7 @@ func (s *V3Store) compareAndDelete(ctx context.Context, p string, o DeleteOption
 	}
 	m := meta(resp.Header)
 	if !resp.Succeeded {
-		return nil, m, s.compareFailed(p, resp, o.PrevValue, o.PrevIndex)
+		return nil, m, s.l.readProbe(p, resp.Responses, resp.Header.Revision).compareFailed(p, o.PrevValue, o.PrevIndex)
 	}
 	prev := prevKV(resp.Responses[0])
 	return &Event{Action: ActionCompareAndDelete,

@@ -42,7 +42,7 @@ func (x Layout) Path(k []byte) (p string, dir, ok bool) {
 	if strings.HasSuffix(p, "/") {
 		p, dir = strings.TrimSuffix(p, "/"), true
 	}
-	if strings.Contains(p, "//") || IsRecord(k) {
+	if strings.Contains(p, "//") || strings.HasSuffix(p, "/") || IsRecord(k) {
 		return "", false, false
 	}
 	return p, dir, true

@@ -184,7 +184,7 @@ func (s *V3Store) createInOrder(ctx context.Context, dir string, o SetOptions, l
 			continue
 		}
 		if !fast {
-			if pr := s.readProbe(p, resp.Responses, resp.Header.Revision); pr.fileAncestor != "" {
+			if pr := s.l.readProbe(p, resp.Responses, resp.Header.Revision); pr.fileAncestor != "" {
 				return nil, m, pr.missing(p)
 			}
 		}

@@ -65,7 +65,7 @@ func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta
 		return nil, m, err
 	}
 	if !resp.Succeeded {
-		return nil, m, s.notFileError(p, resp)
+		return nil, m, s.l.readProbe(p, resp.Responses, resp.Header.Revision).setError(p)
 	}
 	prev := prevKV(resp.Responses[len(resp.Responses)-2])
 	created := resp.Header.Revision
@@ -85,7 +85,7 @@ func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, M
 		return nil, m, err
 	}
 	if !resp.Succeeded {
-		return nil, m, s.notFileError(p, resp)
+		return nil, m, s.l.readProbe(p, resp.Responses, resp.Header.Revision).setError(p)
 	}
 	prev := prevKV(resp.Responses[len(resp.Responses)-3])
 	return &Event{Action: ActionSet, Node: s.newNode(p, o, resp.Header.Revision, resp.Header.Revision, t), PrevNode: s.prevNode(ctx, prev)}, m, nil
@@ -100,11 +100,7 @@ func (s *V3Store) create(ctx context.Context, p string, o SetOptions) (*Event, M
 		return nil, m, err
 	}
 	if !resp.Succeeded {
-		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
-		if pr.fileAncestor != "" {
-			return nil, m, pr.missing(p)
-		}
-		return nil, m, NewError(EcodeNodeExist, p, pr.rev)
+		return nil, m, s.l.readProbe(p, resp.Responses, resp.Header.Revision).createError(p)
 	}
 	return &Event{Action: ActionCreate, Node: s.newNode(p, o, resp.Header.Revision, resp.Header.Revision, t)}, m, nil
 }
@@ -134,20 +130,6 @@ func (s *V3Store) prevCompares(p, prevValue string, prevIndex uint64) []*pb.Comp
 	return cmp
 }
 
-// compareFailed is why a compare-and-swap or compare-and-delete of p did
-// not apply, from the probe reads of its failed transaction: p is a
-// directory, is missing, or fails the comparisons.
-func (s *V3Store) compareFailed(p string, resp *pb.TxnResponse, prevValue string, prevIndex uint64) error {
-	pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
-	switch {
-	case pr.isDir:
-		return NewError(EcodeNotFile, p, pr.rev)
-	case pr.target == nil:
-		return pr.missing(p)
-	}
-	return NewError(EcodeTestFailed, compareFailCause(prevValue, prevIndex, pr.target), pr.rev)
-}
-
 // swap writes an existing file when extra compares hold (update, CAS).
 func (s *V3Store) swap(ctx context.Context, p string, o SetOptions, action string, extra []*pb.Compare) (*Event, Meta, error) {
 	cmp := append([]*pb.Compare{s.l.isFile(p), s.l.notDir(p)}, extra...)
@@ -158,7 +140,7 @@ func (s *V3Store) swap(ctx context.Context, p string, o SetOptions, action strin
 		return nil, m, err
 	}
 	if !resp.Succeeded {
-		return nil, m, s.compareFailed(p, resp, o.PrevValue, o.PrevIndex)
+		return nil, m, s.l.readProbe(p, resp.Responses, resp.Header.Revision).compareFailed(p, o.PrevValue, o.PrevIndex)
 	}
 	prev := prevKV(resp.Responses[0])
 	created := resp.Header.Revision
@@ -192,11 +174,7 @@ func (s *V3Store) updateDir(ctx context.Context, p string, o SetOptions) (*Event
 		return nil, m, err
 	}
 	if !resp.Succeeded {
-		pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
-		if pr.target != nil {
-			return nil, m, NewError(EcodeNotDir, p, pr.rev)
-		}
-		return nil, m, pr.missing(p)
+		return nil, m, s.l.readProbe(p, resp.Responses, resp.Header.Revision).updateDirError(p)
 	}
 	prev := prevKV(resp.Responses[0])
 	created := resp.Header.Revision
@@ -277,14 +255,4 @@ func (s *V3Store) createOps(p string, o SetOptions, lease int64) []*pb.RequestOp
 		ops = append(ops, opPut(s.l.key(p), o.Value, lease))
 	}
 	return append(ops, s.l.actionOp(p, ActionCreate))
-}
-
-// notFileError names why a set failed: a file on the path (104), a missing
-// component (100), or p being a directory (102).
-func (s *V3Store) notFileError(p string, resp *pb.TxnResponse) error {
-	pr := s.readProbe(p, resp.Responses, resp.Header.Revision)
-	if pr.fileAncestor != "" {
-		return pr.missing(p)
-	}
-	return NewError(EcodeNotFile, p, pr.rev)
 }

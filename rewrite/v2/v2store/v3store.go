@@ -152,8 +152,10 @@ type probe struct {
 	rev                           uint64
 }
 
-func (s *V3Store) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
-	plan := s.l.probePlan(p)
+// readProbe decodes the reads of probeOps(p), the last of resps, taken at
+// rev. It reads nothing itself.
+func (l layout) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
+	plan := l.probePlan(p)
 	pr := probe{rev: uint64(rev)}
 	n := len(plan)
 	if len(resps) < n {
@@ -202,6 +204,46 @@ func (pr probe) missing(p string) *Error {
 		return NewError(EcodeKeyNotFound, pr.missingAncestor, pr.rev)
 	}
 	return NewError(EcodeKeyNotFound, p, pr.rev)
+}
+
+// setError names why a set or mkdir failed: a file on the path (104), or p
+// being a directory (102). A missing parent fails neither: the write makes it.
+func (pr probe) setError(p string) *Error {
+	if pr.fileAncestor != "" {
+		return pr.missing(p)
+	}
+	return NewError(EcodeNotFile, p, pr.rev)
+}
+
+// createError names why a create failed: a file on the path (104), or p
+// existing, as a file or a directory (105).
+func (pr probe) createError(p string) *Error {
+	if pr.fileAncestor != "" {
+		return pr.missing(p)
+	}
+	return NewError(EcodeNodeExist, p, pr.rev)
+}
+
+// compareFailed names why a write to an existing file failed (update,
+// compare-and-swap, compare-and-delete): p is a directory (102), p is missing
+// (100 or 104, as missing), or a comparison failed (101, naming them).
+func (pr probe) compareFailed(p, prevValue string, prevIndex uint64) *Error {
+	switch {
+	case pr.isDir:
+		return NewError(EcodeNotFile, p, pr.rev)
+	case pr.target == nil:
+		return pr.missing(p)
+	}
+	return NewError(EcodeTestFailed, compareFailCause(prevValue, prevIndex, pr.target), pr.rev)
+}
+
+// updateDirError names why a directory's TTL update failed: p is a file
+// (104 naming p), or p is missing (as missing).
+func (pr probe) updateDirError(p string) *Error {
+	if pr.target != nil {
+		return NewError(EcodeNotDir, p, pr.rev)
+	}
+	return pr.missing(p)
 }
 
 func (s *V3Store) txn(ctx context.Context, what string, cmp []*pb.Compare, then, els []*pb.RequestOp) (*pb.TxnResponse, error) {
