@@ -127,6 +127,11 @@ type process struct {
 
 func startProcess(tb testing.TB, logPath string, env []string, bin string, args ...string) *process {
 	tb.Helper()
+	if testing.Short() {
+		// make unit (go test -short ./...) starts no servers: a test that
+		// needs them skips under -short before it gets here.
+		tb.Fatalf("starting %s under -short: skip the test first when testing.Short()", filepath.Base(bin))
+	}
 	f, err := os.Create(logPath)
 	if err != nil {
 		tb.Fatal(err)
