@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -51,13 +52,13 @@ func TestEmbeddedCtrlC(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	time.Sleep(200 * time.Millisecond) // the long poll is parked at the shim
+	waitRegistered(t, ep, 1) // the long poll is parked at the shim
 
 	shim.Signal(syscall.SIGINT)
 	if code := shim.Wait(); code != 0 {
 		t.Fatalf("SIGINT: exit status %d", code)
 	}
-	<-poll
+	waitfor.Recv(t, poll, time.Minute, "the long poll to end with the shim")
 	f, err := os.Open(shim.LogPath)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -57,17 +58,6 @@ func tunnelsPerMember(t *testing.T, shimURL string, cl *harness.Cluster) map[str
 	return out
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestFailback: a 3-member 3.7 cluster with the shim in front of m1. Tunnels
 // are counted per member before, during and after an outage of m1; after
 // m1 is back they all return to it, no request of a client writing all
@@ -109,7 +99,7 @@ func TestFailback(t *testing.T) {
 	// The writer's connection died with m1; its next call goes to m2. A
 	// call that was in flight on m1 may fail: that is the outage, not the
 	// failback, and is not counted.
-	waitUntil(t, "the writer to be served during the outage", func() bool {
+	waitfor.True(t, time.Minute, "the writer to be served during the outage", func() bool {
 		c, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		_, err := writer.Put(c, "fb/outage", "1")
@@ -160,7 +150,7 @@ func TestFailback(t *testing.T) {
 	}()
 	cl.Members[0].Start(t)
 	cl.Members[0].WaitHealthy(t)
-	waitUntil(t, "both tunnels back on m1", func() bool { return tunnelsAre(2, 0, "") })
+	waitfor.True(t, time.Minute, "both tunnels back on m1", func() bool { return tunnelsAre(2, 0, "") })
 	t.Logf("tunnels after failback: %v", tunnelsPerMember(t, shim.URL, cl))
 	close(stop)
 	<-done
@@ -296,7 +286,7 @@ func TestDrainCommand(t *testing.T) {
 		t.Fatalf("tunnels after the drain %v, want the client off m1", n)
 	}
 	runDrain(t, "--admin-url", admin, "--undo")
-	waitUntil(t, "the client back on m1", func() bool { return tunnelsPerMember(t, shim.URL, cl)["m1"] == 1 })
+	waitfor.True(t, time.Minute, "the client back on m1", func() bool { return tunnelsPerMember(t, shim.URL, cl)["m1"] == 1 })
 	close(stop)
 	if err := <-done; err != nil {
 		t.Fatalf("a write failed while the member was drained and undrained: %v", err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 )
 
 // Hostile input and resource bounds (issue 18): each test is an attack that
@@ -248,7 +249,7 @@ func TestDeepV2Keys(t *testing.T) {
 		go func() { errs <- deepDo(t, shim.URL, "PUT", huge, "value=v") }()
 	}
 	for i := 0; i < 3; i++ {
-		a := <-errs
+		a := waitfor.Recv(t, errs, time.Minute, "the answers to 10,000-level requests")
 		if a.Status != http.StatusBadRequest || a.ErrorCode != 209 || !strings.Contains(a.Cause, "--v2-max-key-depth") {
 			t.Fatalf("10,000 levels: %+v; want 400 with code 209 naming --v2-max-key-depth", a)
 		}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 
 	"fmt"
-	"github.com/etcdshim/etcdshim/e2e/harness"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/etcdshim/etcdshim/e2e/harness"
 )
 
 // v2req is one request of a differential scenario.
@@ -341,13 +342,17 @@ func startV2Targets(t *testing.T) []v2Target {
 	done := make(chan result, 3)
 	for i, v := range []string{"3.4", "3.6", "3.7"} {
 		go func() {
+			// Sent however this ends: a failed start ends the goroutine
+			// (t.Fatal), and then an empty target fails the test below.
+			r := result{i: i}
+			defer func() { done <- r }()
 			cl := harness.StartCluster(t, harness.ClusterConfig{Version: v, Size: 1, EnableV2: v == "3.4"})
 			if v == "3.4" {
-				done <- result{i, v2Target{"3.4", cl.ClientURLs()[0]}}
+				r.tg = v2Target{"3.4", cl.ClientURLs()[0]}
 				return
 			}
 			shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
-			done <- result{i, v2Target{"shim→" + v, shim.URL}}
+			r.tg = v2Target{"shim→" + v, shim.URL}
 		}()
 	}
 	for range out {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 )
 
 // The v2 coordination recipes (issue 22), played against etcd 3.4.23's
@@ -800,30 +801,39 @@ func recipeElection(t *testing.T, tg recipeTarget) {
 		return c, leader
 	}
 	waitNew := func(old string) string {
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			if _, l := current(); l != "" && l != old {
-				return l
+		var l string
+		waitfor.True(t, 30*time.Second, "a new leader after "+old, func() bool {
+			_, l = current()
+			return l != "" && l != old
+		})
+		return l
+	}
+	// refreshed holds once term has refreshed twice: it has led a while,
+	// and its refreshes are in the history the terms are checked against.
+	refreshed := func(term string) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			n := 0
+			for _, r := range refreshes {
+				if r.term == term {
+					n++
+				}
 			}
-			time.Sleep(50 * time.Millisecond)
+			return n >= 2
 		}
-		t.Fatalf("no new leader after %s", old)
-		return ""
 	}
 	first := waitNew("")
-	time.Sleep(2 * time.Second)
+	waitfor.True(t, 30*time.Second, "two refreshes by the first leader", refreshed(first))
 	c1, killed := current()
 	ctl[c1].kill <- struct{}{}
 	second := waitNew(killed)
-	time.Sleep(2 * time.Second)
+	waitfor.True(t, 30*time.Second, "two refreshes by the second leader", refreshed(second))
 	c2, paused := current()
 	ctl[c2].pause <- (ttl + 3) * time.Second
 	third := waitNew(paused)
-	deadline := time.Now().Add(30 * time.Second)
-	for zombie.Load() == nil && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(time.Second)
+	waitfor.True(t, 30*time.Second, "the paused leader's late refresh", func() bool { return zombie.Load() != nil })
+	waitfor.True(t, 30*time.Second, "two refreshes by the third leader", refreshed(third))
 	cancel()
 	wg.Wait()
 	log := watch.historyUntilFree(t, tg, key)

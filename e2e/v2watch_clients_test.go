@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 )
 
 // TestV2WatchEtcdctlForever: etcd 3.4's `etcdctl watch --forever` through
@@ -110,14 +112,10 @@ print('python-etcd watch ok')
 // next is one a poll without waitIndex must see.
 func waitRegistered(t *testing.T, shimURL string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if v, ok := scrapeValue(t, shimURL+"/metrics/shim", "etcdshim_v2_watch_waiters"); ok && v >= float64(n) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("the shim never counted %d v2 waiters", n)
+	waitfor.True(t, 30*time.Second, fmt.Sprintf("the shim to count %d v2 waiters", n), func() bool {
+		v, ok := scrapeValue(t, shimURL+"/metrics/shim", "etcdshim_v2_watch_waiters")
+		return ok && v >= float64(n)
+	})
 }
 
 // scrapeValue is an unlabelled sample's value on a text metrics page.

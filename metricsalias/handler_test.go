@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -412,6 +413,10 @@ func TestConcurrentScrapesShareOneFetch(t *testing.T) {
 		member.Config.Handler.ServeHTTP(w, r)
 	}))
 	defer gated.Close()
+	// Open the gate however the test ends: Close waits for the fetch the
+	// gate holds.
+	open := sync.OnceFunc(func() { close(gate) })
+	defer open()
 	hd := newTestHandler(t, gated.URL, zap.NewNop())
 	h := hd.Metrics()
 	const perAccept = 3
@@ -425,24 +430,13 @@ func TestConcurrentScrapesShareOneFetch(t *testing.T) {
 			recs[i] = scrape(t, h, scrapeAccepts[i%len(scrapeAccepts)].header)
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitfor.True(t, 10*time.Second, fmt.Sprintf("%d scrapes to join the fetch", n), func() bool {
 		hd.mu.Lock()
-		users := 0
-		if hd.cur != nil {
-			users = hd.cur.users
-		}
-		hd.mu.Unlock()
-		if users == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d scrapes joined the fetch", users, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	close(gate)
-	wg.Wait()
+		defer hd.mu.Unlock()
+		return hd.cur != nil && hd.cur.users == n
+	})
+	open()
+	waitfor.Group(t, &wg, time.Minute, "the scrapes to be answered")
 	if got := fetches.Load(); got != 1 {
 		t.Fatalf("%d upstream fetches, want 1", got)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/freeport"
 	"github.com/etcdshim/etcdshim/upstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -159,13 +160,14 @@ func runUntilEnd(t *testing.T, what string, run func(context.Context) error) {
 	})
 }
 
+// freeTestPort reserves a port for a shim the test starts later (listening
+// on port 0 and closing again would race with other packages' tests).
 func freeTestPort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func dialShim(t *testing.T, addr string) *grpc.ClientConn {

@@ -107,9 +107,19 @@ func (s *Shim) start(tb testing.TB, t *TLSFiles) {
 // Signal sends sig to the shim.
 func (s *Shim) Signal(sig os.Signal) { s.proc.signal(sig) }
 
-// Wait waits for the shim to exit and returns its exit code.
+// waitBound is how long Wait gives a shim to exit: one still running then
+// is stuck, and is killed rather than left to hang the suite.
+const waitBound = 2 * time.Minute
+
+// Wait waits for the shim to exit and returns its exit code; -1 when it had
+// to kill a shim still running after waitBound.
 func (s *Shim) Wait() int {
-	<-s.proc.done
+	select {
+	case <-s.proc.done:
+	case <-time.After(waitBound):
+		s.proc.kill()
+		return -1
+	}
 	var ee *exec.ExitError
 	if errors.As(s.proc.exitErr, &ee) {
 		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {

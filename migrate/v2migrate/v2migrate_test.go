@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdtest"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
@@ -348,18 +349,13 @@ func TestImportFollowEmbedded(t *testing.T) {
 		s, _ := m.Follow(fctx, sum.Indexes)
 		done <- s
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitfor.True(t, 10*time.Second, "the follower to wait from index 1051", func() bool {
 		fs.mu.Lock()
-		last := fs.calls[len(fs.calls)-1]
-		fs.mu.Unlock()
-		if strings.Contains(last, "waitIndex=1051") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		defer fs.mu.Unlock()
+		return strings.Contains(fs.calls[len(fs.calls)-1], "waitIndex=1051")
+	})
 	fcancel()
-	stats := <-done
+	stats := waitfor.Recv(t, done, time.Minute, "Follow to return once cancelled")
 	if stats.Events != 2 || stats.Resyncs != 1 {
 		t.Fatalf("follow: %+v, calls %v", stats, fs.calls)
 	}

@@ -3,7 +3,6 @@ package v2store_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	v2 "github.com/etcdshim/etcdshim/rewrite/v2/v2store"
@@ -134,17 +133,4 @@ func testPrefix(t *testing.T, cc *grpc.ClientConn) {
 func isCode(err error, code int) bool {
 	ve, ok := err.(*v2.Error)
 	return ok && ve.Code == code
-}
-
-// waitFor polls cond until it holds; the deadline only guards against a
-// hang, it is not a performance threshold.
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

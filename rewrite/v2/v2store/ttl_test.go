@@ -3,8 +3,10 @@ package v2store_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	v2 "github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
@@ -109,9 +111,9 @@ func testTTL(t *testing.T, cc *grpc.ClientConn) {
 			t.Fatalf("create on existing: %v", err)
 		}
 		// The revoke is asynchronous: wait for the lease count to settle.
-		waitFor(t, func() bool {
+		waitfor.True(t, 20*time.Second, "the failed create's lease to be revoked", func() bool {
 			after, err := lease.LeaseLeases(ctx, &pb.LeaseLeasesRequest{})
 			return err == nil && len(after.Leases) <= len(before.Leases)
-		}, "the failed create's lease to be revoked")
+		})
 	})
 }
