@@ -44,15 +44,32 @@ func TestEmbeddedCtrlC(t *testing.T) {
 	<-wch
 	etcdctl2(t, ep, "set", "/dir/key", "value")
 	mustContain(t, "/v3beta range", httpBody(t, "POST", ep+"/v3beta/kv/range", `{"key":"Zm9v"}`), `"value":"YmFy"`)
-	poll := make(chan struct{})
-	go func() {
-		defer close(poll)
-		resp, err := http.Get(ep + "/v2/keys/dir/key?wait=true")
-		if err == nil {
-			resp.Body.Close()
+	// A long poll parked at the shim. One answered at once is sent again:
+	// until the watch hub follows the keyspace, it answers 300.
+	var poll chan struct{}
+	longPoll := func() chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			resp, err := http.Get(ep + "/v2/keys/dir/key?wait=true")
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+		return done
+	}
+	waitfor.True(t, time.Minute, "a long poll parked at the shim", func() bool {
+		select {
+		case <-poll:
+			poll = nil
+		default:
 		}
-	}()
-	waitRegistered(t, ep, 1) // the long poll is parked at the shim
+		if poll == nil {
+			poll = longPoll()
+		}
+		v, ok := scrapeValue(t, ep+"/metrics/shim", "etcdshim_v2_watch_waiters")
+		return ok && v >= 1
+	})
 
 	shim.Signal(syscall.SIGINT)
 	if code := shim.Wait(); code != 0 {
