@@ -62,30 +62,37 @@ func TestLayoutKeys(t *testing.T) {
 // client can name.
 func TestLayoutPath(t *testing.T) {
 	x := NewLayout("/v2")
-	for _, p := range []string{"/a", "/a/b", "/a b/c", "/_h", "/" + strings.Repeat("d/", 60) + "x"} {
-		if got, dir, ok := x.Path(x.Key(p)); got != p || dir || !ok {
-			t.Errorf("Path(Key(%s)) = %q, %v, %v", p, got, dir, ok)
-		}
-		if got, dir, ok := x.Path(x.Marker(p)); got != p || !dir || !ok {
-			t.Errorf("Path(Marker(%s)) = %q, %v, %v", p, got, dir, ok)
-		}
+	for _, p := range []string{"/a", "/a/b", "/a b/c", "/_h", pathOfDepth(60)} {
+		t.Run(p, func(t *testing.T) {
+			if got, dir, ok := x.Path(x.Key(p)); got != p || dir || !ok {
+				t.Errorf("Path(Key(%s)) = %q, %v, %v", p, got, dir, ok)
+			}
+			if got, dir, ok := x.Path(x.Marker(p)); got != p || !dir || !ok {
+				t.Errorf("Path(Marker(%s)) = %q, %v, %v", p, got, dir, ok)
+			}
+		})
 	}
-	if got, dir, ok := x.Path([]byte("/v2/")); got != "/" || !dir || !ok {
-		t.Errorf("Path(/v2/) = %q, %v, %v; want the root directory", got, dir, ok)
-	}
-	for _, k := range []string{
-		"/v2",      // the prefix itself
-		"/v2x/a",   // a sibling of the prefix
-		"/other/a", // outside
-		"v2/a",     // no leading slash
-		"/v2//a",   // an empty component
-		"/v2/a//",  // an empty component in a marker
-		"/v2/a/.",  // a directory record
-		"/v2/.",    // the root's record
+	t.Run("root", func(t *testing.T) {
+		if got, dir, ok := x.Path([]byte("/v2/")); got != "/" || !dir || !ok {
+			t.Errorf("Path(/v2/) = %q, %v, %v; want the root directory", got, dir, ok)
+		}
+	})
+	for _, c := range []struct{ why, key string }{
+		{"the prefix itself", "/v2"},
+		{"a sibling of the prefix", "/v2x/a"},
+		{"outside the prefix", "/other/a"},
+		{"no leading slash", "v2/a"},
+		{"an empty component", "/v2//a"},
+		{"an empty component in a marker", "/v2/a//"},
+		{"the root marker twice", "/v2//"},
+		{"a directory record", "/v2/a/."},
+		{"the root's record", "/v2/."},
 	} {
-		if p, _, ok := x.Path([]byte(k)); ok {
-			t.Errorf("Path(%q) = %q, want no v2 node", k, p)
-		}
+		t.Run(c.why, func(t *testing.T) {
+			if p, _, ok := x.Path([]byte(c.key)); ok {
+				t.Errorf("Path(%q) = %q, want no v2 node", c.key, p)
+			}
+		})
 	}
 }
 
@@ -93,16 +100,20 @@ func TestLayoutPath(t *testing.T) {
 // record and its children, not the names that merely start like it ("/a-b"
 // and "/a0" sort around "/a/").
 func TestSubtreeLeavesOutSiblings(t *testing.T) {
-	l := testLayout("/v2")
-	start, end := l.subtree("/a")
-	for k, want := range map[string]bool{
-		"/v2/a/": true, "/v2/a/.": true, "/v2/a/b": true, "/v2/a/b/c/": true, "/v2/a/\xff": true,
-		"/v2/a": false, "/v2/a-b": false, "/v2/a0": false, "/v2/a.": false, "/v2/ab": false, "/v2/b/": false,
+	start, end := testLayout("/v2").subtree("/a")
+	for _, c := range []struct {
+		key  string
+		want bool
+	}{
+		{"/v2/a/", true}, {"/v2/a/.", true}, {"/v2/a/b", true}, {"/v2/a/b/c/", true}, {"/v2/a/\xff", true},
+		{"/v2/a", false}, {"/v2/a-b", false}, {"/v2/a0", false}, {"/v2/a.", false}, {"/v2/ab", false}, {"/v2/b/", false},
 	} {
-		in := bytes.Compare([]byte(k), start) >= 0 && bytes.Compare([]byte(k), end) < 0
-		if in != want {
-			t.Errorf("%q in subtree(/a) = %v, want %v", k, in, want)
-		}
+		t.Run(fmt.Sprintf("%q", c.key), func(t *testing.T) {
+			in := bytes.Compare([]byte(c.key), start) >= 0 && bytes.Compare([]byte(c.key), end) < 0
+			if in != c.want {
+				t.Errorf("%q in subtree(/a) = %v, want %v", c.key, in, c.want)
+			}
+		})
 	}
 }
 
@@ -114,9 +125,11 @@ func TestPrefixEnd(t *testing.T) {
 		{"\xff\xff", "\x00"}, // no end: every key from here on, as etcd reads "\x00"
 		{"", "\x00"},
 	} {
-		if got := string(prefixEnd([]byte(c.in))); got != c.want {
-			t.Errorf("prefixEnd(%q) = %q, want %q", c.in, got, c.want)
-		}
+		t.Run(fmt.Sprintf("%q", c.in), func(t *testing.T) {
+			if got := string(prefixEnd([]byte(c.in))); got != c.want {
+				t.Errorf("prefixEnd(%q) = %q, want %q", c.in, got, c.want)
+			}
+		})
 	}
 }
 
@@ -132,40 +145,44 @@ func TestAncestors(t *testing.T) {
 		{"/a/b/c", []string{"/a", "/a/b"}, 6},
 		{"/ab/cd/e", []string{"/ab", "/ab/cd"}, 9},
 	} {
-		if got := ancestors(c.p); fmt.Sprint(got) != fmt.Sprint(c.want) {
-			t.Errorf("ancestors(%s) = %q, want %q", c.p, got, c.want)
-		}
-		if got := AncestorBytes(c.p); got != c.bytes {
-			t.Errorf("AncestorBytes(%s) = %d, want %d", c.p, got, c.bytes)
-		}
+		t.Run(c.p, func(t *testing.T) {
+			if got := ancestors(c.p); fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("ancestors(%s) = %q, want %q", c.p, got, c.want)
+			}
+			if got := AncestorBytes(c.p); got != c.bytes {
+				t.Errorf("AncestorBytes(%s) = %d, want %d", c.p, got, c.bytes)
+			}
+		})
 	}
 }
 
 // pathOfDepth is a key with n parent directories.
 func pathOfDepth(n int) string { return strings.Repeat("/d", n) + "/k" }
 
-// TestDeepKeys: a key with more than shallowAncestors parents takes the deep
-// write path, whose transaction names no parent (deep.go).
+// TestDeepKeyLayout: a key with more than shallowAncestors parents takes the
+// deep write path, whose transaction names no parent (deep.go).
 func TestDeepKeyLayout(t *testing.T) {
 	l := testLayout("/v2")
 	for _, c := range []struct {
 		parents int
 		deep    bool
 	}{{0, false}, {1, false}, {shallowAncestors, false}, {shallowAncestors + 1, true}, {200, true}} {
-		p := pathOfDepth(c.parents)
-		if got := deep(p); got != c.deep {
-			t.Errorf("deep(%d parents) = %v, want %v", c.parents, got, c.deep)
-		}
-		wantCmp := c.parents
-		if c.deep {
-			wantCmp = 0
-		}
-		if got := len(l.parentsNoFile(p)); got != wantCmp {
-			t.Errorf("%d parents: %d compares on the parents, want %d", c.parents, got, wantCmp)
-		}
-		if got := len(l.noFileAbove(p)); got != c.parents {
-			t.Errorf("%d parents: noFileAbove has %d compares, want one per parent", c.parents, got)
-		}
+		t.Run(fmt.Sprintf("%d parents", c.parents), func(t *testing.T) {
+			p := pathOfDepth(c.parents)
+			if got := deep(p); got != c.deep {
+				t.Errorf("deep = %v, want %v", got, c.deep)
+			}
+			wantCmp := c.parents
+			if c.deep {
+				wantCmp = 0
+			}
+			if got := len(l.parentsNoFile(p)); got != wantCmp {
+				t.Errorf("%d compares on the parents, want %d", got, wantCmp)
+			}
+			if got := len(l.noFileAbove(p)); got != c.parents {
+				t.Errorf("noFileAbove has %d compares, want one per parent", got)
+			}
+		})
 	}
 }
 
@@ -185,32 +202,39 @@ func TestGroupOps(t *testing.T) {
 		{opsPerGroup + 1, []int{opsPerGroup, 1}},
 		{3*opsPerGroup + 5, []int{opsPerGroup, opsPerGroup, opsPerGroup, 5}},
 	} {
-		in := ops(c.n)
-		got := groupOps(in)
-		if c.groups == nil {
-			if len(got) != c.n {
-				t.Errorf("%d ops: %d after grouping, want them as they are", c.n, len(got))
+		t.Run(fmt.Sprintf("%d ops", c.n), func(t *testing.T) {
+			in := ops(c.n)
+			got := groupOps(in)
+			if c.groups == nil {
+				if len(got) != len(in) {
+					t.Fatalf("%d ops after grouping, want the %d as they are", len(got), c.n)
+				}
+				for i := range in {
+					if got[i] != in[i] {
+						t.Fatalf("op %d changed", i)
+					}
+				}
+				return
 			}
-			continue
-		}
-		var sizes []int
-		var flat []*pb.RequestOp
-		for _, g := range got {
-			txn := g.GetRequestTxn()
-			if txn == nil || len(txn.Compare) > 0 || len(txn.Failure) > 0 {
-				t.Fatalf("%d ops: group %v is no unconditional transaction", c.n, g)
+			var sizes []int
+			var flat []*pb.RequestOp
+			for _, g := range got {
+				txn := g.GetRequestTxn()
+				if txn == nil || len(txn.Compare) > 0 || len(txn.Failure) > 0 {
+					t.Fatalf("group %v is no unconditional transaction", g)
+				}
+				sizes = append(sizes, len(txn.Success))
+				flat = append(flat, txn.Success...)
 			}
-			sizes = append(sizes, len(txn.Success))
-			flat = append(flat, txn.Success...)
-		}
-		if fmt.Sprint(sizes) != fmt.Sprint(c.groups) {
-			t.Errorf("%d ops: groups of %v, want %v", c.n, sizes, c.groups)
-		}
-		for i := range in {
-			if flat[i] != in[i] {
-				t.Fatalf("%d ops: op %d moved", c.n, i)
+			if fmt.Sprint(sizes) != fmt.Sprint(c.groups) {
+				t.Errorf("groups of %v, want %v", sizes, c.groups)
 			}
-		}
+			for i := range in {
+				if flat[i] != in[i] {
+					t.Fatalf("op %d moved", i)
+				}
+			}
+		})
 	}
 }
 
@@ -233,15 +257,20 @@ func inRanges(cmp []*pb.Compare, key string) bool {
 // its record lie below it; the compares look at everything else.
 func TestEmptyDirCompares(t *testing.T) {
 	cmp := testLayout("/v2").emptyDir("/a")
-	for k, want := range map[string]bool{
-		"/v2/a/": false, "/v2/a/.": false, // the directory's own keys
-		"/v2/a/-": true, "/v2/a/.x": true, "/v2/a/0": true, "/v2/a/b": true, "/v2/a/b/": true, "/v2/a/\xff": true,
-		"/v2/a/\x00": true, "/v2/a/.\x00": true, // the keys right after each excluded one
-		"/v2/a": false, "/v2/a0": false, "/v2/b/x": false,
+	for _, c := range []struct {
+		key  string
+		want bool
+	}{
+		{"/v2/a/", false}, {"/v2/a/.", false}, // the directory's own keys
+		{"/v2/a/-", true}, {"/v2/a/.x", true}, {"/v2/a/0", true}, {"/v2/a/b", true}, {"/v2/a/b/", true}, {"/v2/a/\xff", true},
+		{"/v2/a/\x00", true}, {"/v2/a/.\x00", true}, // the keys right after each excluded one
+		{"/v2/a", false}, {"/v2/a0", false}, {"/v2/b/x", false},
 	} {
-		if got := inRanges(cmp, k); got != want {
-			t.Errorf("%q checked by emptyDir(/a) = %v, want %v", k, got, want)
-		}
+		t.Run(fmt.Sprintf("%q", c.key), func(t *testing.T) {
+			if got := inRanges(cmp, c.key); got != c.want {
+				t.Errorf("%q checked by emptyDir(/a) = %v, want %v", c.key, got, c.want)
+			}
+		})
 	}
 }
 
