@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"fmt"
+	"github.com/etcdshim/etcdshim/e2e/harness"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/etcdshim/etcdshim/e2e/harness"
 )
 
 // v2req is one request of a differential scenario.

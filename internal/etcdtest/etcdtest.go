@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/etcdshim/etcdshim/internal/freeport"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -38,7 +40,7 @@ func Start(t testing.TB) (*embed.Etcd, *grpc.ClientConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	<-e.Server.ReadyNotify()
+	waitfor.Recv(t, e.Server.ReadyNotify(), time.Minute, "the embedded etcd to be ready")
 	cc, err := grpc.NewClient("passthrough:///"+cu.Host, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
