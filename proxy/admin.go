@@ -34,6 +34,9 @@ type Admin struct {
 }
 
 // NewAdmin serves the admin interface for pool; timeout bounds a POST /drain.
+// Its calls to the members run as the pool's identity (Pool.SetIdentity):
+// with auth on, 3.5 and later members answer Status and MemberList only to
+// an authenticated user, and MoveLeader only to one with the root role.
 func NewAdmin(pool *upstream.Pool, timeout time.Duration, log *zap.Logger) *Admin {
 	return &Admin{pool: pool, log: log, timeout: timeout}
 }
@@ -46,6 +49,10 @@ type DrainReport struct {
 	// member did not lead); LeaderError says why it could not be moved.
 	LeaderMovedTo string `json:"leaderMovedTo,omitempty"`
 	LeaderError   string `json:"leaderError,omitempty"`
+	// LeaderMoveStarted and LeaderMoveEnded frame the MoveLeader call; the
+	// old leader refused proposals for a part of it (upstream.Pool.MoveLeader).
+	LeaderMoveStarted time.Time `json:"leaderMoveStarted,omitzero"`
+	LeaderMoveEnded   time.Time `json:"leaderMoveEnded,omitzero"`
 	// InFlight is what the shim still had on the member when answering.
 	InFlight upstream.InFlight `json:"inFlight"`
 	// Tunnels are the relayed client connections per member.
@@ -83,12 +90,13 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 		defer cancel()
 		a.log.Info("drain requested", zap.String("member", rep.Member), zap.String("remote", r.RemoteAddr))
-		if to, err := a.pool.MoveLeader(ctx, member); err != nil {
+		if mv, err := a.pool.MoveLeader(ctx, member); err != nil {
 			rep.LeaderError = err.Error()
 			a.log.Warn("could not move leadership away before the drain; etcd transfers it itself when it stops gracefully",
 				zap.String("member", rep.Member), zap.Error(err))
-		} else if to != 0 {
-			rep.LeaderMovedTo = fmt.Sprintf("%x", to)
+		} else if mv.To != 0 {
+			rep.LeaderMovedTo = fmt.Sprintf("%x", mv.To)
+			rep.LeaderMoveStarted, rep.LeaderMoveEnded = mv.Started, mv.Ended
 		}
 		in, err := a.pool.Drain(ctx, member)
 		rep.InFlight = in

@@ -60,6 +60,10 @@ type Pool struct {
 	closeOnce sync.Once
 	stop      chan struct{}
 	wg        sync.WaitGroup
+
+	// identity and statusNeedsUser: see leader.go.
+	identity        atomic.Pointer[Credentials]
+	statusNeedsUser atomic.Bool
 }
 
 type endpoint struct {

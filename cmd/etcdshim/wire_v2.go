@@ -39,6 +39,12 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 		ownPassword = cfg.Password
 	}
 	own := tokens.Own(ownUser, ownPassword)
+	if own != nil {
+		// The pool's maintenance calls (Status to learn the leader, and a
+		// drain's MoveLeader) run as it too: with auth on, 3.5+ members
+		// answer them only to a user (MoveLeader: one with the root role).
+		pool.SetIdentity(own)
+	}
 	// Every v2 handler reaches the member as its client through clientUp,
 	// which renews a client's token once when the member refuses it.
 	clientUp := tokens.Upstream(pool)
