@@ -206,6 +206,15 @@ func (m *Member) Restart(tb testing.TB, version string) {
 	m.WaitHealthy(tb)
 }
 
+// LogPath is the log file of the member's current (or last) process; each
+// start writes a new one.
+func (m *Member) LogPath() string {
+	if m.proc == nil {
+		return ""
+	}
+	return m.proc.logPath
+}
+
 // PID is the member's process id (0 when stopped).
 func (m *Member) PID() int {
 	if m.proc == nil || !m.proc.running() {
