@@ -187,7 +187,10 @@ func TestLeaderTransferFloor(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(time.Second)
+		// Past the members' request timeout (5 s + 2 election timeouts):
+		// a writer still waiting on a write dropped in the last transfer
+		// could not fail in this one.
+		time.Sleep(7 * time.Second)
 	}
 	time.Sleep(2 * time.Second)
 	for _, phase := range []string{"move-leader", "prestop"} {
@@ -254,7 +257,6 @@ func TestLeaderTransferFloor(t *testing.T) {
 		}
 	}
 	settle()
-	time.Sleep(8 * time.Second) // the last forwarded drops time out
 	stop()
 	wg.Wait()
 
