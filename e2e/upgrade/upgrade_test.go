@@ -843,6 +843,10 @@ func explain(client, what string, inMove bool) string {
 		return "a member forwarded the write to the old leader while leadership moved, and the old leader dropped it without " +
 			"a word (raft does not answer a forwarded proposal); the member answered when its request timeout ended. The outcome " +
 			"is unknown to etcd itself, so nobody may send it again; etcd answers any v3 client so."
+	case v3 && (strings.Contains(what, "raft: stopped") || strings.Contains(what, "etcdserver: server stopped")):
+		return "a v3 Put a member was proposing when it stopped (its raft node had stopped): the outcome is unknown, and " +
+			"clientv3 does not send a Put again on this error. Without a shim nothing moves clients off a member before " +
+			"it stops; through the shims the drain does."
 	case v3 && (strings.Contains(what, "error reading from server") || strings.Contains(what, "transport is closing") ||
 		strings.Contains(what, "connection reset")):
 		return "a v3 Put in flight on a member when that member stopped: the member may have applied it, and clientv3 does " +
