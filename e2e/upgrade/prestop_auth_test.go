@@ -112,7 +112,7 @@ func TestPrestopWithAuth(t *testing.T) {
 	// With auth on, the shims learn the leader (Status) as their --user too,
 	// so their own writes go to it: during a move it refuses them in the
 	// clear and they are sent again, where a follower would have forwarded
-	// them to be dropped silently (proxy/leader.go). v2 writers through
+	// them to be dropped silently (upstream/leader.go). v2 writers through
 	// every shim see no failure over a few moves.
 	t.Run("v2 writes through every shim during the moves", func(t *testing.T) {
 		var shims []*harness.Shim

@@ -830,7 +830,7 @@ func waitFailback(t *testing.T, admin, member string) {
 }
 
 // explain says why a failure reached the client although the shims retry
-// what is safe to retry (proxy/picker.go), or marks it unexplained.
+// what is safe to retry (upstream/picker.go), or marks it unexplained.
 // inMove: the call was in flight during a drain's MoveLeader.
 func explain(client, what string, inMove bool) string {
 	v3 := client == "v3 gRPC" || strings.HasPrefix(client, "v3 control")
