@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap/zaptest"
@@ -120,7 +121,7 @@ func TestMoveLeader(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go pool.Run(ctx)
-			waitUntil(t, "every member healthy", func() bool {
+			waitfor.True(t, 20*time.Second, "every member healthy", func() bool {
 				for _, ep := range pool.eps {
 					if !ep.healthy.Load() {
 						return false
@@ -131,7 +132,7 @@ func TestMoveLeader(t *testing.T) {
 			// The probes learn the leader as the identity too; without
 			// one, a member requiring a user tells them nothing.
 			if !tc.auth || tc.identity {
-				waitUntil(t, "the leader learnt", func() bool { return pool.eps[1].leaderID.Load() == tc.leader })
+				waitfor.True(t, 20*time.Second, "the leader learnt", func() bool { return pool.eps[1].leaderID.Load() == tc.leader })
 			} else if id := pool.eps[1].leaderID.Load(); id != 0 {
 				t.Fatalf("leader %d learnt without a user", id)
 			}
@@ -159,17 +160,5 @@ func TestMoveLeader(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// waitUntil polls cond (no timing assertion: the deadline only ends a hung test).
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

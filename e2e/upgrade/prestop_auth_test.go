@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -172,9 +173,10 @@ func TestPrestopWithAuth(t *testing.T) {
 				resp.Body.Close()
 			}
 		}
-		time.Sleep(8 * time.Second) // past a request timeout after the last move
+		// Each writer ends after its request in flight, which waits out
+		// the request timeout if the last move dropped it.
 		stop()
-		wg.Wait()
+		waitfor.Group(t, &wg, time.Minute, "the v2 writers")
 		t.Logf("%d v2 writes acknowledged over %d moves", acked, moves)
 		if len(failures) > 0 || acked == 0 {
 			t.Fatalf("v2 writes through the shims failed during the moves: %v (%d acknowledged)", failures, acked)

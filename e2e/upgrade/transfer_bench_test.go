@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -39,6 +40,9 @@ import (
 //
 //	go test -tags bench -run TestLeaderTransferFloor -timeout 30m ./e2e/upgrade/
 func TestLeaderTransferFloor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
 	moves := 20
 	if s := os.Getenv("TRANSFER_MOVES"); s != "" {
 		moves, _ = strconv.Atoi(s)
@@ -172,21 +176,15 @@ func TestLeaderTransferFloor(t *testing.T) {
 		return -1, 0
 	}
 	settle := func() {
-		// Every shim's relayed connections back on its own member.
-		deadline := time.Now().Add(60 * time.Second)
-		for time.Now().Before(deadline) {
-			home := true
+		waitfor.True(t, time.Minute, "every shim's relayed connection back on its own member", func() bool {
 			for i, a := range admins {
 				rep, draining, err := shimState(a)
 				if err != nil || draining || rep.Tunnels[urls[i]] != 1 {
-					home = false
+					return false
 				}
 			}
-			if home {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return true
+		})
 		// Past the members' request timeout (5 s + 2 election timeouts):
 		// a writer still waiting on a write dropped in the last transfer
 		// could not fail in this one.
@@ -258,7 +256,7 @@ func TestLeaderTransferFloor(t *testing.T) {
 	}
 	settle()
 	stop()
-	wg.Wait()
+	waitfor.Group(t, &wg, time.Minute, "the writers")
 
 	// Attribute each failure to the transfer its call overlapped.
 	role := func(mv move, member int) string {
