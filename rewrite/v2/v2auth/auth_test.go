@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/internal/etcdtest"
 	"go.etcd.io/etcd/api/v3/authpb"
@@ -111,7 +112,7 @@ func TestV2AuthOnV3(t *testing.T) {
 	}
 	bad := httptest.NewRequest("GET", "/v2/keys/app", nil)
 	bad.SetBasicAuth("alice", "wrong")
-	if _, _, err := tokens.Context(context.Background(), bad); !errors.Is(err, ErrBadCredentials) {
+	if _, _, err := tokens.Context(context.Background(), bad); !errors.Is(err, etcderr.ErrBadCredentials) {
 		t.Fatalf("wrong password: %v", err)
 	}
 	if tokens.Len() != 2 {
@@ -134,7 +135,7 @@ func TestV2AuthOnV3(t *testing.T) {
 	if err := kvAs("alicepw2"); err != nil {
 		t.Fatalf("new password: %v", err)
 	}
-	if err := kvAs("alicepw"); !errors.Is(err, ErrBadCredentials) {
+	if err := kvAs("alicepw"); !errors.Is(err, etcderr.ErrBadCredentials) {
 		t.Fatalf("old password after the change: %v", err)
 	}
 

@@ -130,7 +130,7 @@ func (h *Handler) requireRoot(r *http.Request) error {
 	case root:
 		return nil
 	case authenticated:
-		return ErrBadCredentials
+		return etcderr.ErrBadCredentials
 	}
 	// No user: anonymous, or auth is off.
 	st, err := h.status(r)
@@ -138,7 +138,7 @@ func (h *Handler) requireRoot(r *http.Request) error {
 		return err
 	}
 	if st.Enabled {
-		return ErrBadCredentials
+		return etcderr.ErrBadCredentials
 	}
 	return nil
 }
@@ -152,7 +152,7 @@ func (h *Handler) status(r *http.Request) (*pb.AuthStatusResponse, error) {
 		st, err = ac.AuthStatus(ctx, &pb.AuthStatusRequest{})
 		return err
 	})
-	if errors.Is(err, ErrBadCredentials) || isDenied(err) {
+	if etcderr.Unauthorized(err) {
 		return &pb.AuthStatusResponse{Enabled: true}, nil
 	}
 	return st, err
@@ -170,7 +170,7 @@ func (h *Handler) writeError(w http.ResponseWriter, err error) {
 	var ae *authError
 	switch {
 	case errors.As(err, &ae):
-	case errors.Is(err, ErrBadCredentials) || isDenied(err):
+	case etcderr.Unauthorized(err):
 		ae = &authError{code: http.StatusUnauthorized, msg: "Insufficient credentials"}
 	case etcderr.Unavailable(err):
 		h.opts.Logger.Warn("v2 auth request failed upstream", zap.Error(err))

@@ -114,7 +114,7 @@ func TestTokenRenewedOnceByTheConnection(t *testing.T) {
 	}
 	// A refusal that a new token does not cure is not retried.
 	r.SetBasicAuth("alice", "wrong")
-	if err := call(); !errors.Is(err, ErrBadCredentials) {
+	if err := call(); !errors.Is(err, etcderr.ErrBadCredentials) {
 		t.Fatalf("wrong password: %v", err)
 	}
 	// Without credentials there is nothing to renew: the error is the

@@ -3,7 +3,6 @@ package v2cluster
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -15,7 +14,6 @@ import (
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/internal/redact"
 	"github.com/etcdshim/etcdshim/internal/reqbody"
-	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
@@ -201,7 +199,7 @@ func isNotFound(err error) bool { return etcderr.Is(err, rpctypes.ErrGRPCMemberN
 // served says so in the same words as every other surface; the cause goes
 // to the log.
 func (h *Handler) writeUpstreamError(w http.ResponseWriter, err error) {
-	if errors.Is(err, v2auth.ErrBadCredentials) || etcderr.Denied(err) {
+	if etcderr.Unauthorized(err) {
 		writeMessage(w, http.StatusUnauthorized, "Insufficient credentials")
 		return
 	}

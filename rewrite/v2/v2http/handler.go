@@ -292,7 +292,7 @@ func (k *Keys) writeError(w http.ResponseWriter, err error) {
 	var ve *v2store.Error
 	switch {
 	case errors.As(err, &ve):
-	case errors.Is(err, v2auth.ErrBadCredentials) || isDenied(err):
+	case etcderr.Unauthorized(err):
 		k.opts.Logger.Debug("v2 request refused by the member", zap.Error(err))
 		ve = v2store.NewError(v2store.EcodeUnauthorized, "Insufficient credentials", 0)
 	default:
@@ -303,10 +303,6 @@ func (k *Keys) writeError(w http.ResponseWriter, err error) {
 	}
 	ve.WriteTo(w)
 }
-
-// isDenied: the member refused the identity or its rights (by gRPC code and
-// etcd's errors, however wrapped).
-func isDenied(err error) bool { return etcderr.Denied(err) }
 
 // upstreamCause says what failed in words a v2 client can log, without the
 // members' addresses (the log keeps them).
