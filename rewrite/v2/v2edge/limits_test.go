@@ -1,0 +1,83 @@
+package v2edge
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdshim/etcdshim/internal/reqbody"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
+)
+
+func TestLimitsOrDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		in, want Limits
+	}{
+		{"zero", Limits{}, Limits{Timeout: v2store.DefaultTimeout, MaxRequestBytes: 3 << 20}},
+		{"set", Limits{Timeout: time.Second, MaxRequestBytes: 64}, Limits{Timeout: time.Second, MaxRequestBytes: 64}},
+		{"negative", Limits{Timeout: -1, MaxRequestBytes: -1}, Limits{Timeout: v2store.DefaultTimeout, MaxRequestBytes: 3 << 20}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.in.OrDefaults(); got != tc.want {
+				t.Fatalf("%+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLimitsBound(t *testing.T) {
+	l := Limits{Timeout: time.Hour}
+	before := time.Now()
+	ctx, cancel := l.Bound(context.Background())
+	defer cancel()
+	d, ok := ctx.Deadline()
+	if !ok || d.Before(before.Add(time.Hour)) || d.After(time.Now().Add(time.Hour)) {
+		t.Fatalf("deadline %v (%v), want an hour from now", d, ok)
+	}
+	// A shorter deadline the caller set stays.
+	short, cancelShort := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelShort()
+	ctx, cancel2 := l.Bound(short)
+	defer cancel2()
+	if d2, _ := ctx.Deadline(); d2.After(time.Now().Add(time.Minute)) {
+		t.Fatalf("deadline %v outlives the caller's", d2)
+	}
+}
+
+func TestLimitsBody(t *testing.T) {
+	l := Limits{MaxRequestBytes: 8}
+	for _, tc := range []struct {
+		name     string
+		body     string
+		declared bool // Content-Length set; otherwise chunked
+		tooMuch  bool // DeclaresTooMuch
+		err      error
+	}{
+		{"at the limit", "12345678", true, false, nil},
+		{"declared over", "123456789", true, true, reqbody.ErrTooLarge},
+		{"chunked at the limit", "12345678", false, false, nil},
+		{"chunked over", "123456789", false, false, reqbody.ErrTooLarge},
+		{"empty", "", true, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("PUT", "/v2/members", strings.NewReader(tc.body))
+			if !tc.declared {
+				r.ContentLength = -1
+			}
+			if got := l.DeclaresTooMuch(r); got != tc.tooMuch {
+				t.Fatalf("DeclaresTooMuch = %v", got)
+			}
+			b, err := l.ReadBody(r)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("ReadBody: %v, want %v", err, tc.err)
+			}
+			if err == nil && string(b) != tc.body {
+				t.Fatalf("ReadBody = %q", b)
+			}
+		})
+	}
+}
