@@ -9,6 +9,7 @@ import (
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cache"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cluster"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2edge"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2http"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2watch"
@@ -58,8 +59,8 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 			ctx, _, err := tokens.Context(r.Context(), r)
 			return ctx, err
 		},
-		MaxRequestBytes: cfg.MaxRequestBytes,
-		Logger:          log.Named("v2cluster"),
+		Limits: v2edge.Limits{MaxRequestBytes: cfg.MaxRequestBytes},
+		Logger: log.Named("v2cluster"),
 	}, clientUp)
 	// The hub follows the keyspace as the shim's own user (--user) when
 	// one is set: with auth on it needs read on the v2 keyspace.
