@@ -91,7 +91,7 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 		Legacy:          legacy,
 		Logger:          log.Named("v2"),
 	}, store)
-	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, MaxRequestBytes: cfg.MaxRequestBytes, Logger: log.Named("v2auth")}, clientUp, tokens)
+	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, Limits: v2edge.Limits{MaxRequestBytes: cfg.MaxRequestBytes}, Logger: log.Named("v2auth")}, clientUp, tokens)
 
 	v2 := http.NewServeMux()
 	v2.Handle("/v2/keys", v2Metrics.Wrap(keys))

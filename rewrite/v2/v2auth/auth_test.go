@@ -15,6 +15,8 @@ import (
 	"github.com/etcdshim/etcdshim/internal/etcdtest"
 	"go.etcd.io/etcd/api/v3/authpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 )
 
@@ -61,7 +63,7 @@ func TestV2AuthOnV3(t *testing.T) {
 	cc := startEtcd(t)
 	up := connUpstream{cc}
 	tokens := NewTokens(up, "", "", 8)
-	h := New(Options{}, up, tokens)
+	h := New(Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}, up, tokens)
 	run(t, h, []step{
 		{"status", "GET", "/v2/auth/enable", "", "", 200, "{\"enabled\":false}\n"},
 		{"enable without root", "PUT", "/v2/auth/enable", "", "", 409, `{"message":"auth: No root user available, please create one"}`},
