@@ -83,13 +83,13 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 		store.WithReadCache(cache)
 	}
 	keys := v2http.New(v2http.Options{
-		MaxRequestBytes: cfg.MaxRequestBytes,
-		MaxKeyDepth:     cfg.V2MaxKeyDepth,
-		MaxKeyBytes:     cfg.V2MaxKeyBytes,
-		Credentials:     tokens,
-		Watcher:         hub,
-		Legacy:          legacy,
-		Logger:          log.Named("v2"),
+		Limits:      v2edge.Limits{MaxRequestBytes: cfg.MaxRequestBytes},
+		MaxKeyDepth: cfg.V2MaxKeyDepth,
+		MaxKeyBytes: cfg.V2MaxKeyBytes,
+		Credentials: tokens,
+		Watcher:     hub,
+		Legacy:      legacy,
+		Logger:      log.Named("v2"),
 	}, store)
 	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, Limits: v2edge.Limits{MaxRequestBytes: cfg.MaxRequestBytes}, Logger: log.Named("v2auth")}, clientUp, tokens)
 
