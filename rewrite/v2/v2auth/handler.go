@@ -164,6 +164,20 @@ func (h *Handler) call(r *http.Request, fn func(ctx context.Context, ac pb.AuthC
 	return h.tokens.Do(ctx, r, func(ctx context.Context) error { return fn(ctx, ac) })
 }
 
+// answer runs fn as the request's user and then answers status with out,
+// which fn filled in, as JSON (no body when out is nil).
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, status int, out any, fn func(ctx context.Context, ac pb.AuthClient) error) error {
+	if err := h.call(r, fn); err != nil {
+		return err
+	}
+	if out == nil {
+		v2edge.WriteEmpty(w, status)
+	} else {
+		v2edge.WriteJSON(w, status, out)
+	}
+	return nil
+}
+
 func (h *Handler) writeError(w http.ResponseWriter, err error) {
 	v2edge.WriteError(w, err, h.opts.Logger)
 }
@@ -177,6 +191,18 @@ func (h *Handler) decode(r *http.Request, v any) error {
 	// A decoder, as 3.4's: what follows the first JSON value is ignored.
 	if err != nil || json.NewDecoder(bytes.NewReader(b)).Decode(v) != nil {
 		return httpErr(http.StatusBadRequest, "Invalid JSON in request body.")
+	}
+	return nil
+}
+
+// decodeNamed decodes the body of a PUT to /v2/auth/<kind>s/<name>, which
+// must name the same user or role.
+func (h *Handler) decodeNamed(r *http.Request, v interface{ named() string }, kind, name string) error {
+	if err := h.decode(r, v); err != nil {
+		return err
+	}
+	if v.named() != name {
+		return httpErr(http.StatusBadRequest, kind+" JSON name does not match the name in the URL")
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ func (h *Handler) listRoles(w http.ResponseWriter, r *http.Request, _ string) er
 	var out struct {
 		Roles []role `json:"roles"`
 	}
-	err := h.call(r, func(ctx context.Context, ac pb.AuthClient) error {
+	return h.answer(w, r, http.StatusOK, &out, func(ctx context.Context, ac pb.AuthClient) error {
 		rl, err := ac.RoleList(ctx, &pb.AuthRoleListRequest{})
 		if err != nil {
 			return err
@@ -37,53 +37,35 @@ func (h *Handler) listRoles(w http.ResponseWriter, r *http.Request, _ string) er
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	v2edge.WriteJSON(w, http.StatusOK, out)
-	return nil
 }
 
 func (h *Handler) getRole(w http.ResponseWriter, r *http.Request, name string) error {
 	var out role
-	err := h.call(r, func(ctx context.Context, ac pb.AuthClient) (err error) {
+	return h.answer(w, r, http.StatusOK, &out, func(ctx context.Context, ac pb.AuthClient) (err error) {
 		out, err = h.readRole(ctx, ac, name)
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	v2edge.WriteJSON(w, http.StatusOK, out)
-	return nil
 }
 
 func (h *Handler) deleteRole(w http.ResponseWriter, r *http.Request, name string) error {
 	if name == rootRoleName {
 		return authErr(http.StatusForbidden, "Cannot modify role %s: is root role.", name)
 	}
-	err := h.call(r, func(ctx context.Context, ac pb.AuthClient) error {
+	return h.answer(w, r, http.StatusOK, nil, func(ctx context.Context, ac pb.AuthClient) error {
 		_, err := ac.RoleDelete(ctx, &pb.AuthRoleDeleteRequest{Role: name})
 		if is(err, rpctypes.ErrGRPCRoleNotFound) {
 			return authErr(http.StatusNotFound, "Role %s does not exist.", name)
 		}
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	v2edge.WriteEmpty(w, http.StatusOK)
-	return nil
 }
 
 // putRole creates a role with its permissions, or grants and revokes
 // permissions of an existing one, as the body asks.
 func (h *Handler) putRole(w http.ResponseWriter, r *http.Request, name string) error {
 	var in role
-	if err := h.decode(r, &in); err != nil {
+	if err := h.decodeNamed(r, &in, "Role", name); err != nil {
 		return err
-	}
-	if in.Role != name {
-		return httpErr(http.StatusBadRequest, "Role JSON name does not match the name in the URL")
 	}
 	if name == rootRoleName {
 		return authErr(http.StatusForbidden, "Cannot modify role %s: is root role.", name)

@@ -19,6 +19,8 @@ type user struct {
 	Revoke   []string `json:"revoke,omitempty"`
 }
 
+func (u *user) named() string { return u.User }
+
 type userWithRoles struct {
 	User  string `json:"user"`
 	Roles []role `json:"roles,omitempty"`
@@ -57,13 +59,11 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, _ string) er
 	var out struct {
 		Users []userWithRoles `json:"users"`
 	}
-	var hdr *pb.ResponseHeader
-	err := h.call(r, func(ctx context.Context, ac pb.AuthClient) error {
+	return h.answer(w, r, http.StatusOK, &out, func(ctx context.Context, ac pb.AuthClient) error {
 		ul, err := ac.UserList(ctx, &pb.AuthUserListRequest{})
 		if err != nil {
 			return err
 		}
-		hdr = ul.Header
 		out.Users = nil
 		for _, name := range ul.Users {
 			ug, err := ac.UserGet(ctx, &pb.AuthUserGetRequest{Name: name})
@@ -76,19 +76,14 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, _ string) er
 			}
 			out.Users = append(out.Users, u)
 		}
+		v2edge.SetClusterID(w, ul.Header.GetClusterId())
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	v2edge.SetClusterID(w, hdr.GetClusterId())
-	v2edge.WriteJSON(w, http.StatusOK, out)
-	return nil
 }
 
 func (h *Handler) getUser(w http.ResponseWriter, r *http.Request, name string) error {
 	var out userWithRoles
-	err := h.call(r, func(ctx context.Context, ac pb.AuthClient) error {
+	return h.answer(w, r, http.StatusOK, &out, func(ctx context.Context, ac pb.AuthClient) error {
 		ug, err := ac.UserGet(ctx, &pb.AuthUserGetRequest{Name: name})
 		if err != nil {
 			if is(err, rpctypes.ErrGRPCUserNotFound) {
@@ -100,15 +95,10 @@ func (h *Handler) getUser(w http.ResponseWriter, r *http.Request, name string) e
 		out, err = h.withRoles(ctx, ac, name, ug.Roles, false)
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	v2edge.WriteJSON(w, http.StatusOK, out)
-	return nil
 }
 
 func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, name string) error {
-	err := h.call(r, func(ctx context.Context, ac pb.AuthClient) error {
+	return h.answer(w, r, http.StatusOK, nil, func(ctx context.Context, ac pb.AuthClient) error {
 		if name == "root" {
 			if st, err := ac.AuthStatus(ctx, &pb.AuthStatusRequest{}); err == nil && st.Enabled {
 				return authErr(http.StatusForbidden, "Cannot delete root user while auth is enabled.")
@@ -123,22 +113,14 @@ func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, name string
 		}
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	v2edge.WriteEmpty(w, http.StatusOK)
-	return nil
 }
 
 // putUser creates a user, grants and revokes its roles, or changes its
 // password, as the body asks (3.4's three modes of a PUT).
 func (h *Handler) putUser(w http.ResponseWriter, r *http.Request, name string) error {
 	var in user
-	if err := h.decode(r, &in); err != nil {
+	if err := h.decodeNamed(r, &in, "User", name); err != nil {
 		return err
-	}
-	if in.User != name {
-		return httpErr(http.StatusBadRequest, "User JSON name does not match the name in the URL")
 	}
 	regrant := len(in.Grant) > 0 || len(in.Revoke) > 0
 	if regrant && len(in.Roles) > 0 {

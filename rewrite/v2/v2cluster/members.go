@@ -77,27 +77,35 @@ func (h *Handler) listMembers(ctx context.Context, w http.ResponseWriter) {
 // getLeader answers the leader, or 503 during an election.
 func (h *Handler) getLeader(ctx context.Context, w http.ResponseWriter) {
 	st, err := etcdrpc.NewMaintenanceClient(h.up.ClientConn()).Status(ctx, &pb.StatusRequest{})
-	if err != nil {
+	if err == nil {
+		v2edge.SetClusterID(w, st.Header.GetClusterId())
+	}
+	var leader *pb.Member
+	if err == nil && st.Leader != 0 {
+		leader, err = h.member(ctx, st.Leader)
+	}
+	switch {
+	case err != nil:
 		h.writeUpstreamError(w, err)
-		return
-	}
-	v2edge.SetClusterID(w, st.Header.GetClusterId())
-	if st.Leader == 0 {
+	case leader == nil:
 		v2edge.WriteMessage(w, http.StatusServiceUnavailable, "During election")
-		return
+	default:
+		v2edge.WriteJSON(w, http.StatusOK, h.toV2(leader))
 	}
+}
+
+// member is the member with id (nil: none has it).
+func (h *Handler) member(ctx context.Context, id uint64) (*pb.Member, error) {
 	ml, err := h.memberList(ctx)
 	if err != nil {
-		h.writeUpstreamError(w, err)
-		return
+		return nil, err
 	}
 	for _, m := range ml.Members {
-		if m.ID == st.Leader {
-			v2edge.WriteJSON(w, http.StatusOK, h.toV2(m))
-			return
+		if m.ID == id {
+			return m, nil
 		}
 	}
-	v2edge.WriteMessage(w, http.StatusServiceUnavailable, "During election")
+	return nil, nil
 }
 
 // addMember adds a member (whatever the path names after /v2/members, as

@@ -48,6 +48,16 @@ type selfStats struct {
 // writeStats writes /v2/stats bodies as 3.4 does: JSON without a newline.
 func writeStats(w http.ResponseWriter, v any) { v2edge.WriteJSONNoNewline(w, http.StatusOK, v) }
 
+// members lists the members as r's client.
+func (h *Handler) members(r *http.Request) (*pb.MemberListResponse, error) {
+	ctx, cancel, err := h.ctx(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	return h.memberList(ctx)
+}
+
 func (h *Handler) status(r *http.Request) (*pb.StatusResponse, error) {
 	ctx, cancel, err := h.ctx(r)
 	if err != nil {
@@ -89,14 +99,10 @@ func (h *Handler) serveStatsSelf(w http.ResponseWriter, r *http.Request) {
 		since := h.trackLeader(st.Leader)
 		self.LeaderInfo = leaderInfo{Leader: idString(st.Leader), Uptime: time.Since(since).String(), StartTime: since.UTC().Format(time.RFC3339Nano)}
 	}
-	ctx, cancel, err := h.ctx(r)
-	if err == nil {
-		defer cancel()
-		if ml, err := h.memberList(ctx); err == nil {
-			for _, m := range ml.Members {
-				if m.ID == st.Header.MemberId {
-					self.Name = m.Name
-				}
+	if ml, err := h.members(r); err == nil {
+		for _, m := range ml.Members {
+			if m.ID == st.Header.MemberId {
+				self.Name = m.Name
 			}
 		}
 	}
@@ -129,13 +135,7 @@ func (h *Handler) serveStatsLeader(w http.ResponseWriter, r *http.Request) {
 		v2edge.WriteMessage(w, http.StatusForbidden, "not current leader")
 		return
 	}
-	ctx, cancel, err := h.ctx(r)
-	if err != nil {
-		h.writeUpstreamError(w, err)
-		return
-	}
-	defer cancel()
-	ml, err := h.memberList(ctx)
+	ml, err := h.members(r)
 	if err != nil {
 		h.writeUpstreamError(w, err)
 		return

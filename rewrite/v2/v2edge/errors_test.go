@@ -58,35 +58,33 @@ func TestWriteError(t *testing.T) {
 }
 
 func TestWriteKeysError(t *testing.T) {
+	const unauthorized = `{"errorCode":110,"message":"The request requires user authentication","cause":"Insufficient credentials","index":0}`
+	raftInternal := func(cause string) string {
+		return `{"errorCode":300,"message":"Raft Internal Error","cause":"` + cause + `","index":0}`
+	}
+	notFound := fmt.Errorf("get: %w", v2store.NewError(v2store.EcodeKeyNotFound, "/a", 42))
 	for _, tc := range []struct {
 		name   string
 		err    error
 		status int
-		body   string
+		body   string // and a newline
 		index  string // X-Etcd-Index
 		warns  int
 	}{
-		{"v2 condition", fmt.Errorf("get: %w", v2store.NewError(v2store.EcodeKeyNotFound, "/a", 42)), 404,
-			`{"errorCode":100,"message":"Key not found","cause":"/a","index":42}` + "\n", "42", 0},
-		{"bad credentials", badCredentials, 401,
-			`{"errorCode":110,"message":"The request requires user authentication","cause":"Insufficient credentials","index":0}` + "\n", "0", 0},
-		{"denied", denied, 401,
-			`{"errorCode":110,"message":"The request requires user authentication","cause":"Insufficient credentials","index":0}` + "\n", "0", 0},
+		{"v2 condition", notFound, 404, `{"errorCode":100,"message":"Key not found","cause":"/a","index":42}`, "42", 0},
+		{"bad credentials", badCredentials, 401, unauthorized, "0", 0},
+		{"denied", denied, 401, unauthorized, "0", 0},
 		// The member's words pass; an address does not.
-		{"no leader", noLeader, 500,
-			`{"errorCode":300,"message":"Raft Internal Error","cause":"etcdserver: no leader","index":0}` + "\n", "0", 1},
-		{"no member", unreachable, 500,
-			`{"errorCode":300,"message":"Raft Internal Error","cause":"upstream member unavailable","index":0}` + "\n", "0", 1},
-		{"anything else", internal, 500,
-			`{"errorCode":300,"message":"Raft Internal Error","cause":"upstream member unavailable","index":0}` + "\n", "0", 1},
-		{"client gone", canceled, 500,
-			`{"errorCode":300,"message":"Raft Internal Error","cause":"range: context canceled","index":0}` + "\n", "0", 0},
+		{"no leader", noLeader, 500, raftInternal("etcdserver: no leader"), "0", 1},
+		{"no member", unreachable, 500, raftInternal("upstream member unavailable"), "0", 1},
+		{"anything else", internal, 500, raftInternal("upstream member unavailable"), "0", 1},
+		{"client gone", canceled, 500, raftInternal("range: context canceled"), "0", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zap.WarnLevel)
 			rec := httptest.NewRecorder()
 			WriteKeysError(rec, tc.err, zap.New(core))
-			if rec.Code != tc.status || rec.Body.String() != tc.body || rec.Header().Get("X-Etcd-Index") != tc.index {
+			if rec.Code != tc.status || rec.Body.String() != tc.body+"\n" || rec.Header().Get("X-Etcd-Index") != tc.index {
 				t.Fatalf("%d %q %v, want %d %q", rec.Code, rec.Body.String(), rec.Header(), tc.status, tc.body)
 			}
 			if logs.Len() != tc.warns {

@@ -1,6 +1,7 @@
 package v2edge
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -9,21 +10,14 @@ import (
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 )
 
+// TestSetClusterID: by the ID a member reported (0: none), the header.
 func TestSetClusterID(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		id   uint64
-		want []string
-	}{
-		{"none reported", 0, nil},
-		{"hex", 0xcdf818194e3a8c32, []string{"cdf818194e3a8c32"}},
-		{"small", 26, []string{"1a"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for id, want := range map[uint64][]string{0: nil, 26: {"1a"}, 0xcdf818194e3a8c32: {"cdf818194e3a8c32"}} {
+		t.Run(fmt.Sprintf("%#x", id), func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			SetClusterID(rec, tc.id)
-			if got := rec.Header().Values("X-Etcd-Cluster-Id"); !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("X-Etcd-Cluster-Id %q, want %q", got, tc.want)
+			SetClusterID(rec, id)
+			if got := rec.Header().Values("X-Etcd-Cluster-Id"); !reflect.DeepEqual(got, want) {
+				t.Fatalf("X-Etcd-Cluster-Id %q, want %q", got, want)
 			}
 		})
 	}

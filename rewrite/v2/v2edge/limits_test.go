@@ -3,6 +3,7 @@ package v2edge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -12,18 +13,14 @@ import (
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 )
 
+// TestLimitsOrDefaults: by what a handler was given, what it uses.
 func TestLimitsOrDefaults(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		in, want Limits
-	}{
-		{"zero", Limits{}, Limits{Timeout: v2store.DefaultTimeout, MaxRequestBytes: 3 << 20}},
-		{"set", Limits{Timeout: time.Second, MaxRequestBytes: 64}, Limits{Timeout: time.Second, MaxRequestBytes: 64}},
-		{"negative", Limits{Timeout: -1, MaxRequestBytes: -1}, Limits{Timeout: v2store.DefaultTimeout, MaxRequestBytes: 3 << 20}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.in.OrDefaults(); got != tc.want {
-				t.Fatalf("%+v, want %+v", got, tc.want)
+	defaults := Limits{Timeout: v2store.DefaultTimeout, MaxRequestBytes: 3 << 20}
+	set := Limits{Timeout: time.Second, MaxRequestBytes: 64}
+	for given, want := range map[Limits]Limits{{}: defaults, set: set, {Timeout: -1, MaxRequestBytes: -1}: defaults} {
+		t.Run(fmt.Sprintf("%+v", given), func(t *testing.T) {
+			if got := given.OrDefaults(); got != want {
+				t.Fatalf("%+v, want %+v", got, want)
 			}
 		})
 	}

@@ -69,11 +69,11 @@ func New(opts Options, store v2store.Store) *Keys {
 type op func(k *Keys, ctx context.Context, rq *request) (*v2store.Event, v2store.Meta, error)
 
 var keyRoutes = v2edge.NewRouter(
-	v2edge.On(http.MethodHead, op((*Keys).get)),
-	v2edge.On(http.MethodGet, op((*Keys).get)),
-	v2edge.On(http.MethodPut, op((*Keys).put)),
-	v2edge.On(http.MethodPost, op((*Keys).createInOrder)),
-	v2edge.On(http.MethodDelete, op((*Keys).delete)))
+	v2edge.On(http.MethodHead, (*Keys).get),
+	v2edge.On(http.MethodGet, (*Keys).get),
+	v2edge.On(http.MethodPut, (*Keys).put),
+	v2edge.On(http.MethodPost, (*Keys).createInOrder),
+	v2edge.On(http.MethodDelete, (*Keys).delete))
 
 func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call, ok := keyRoutes.Find(w, r)
