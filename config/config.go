@@ -105,6 +105,10 @@ type Config struct {
 	// Password is User's password when User has none (prefer the
 	// environment variable ETCDSHIM_PASSWORD to a flag).
 	Password string `mapstructure:"password"`
+	// V2RequestTimeout bounds one v2 request's calls to the member (keys
+	// writes, members, auth; reads too unless the read cache answers), as
+	// 3.4's one request timeout bounds all its v2 handlers.
+	V2RequestTimeout time.Duration `mapstructure:"v2-request-timeout"`
 	// V2TokenCacheSize bounds the v2 credential → v3 token cache.
 	V2TokenCacheSize int `mapstructure:"v2-token-cache-size"`
 	// V2MemberShimURLs maps a member name or member client URL to that
@@ -163,6 +167,9 @@ func Default() Config {
 		LegacyClientsMax: 1000,
 		V2WatchHistory:   1000,
 		V2TokenCacheSize: 1024,
+		// 3.4's request timeout is 5 s plus two election timeouts (7 s with
+		// etcd's defaults); a write without quorum fails after it.
+		V2RequestTimeout: 10 * time.Second,
 		// The v2 keyspaces of 3.x deployments lived in the member's memory;
 		// a cache this size holds about 300,000 small keys.
 		V2ReadCacheMaxBytes: 64 * 1024 * 1024,

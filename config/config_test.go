@@ -95,6 +95,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"bad log level", []string{"--endpoints", "http://127.0.0.1:1", "--log-level", "loud"}, "", "--log-level"},
 		{"bad v2 prefix", []string{"--endpoints", "http://127.0.0.1:1", "--v2-prefix", "v2/"}, "", "--v2-prefix"},
 		{"negative gc headroom", []string{"--endpoints", "http://127.0.0.1:1", "--gc-headroom-bytes", "-1"}, "", "--gc-headroom-bytes"},
+		{"no v2 request timeout", []string{"--endpoints", "http://127.0.0.1:1", "--v2-request-timeout", "0s"}, "", `invalid --v2-request-timeout "0s": must be a positive duration`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -69,6 +69,7 @@ func RegisterFlags(fs *pflag.FlagSet, d Config) {
 	fs.String("v2-guest-user", d.V2GuestUser, "v3 user whose rights anonymous v2 requests get when auth is on")
 	fs.String("v2-guest-password", d.V2GuestPassword, "password of --v2-guest-user (better set as ETCDSHIM_V2_GUEST_PASSWORD)")
 	fs.Int64("v2-read-cache-max-bytes", d.V2ReadCacheMaxBytes, "memory bound of the v2 read cache for GETs without quorum=true (0: no cache)")
+	fs.Duration("v2-request-timeout", d.V2RequestTimeout, "time limit of one v2 request's calls to the member (a write without quorum fails after it)")
 	fs.Int("v2-token-cache-size", d.V2TokenCacheSize, "how many v2 credentials' v3 tokens are cached")
 	fs.String("user", d.User, "the shim's own v3 user for its background work with auth on (v2 watches), username[:password] as etcdctl's; needs read on the v2 keyspace only")
 	fs.String("password", d.Password, "password of --user (better set as ETCDSHIM_PASSWORD)")

@@ -94,7 +94,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"health-interval", c.HealthInterval}, {"health-timeout", c.HealthTimeout}, {"dial-timeout", c.DialTimeout}, {"metrics-timeout", c.MetricsTimeout}} {
+	}{{"health-interval", c.HealthInterval}, {"health-timeout", c.HealthTimeout}, {"dial-timeout", c.DialTimeout}, {"metrics-timeout", c.MetricsTimeout}, {"v2-request-timeout", c.V2RequestTimeout}} {
 		if d.v <= 0 {
 			ps.bad(d.flag, d.v.String(), "must be a positive duration such as 1s")
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cache"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cluster"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2edge"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2http"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2watch"
@@ -48,6 +49,8 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 	// Every v2 handler reaches the member as its client through clientUp,
 	// which renews a client's token once when the member refuses it.
 	clientUp := tokens.Upstream(pool)
+	// One request timeout and body limit for every v2 handler, as 3.4 has.
+	limits := v2edge.Limits{Timeout: cfg.V2RequestTimeout, MaxRequestBytes: cfg.MaxRequestBytes}
 	cluster := v2cluster.New(v2cluster.Options{
 		AdvertiseClientURLs: advertise,
 		MemberShimURLs:      cfg.V2MemberShimURLs,
@@ -58,8 +61,8 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 			ctx, _, err := tokens.Context(r.Context(), r)
 			return ctx, err
 		},
-		MaxRequestBytes: cfg.MaxRequestBytes,
-		Logger:          log.Named("v2cluster"),
+		Limits: limits,
+		Logger: log.Named("v2cluster"),
 	}, clientUp)
 	// The hub follows the keyspace as the shim's own user (--user) when
 	// one is set: with auth on it needs read on the v2 keyspace.
@@ -70,7 +73,7 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 	hub := v2watch.New(v2watch.Options{Prefix: cfg.V2Prefix, History: cfg.V2WatchHistory, Identity: hubIdentity,
 		Logger: log.Named("v2watch"), Registerer: shimReg}, clientUp)
 	actors = append(actors, actor{name: "v2 watch hub", run: background(hub.Run)})
-	store := v2store.NewV3(clientUp.ClientConn(), cfg.V2Prefix)
+	store := v2store.NewV3(clientUp.ClientConn(), cfg.V2Prefix).WithTimeout(limits.Timeout)
 	if cfg.V2ReadCacheMaxBytes > 0 {
 		anonymous := ""
 		if markAnonymous {
@@ -82,15 +85,15 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 		store.WithReadCache(cache)
 	}
 	keys := v2http.New(v2http.Options{
-		MaxRequestBytes: cfg.MaxRequestBytes,
-		MaxKeyDepth:     cfg.V2MaxKeyDepth,
-		MaxKeyBytes:     cfg.V2MaxKeyBytes,
-		Credentials:     tokens,
-		Watcher:         hub,
-		Legacy:          legacy,
-		Logger:          log.Named("v2"),
+		Limits:      limits,
+		MaxKeyDepth: cfg.V2MaxKeyDepth,
+		MaxKeyBytes: cfg.V2MaxKeyBytes,
+		Credentials: tokens,
+		Watcher:     hub,
+		Legacy:      legacy,
+		Logger:      log.Named("v2"),
 	}, store)
-	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, MaxRequestBytes: cfg.MaxRequestBytes, Logger: log.Named("v2auth")}, clientUp, tokens)
+	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, Limits: limits, Logger: log.Named("v2auth")}, clientUp, tokens)
 
 	v2 := http.NewServeMux()
 	v2.Handle("/v2/keys", v2Metrics.Wrap(keys))

@@ -68,6 +68,16 @@ func Denied(err error) bool {
 	return Is(err, rpctypes.ErrGRPCUserEmpty) || Is(err, rpctypes.ErrGRPCAuthFailed) || InvalidToken(err)
 }
 
+// ErrBadCredentials means a v2 client's credentials were refused: the member
+// would not authenticate its user and password, or its Authorization header
+// is not Basic. v2 answers it as any refusal (Unauthorized).
+var ErrBadCredentials = errors.New("insufficient credentials")
+
+// Unauthorized reports what v2 answers with 110 (401) "Insufficient
+// credentials": refused credentials, or a refusal of the request's
+// identity or rights (Denied).
+func Unauthorized(err error) bool { return errors.Is(err, ErrBadCredentials) || Denied(err) }
+
 // Unavailable reports a call that no member served (the pool found none
 // healthy, or the member went away mid-call).
 func Unavailable(err error) bool { return Code(err) == codes.Unavailable }

@@ -14,6 +14,7 @@ import (
 	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -35,6 +36,10 @@ func Start(t testing.TB) (*embed.Etcd, *grpc.ClientConn) {
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.InitialCluster = cfg.Name + "=" + pu.String()
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	// The cheapest password hash: every user added and every Authenticate
+	// pays for one, and under -race on a loaded machine the default cost
+	// took longer than a handler's request timeout.
+	cfg.BcryptCost = uint(bcrypt.MinCost)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		t.Fatal(err)

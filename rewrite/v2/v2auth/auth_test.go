@@ -10,10 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/internal/etcdtest"
 	"go.etcd.io/etcd/api/v3/authpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 )
 
@@ -60,7 +63,7 @@ func TestV2AuthOnV3(t *testing.T) {
 	cc := startEtcd(t)
 	up := connUpstream{cc}
 	tokens := NewTokens(up, "", "", 8)
-	h := New(Options{}, up, tokens)
+	h := New(Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}, up, tokens)
 	run(t, h, []step{
 		{"status", "GET", "/v2/auth/enable", "", "", 200, "{\"enabled\":false}\n"},
 		{"enable without root", "PUT", "/v2/auth/enable", "", "", 409, `{"message":"auth: No root user available, please create one"}`},
@@ -111,7 +114,7 @@ func TestV2AuthOnV3(t *testing.T) {
 	}
 	bad := httptest.NewRequest("GET", "/v2/keys/app", nil)
 	bad.SetBasicAuth("alice", "wrong")
-	if _, _, err := tokens.Context(context.Background(), bad); !errors.Is(err, ErrBadCredentials) {
+	if _, _, err := tokens.Context(context.Background(), bad); !errors.Is(err, etcderr.ErrBadCredentials) {
 		t.Fatalf("wrong password: %v", err)
 	}
 	if tokens.Len() != 2 {
@@ -134,7 +137,7 @@ func TestV2AuthOnV3(t *testing.T) {
 	if err := kvAs("alicepw2"); err != nil {
 		t.Fatalf("new password: %v", err)
 	}
-	if err := kvAs("alicepw"); !errors.Is(err, ErrBadCredentials) {
+	if err := kvAs("alicepw"); !errors.Is(err, etcderr.ErrBadCredentials) {
 		t.Fatalf("old password after the change: %v", err)
 	}
 

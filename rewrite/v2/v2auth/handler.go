@@ -5,18 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
-	"github.com/etcdshim/etcdshim/internal/redact"
 	"github.com/etcdshim/etcdshim/internal/reqbody"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2edge"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 )
 
@@ -24,11 +21,9 @@ import (
 type Options struct {
 	// V2Prefix is the v3 prefix of the v2 keyspace.
 	V2Prefix string
-	// Timeout bounds one request's calls to the member.
-	Timeout time.Duration
-	// MaxRequestBytes bounds a request body (--max-request-bytes).
-	MaxRequestBytes int64
-	Logger          *zap.Logger
+	// Limits bound one request's calls to the member and its body.
+	Limits v2edge.Limits
+	Logger *zap.Logger
 }
 
 // Handler serves /v2/auth/.
@@ -43,83 +38,86 @@ func New(opts Options, up Upstream, tokens *Tokens) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	if opts.Timeout == 0 {
-		opts.Timeout = 5 * time.Second
-	}
-	if opts.MaxRequestBytes <= 0 {
-		opts.MaxRequestBytes = 3 << 20
-	}
+	opts.Limits = opts.Limits.OrDefaults()
 	return &Handler{opts: opts, up: up, tokens: tokens}
 }
 
-// authError is 3.4's v2 auth error: {"message":"auth: …"} and a status.
-type authError struct {
-	code int
-	msg  string
+// authErr is 3.4's v2 auth error: "auth: …" and a status.
+func authErr(status int, format string, args ...any) error {
+	return v2edge.Errorf(status, "auth: "+format, args...)
 }
 
-func (e *authError) Error() string { return e.msg }
+func httpErr(status int, msg string) error { return &v2edge.Error{Status: status, Message: msg} }
 
-func authErr(code int, format string, args ...any) error {
-	return &authError{code: code, msg: "auth: " + fmt.Sprintf(format, args...)}
-}
+// serve answers one method of an auth resource; name is the user or role
+// the path names ("" for the others).
+type serve func(h *Handler, w http.ResponseWriter, r *http.Request, name string) error
 
-func httpErr(code int, msg string) error { return &authError{code: code, msg: msg} }
+// The auth resources. Every method but GET /v2/auth/enable needs root
+// while auth is on (asRoot); a method a resource does not serve gets 405
+// before anything else, as in 3.4.
+var (
+	enableRoutes = v2edge.NewRouter(
+		v2edge.On(http.MethodGet, serve((*Handler).getEnabled)),
+		v2edge.On(http.MethodPut, asRoot((*Handler).enable)),
+		v2edge.On(http.MethodDelete, asRoot((*Handler).disable)))
+	collections = map[string]*v2edge.Router[serve]{
+		"users": v2edge.NewRouter(v2edge.On(http.MethodGet, asRoot((*Handler).listUsers))),
+		"roles": v2edge.NewRouter(v2edge.On(http.MethodGet, asRoot((*Handler).listRoles))),
+	}
+	resources = map[string]*v2edge.Router[serve]{
+		"users": v2edge.NewRouter(
+			v2edge.On(http.MethodGet, asRoot((*Handler).getUser)),
+			v2edge.On(http.MethodPut, asRoot((*Handler).putUser)),
+			v2edge.On(http.MethodDelete, asRoot((*Handler).deleteUser))),
+		"roles": v2edge.NewRouter(
+			v2edge.On(http.MethodGet, asRoot((*Handler).getRole)),
+			v2edge.On(http.MethodPut, asRoot((*Handler).putRole)),
+			v2edge.On(http.MethodDelete, asRoot((*Handler).deleteRole))),
+	}
+)
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sub := path.Clean(strings.TrimPrefix(r.URL.Path, "/v2/auth"))
 	pieces := strings.Split(sub, "/") // "", "users", "name"
-	var err error
+	var routes *v2edge.Router[serve]
+	name := ""
 	switch {
 	case sub == "/enable":
-		if r.Method == http.MethodPut || r.Method == http.MethodDelete {
-			err = h.requireRoot(r)
-		}
-		if err == nil {
-			err = h.serveEnable(w, r)
-		}
-	case len(pieces) >= 2 && (pieces[1] == "users" || pieces[1] == "roles"):
-		if len(pieces) <= 3 && rootMethod(r.Method, len(pieces) == 3) {
-			if err = h.requireRoot(r); err != nil {
-				break
-			}
-		}
-		switch len(pieces) {
-		case 2:
-			if pieces[1] == "users" {
-				err = h.serveUsers(w, r)
-			} else {
-				err = h.serveRoles(w, r)
-			}
-		case 3:
-			if pieces[1] == "users" {
-				err = h.serveUser(w, r, pieces[2])
-			} else {
-				err = h.serveRole(w, r, pieces[2])
-			}
-		default:
-			err = httpErr(http.StatusBadRequest, "Invalid path")
-		}
-	default:
+		routes = enableRoutes
+	case len(pieces) < 2 || collections[pieces[1]] == nil:
 		http.NotFound(w, r)
 		return
+	case len(pieces) == 2:
+		routes = collections[pieces[1]]
+	case len(pieces) == 3:
+		routes, name = resources[pieces[1]], pieces[2]
+	default:
+		h.writeError(w, httpErr(http.StatusBadRequest, "Invalid path"))
+		return
 	}
-	if err != nil {
-		h.writeError(w, err)
+	if f, ok := routes.Find(w, r); ok {
+		if err := f(h, w, r, name); err != nil {
+			h.writeError(w, err)
+		}
 	}
 }
 
-// rootMethod: the methods a users/roles endpoint serves (a collection only
-// GET), for which 3.4 requires root while auth is on; others get 405 first.
-func rootMethod(method string, one bool) bool {
-	return method == http.MethodGet || (one && (method == http.MethodPut || method == http.MethodDelete))
+// asRoot is f for root only while auth is on.
+func asRoot(f serve) serve {
+	return func(h *Handler, w http.ResponseWriter, r *http.Request, name string) error {
+		if err := h.requireRoot(r); err != nil {
+			return err
+		}
+		return f(h, w, r, name)
+	}
 }
 
 // requireRoot refuses, as 3.4 does while auth is on, a caller that is not
 // the root user: v3 would let a user read itself and its roles, 3.4 does
 // not. With auth off anyone may (credentials are then ignored).
 func (h *Handler) requireRoot(r *http.Request) error {
-	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	ctx, cancel := h.opts.Limits.Bound(r.Context())
 	defer cancel()
 	cctx, _, err := h.tokens.Context(ctx, r)
 	if err != nil {
@@ -130,7 +128,7 @@ func (h *Handler) requireRoot(r *http.Request) error {
 	case root:
 		return nil
 	case authenticated:
-		return ErrBadCredentials
+		return etcderr.ErrBadCredentials
 	}
 	// No user: anonymous, or auth is off.
 	st, err := h.status(r)
@@ -138,7 +136,7 @@ func (h *Handler) requireRoot(r *http.Request) error {
 		return err
 	}
 	if st.Enabled {
-		return ErrBadCredentials
+		return etcderr.ErrBadCredentials
 	}
 	return nil
 }
@@ -152,7 +150,7 @@ func (h *Handler) status(r *http.Request) (*pb.AuthStatusResponse, error) {
 		st, err = ac.AuthStatus(ctx, &pb.AuthStatusRequest{})
 		return err
 	})
-	if errors.Is(err, ErrBadCredentials) || isDenied(err) {
+	if etcderr.Unauthorized(err) {
 		return &pb.AuthStatusResponse{Enabled: true}, nil
 	}
 	return st, err
@@ -160,36 +158,33 @@ func (h *Handler) status(r *http.Request) (*pb.AuthStatusResponse, error) {
 
 // call runs an Auth API call as the request's user.
 func (h *Handler) call(r *http.Request, fn func(ctx context.Context, ac pb.AuthClient) error) error {
-	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	ctx, cancel := h.opts.Limits.Bound(r.Context())
 	defer cancel()
 	ac := etcdrpc.NewAuthClient(h.up.ClientConn())
 	return h.tokens.Do(ctx, r, func(ctx context.Context) error { return fn(ctx, ac) })
 }
 
-func (h *Handler) writeError(w http.ResponseWriter, err error) {
-	var ae *authError
-	switch {
-	case errors.As(err, &ae):
-	case errors.Is(err, ErrBadCredentials) || isDenied(err):
-		ae = &authError{code: http.StatusUnauthorized, msg: "Insufficient credentials"}
-	case etcderr.Unavailable(err):
-		h.opts.Logger.Warn("v2 auth request failed upstream", zap.Error(err))
-		ae = &authError{code: http.StatusInternalServerError, msg: redact.Unavailable}
-	default:
-		h.opts.Logger.Warn("v2 auth request failed upstream", zap.Error(err))
-		ae = &authError{code: http.StatusInternalServerError, msg: "Internal Server Error"}
+// answer runs fn as the request's user and then answers status with out,
+// which fn filled in, as JSON (no body when out is nil).
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, status int, out any, fn func(ctx context.Context, ac pb.AuthClient) error) error {
+	if err := h.call(r, fn); err != nil {
+		return err
 	}
-	b, _ := json.Marshal(struct {
-		Message string `json:"message"`
-	}{ae.msg})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(ae.code)
-	_, _ = w.Write(b)
+	if out == nil {
+		v2edge.WriteEmpty(w, status)
+	} else {
+		v2edge.WriteJSON(w, status, out)
+	}
+	return nil
+}
+
+func (h *Handler) writeError(w http.ResponseWriter, err error) {
+	v2edge.WriteError(w, err, h.opts.Logger)
 }
 
 // decode reads a JSON body, whole and within the limit, then decodes it.
 func (h *Handler) decode(r *http.Request, v any) error {
-	b, err := reqbody.Read(r, h.opts.MaxRequestBytes)
+	b, err := h.opts.Limits.ReadBody(r)
 	if errors.Is(err, reqbody.ErrTooLarge) {
 		return httpErr(http.StatusRequestEntityTooLarge, "Request body too large.")
 	}
@@ -200,74 +195,17 @@ func (h *Handler) decode(r *http.Request, v any) error {
 	return nil
 }
 
-func isDenied(err error) bool { return etcderr.Denied(err) }
+// decodeNamed decodes the body of a PUT to /v2/auth/<kind>s/<name>, which
+// must name the same user or role.
+func (h *Handler) decodeNamed(r *http.Request, v interface{ named() string }, kind, name string) error {
+	if err := h.decode(r, v); err != nil {
+		return err
+	}
+	if v.named() != name {
+		return httpErr(http.StatusBadRequest, kind+" JSON name does not match the name in the URL")
+	}
+	return nil
+}
 
 // is reports whether err is etcd's error target (an rpctypes.ErrGRPC*).
 func is(err, target error) bool { return etcderr.Is(err, target) }
-
-func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
-	for _, m := range methods {
-		if r.Method == m {
-			return true
-		}
-	}
-	w.Header().Set("Allow", strings.Join(methods, ","))
-	http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
-	return false
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func setClusterID(w http.ResponseWriter, hdr *pb.ResponseHeader) {
-	if hdr != nil && hdr.ClusterId != 0 {
-		w.Header().Set("X-Etcd-Cluster-Id", fmt.Sprintf("%x", hdr.ClusterId))
-	}
-}
-
-func (h *Handler) serveEnable(w http.ResponseWriter, r *http.Request) error {
-	if !allow(w, r, "GET", "PUT", "DELETE") {
-		return nil
-	}
-	// Open to anyone, as in 3.4 (a GET with a wrong password is answered).
-	st, err := h.status(r)
-	if err != nil {
-		return err
-	}
-	setClusterID(w, st.Header)
-	switch r.Method {
-	case http.MethodGet:
-		writeJSON(w, http.StatusOK, struct {
-			Enabled bool `json:"enabled"`
-		}{st.Enabled})
-		return nil
-	case http.MethodPut:
-		if st.Enabled {
-			return authErr(http.StatusConflict, "already enabled")
-		}
-		err = h.call(r, func(ctx context.Context, ac pb.AuthClient) error {
-			_, err := ac.AuthEnable(ctx, &pb.AuthEnableRequest{})
-			return err
-		})
-		if is(err, rpctypes.ErrGRPCRootUserNotExist) || is(err, rpctypes.ErrGRPCRootRoleNotExist) {
-			return authErr(http.StatusConflict, "No root user available, please create one")
-		}
-	case http.MethodDelete:
-		if !st.Enabled {
-			return authErr(http.StatusConflict, "already disabled")
-		}
-		err = h.call(r, func(ctx context.Context, ac pb.AuthClient) error {
-			_, err := ac.AuthDisable(ctx, &pb.AuthDisableRequest{})
-			return err
-		})
-	}
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	return nil
-}

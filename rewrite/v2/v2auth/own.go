@@ -35,7 +35,7 @@ var ErrOwnCredentials = errors.New("the member refused the shim's --user credent
 // Unary calls on a connection from Tokens.Upstream renew it themselves.
 func (o *Own) Context(ctx context.Context) (context.Context, error) {
 	e, err := o.t.token(ctx, o.id, "")
-	if errors.Is(err, ErrBadCredentials) {
+	if errors.Is(err, etcderr.ErrBadCredentials) {
 		return nil, ErrOwnCredentials
 	}
 	if err != nil || e.token == "" {
@@ -67,7 +67,7 @@ func (t *Tokens) PublicContext(ctx context.Context, r *http.Request, own *Own) (
 		return own.Context(ctx)
 	}
 	cctx, _, err := t.Context(ctx, r)
-	if errors.Is(err, ErrBadCredentials) {
+	if errors.Is(err, etcderr.ErrBadCredentials) {
 		return ctx, nil
 	}
 	return cctx, err

@@ -30,6 +30,8 @@ type role struct {
 	Revoke      *permissions `json:"revoke,omitempty"`
 }
 
+func (r *role) named() string { return r.Role }
+
 func rootRole() role {
 	return role{Role: rootRoleName, Permissions: permissions{KV: kvPerms{Read: []string{"/*"}, Write: []string{"/*"}}}}
 }

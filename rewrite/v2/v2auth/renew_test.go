@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2edge"
 	"go.etcd.io/etcd/api/v3/authpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -114,7 +115,7 @@ func TestTokenRenewedOnceByTheConnection(t *testing.T) {
 	}
 	// A refusal that a new token does not cure is not retried.
 	r.SetBasicAuth("alice", "wrong")
-	if err := call(); !errors.Is(err, ErrBadCredentials) {
+	if err := call(); !errors.Is(err, etcderr.ErrBadCredentials) {
 		t.Fatalf("wrong password: %v", err)
 	}
 	// Without credentials there is nothing to renew: the error is the
@@ -178,7 +179,7 @@ func TestScopeFromPermissions(t *testing.T) {
 func TestBodyLimit(t *testing.T) {
 	f := &fakeMember{calls: map[string]int{}}
 	tokens := NewTokens(f, "", "", 8)
-	h := New(Options{MaxRequestBytes: 64}, tokens.Upstream(f), tokens)
+	h := New(Options{Limits: v2edge.Limits{MaxRequestBytes: 64}}, tokens.Upstream(f), tokens)
 	big := `{"user":"bob","password":"` + strings.Repeat("x", 100) + `"}`
 	for _, path := range []string{"/v2/auth/users/bob", "/v2/auth/roles/bob"} {
 		for _, declared := range []bool{true, false} {

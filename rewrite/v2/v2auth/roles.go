@@ -2,27 +2,26 @@ package v2auth
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sort"
 
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2edge"
 	"go.etcd.io/etcd/api/v3/authpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
-func (h *Handler) serveRoles(w http.ResponseWriter, r *http.Request) error {
-	if !allow(w, r, "GET") {
-		return nil
-	}
+func (h *Handler) listRoles(w http.ResponseWriter, r *http.Request, _ string) error {
 	var out struct {
 		Roles []role `json:"roles"`
 	}
-	err := h.call(r, func(ctx context.Context, ac pb.AuthClient) error {
+	return h.answer(w, r, http.StatusOK, &out, func(ctx context.Context, ac pb.AuthClient) error {
 		rl, err := ac.RoleList(ctx, &pb.AuthRoleListRequest{})
 		if err != nil {
 			return err
 		}
-		setClusterID(w, rl.Header)
+		v2edge.SetClusterID(w, rl.Header.GetClusterId())
 		names := append([]string(nil), rl.Roles...)
 		if !contains(names, rootRoleName) {
 			names = append(names, rootRoleName) // 3.4 always lists the built-in root
@@ -30,7 +29,7 @@ func (h *Handler) serveRoles(w http.ResponseWriter, r *http.Request) error {
 		sort.Strings(names)
 		out.Roles = nil
 		for _, n := range names {
-			ro, err := h.getRole(ctx, ac, n)
+			ro, err := h.readRole(ctx, ac, n)
 			if err != nil {
 				return err
 			}
@@ -38,53 +37,35 @@ func (h *Handler) serveRoles(w http.ResponseWriter, r *http.Request) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
 }
 
-func (h *Handler) serveRole(w http.ResponseWriter, r *http.Request, name string) error {
-	if !allow(w, r, "GET", "PUT", "DELETE") {
-		return nil
-	}
-	switch r.Method {
-	case http.MethodGet:
-		var out role
-		err := h.call(r, func(ctx context.Context, ac pb.AuthClient) (err error) {
-			out, err = h.getRole(ctx, ac, name)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, out)
-		return nil
-	case http.MethodDelete:
-		if name == rootRoleName {
-			return authErr(http.StatusForbidden, "Cannot modify role %s: is root role.", name)
-		}
-		err := h.call(r, func(ctx context.Context, ac pb.AuthClient) error {
-			_, err := ac.RoleDelete(ctx, &pb.AuthRoleDeleteRequest{Role: name})
-			if is(err, rpctypes.ErrGRPCRoleNotFound) {
-				return authErr(http.StatusNotFound, "Role %s does not exist.", name)
-			}
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		return nil
-	}
-	var in role
-	if err := h.decode(r, &in); err != nil {
+func (h *Handler) getRole(w http.ResponseWriter, r *http.Request, name string) error {
+	var out role
+	return h.answer(w, r, http.StatusOK, &out, func(ctx context.Context, ac pb.AuthClient) (err error) {
+		out, err = h.readRole(ctx, ac, name)
 		return err
+	})
+}
+
+func (h *Handler) deleteRole(w http.ResponseWriter, r *http.Request, name string) error {
+	if name == rootRoleName {
+		return authErr(http.StatusForbidden, "Cannot modify role %s: is root role.", name)
 	}
-	if in.Role != name {
-		return httpErr(http.StatusBadRequest, "Role JSON name does not match the name in the URL")
+	return h.answer(w, r, http.StatusOK, nil, func(ctx context.Context, ac pb.AuthClient) error {
+		_, err := ac.RoleDelete(ctx, &pb.AuthRoleDeleteRequest{Role: name})
+		if is(err, rpctypes.ErrGRPCRoleNotFound) {
+			return authErr(http.StatusNotFound, "Role %s does not exist.", name)
+		}
+		return err
+	})
+}
+
+// putRole creates a role with its permissions, or grants and revokes
+// permissions of an existing one, as the body asks.
+func (h *Handler) putRole(w http.ResponseWriter, r *http.Request, name string) error {
+	var in role
+	if err := h.decodeNamed(r, &in, "Role", name); err != nil {
+		return err
 	}
 	if name == rootRoleName {
 		return authErr(http.StatusForbidden, "Cannot modify role %s: is root role.", name)
@@ -95,56 +76,69 @@ func (h *Handler) serveRole(w http.ResponseWriter, r *http.Request, name string)
 	}
 	code := http.StatusOK
 	var out role
-	err := h.call(r, func(ctx context.Context, ac pb.AuthClient) error {
-		if !update {
-			if _, err := ac.RoleAdd(ctx, &pb.AuthRoleAddRequest{Name: name}); err != nil {
-				if is(err, rpctypes.ErrGRPCRoleAlreadyExist) {
-					return authErr(http.StatusConflict, "Role %s already exists.", name)
-				}
-				return err
-			}
-			for path, t := range grants(in.Permissions) {
-				if err := h.grantPerm(ctx, ac, name, path, t); err != nil {
-					return err
-				}
-			}
-			code, out = http.StatusCreated, role{Role: name, Permissions: in.Permissions}
-			return nil
-		}
-		cur, err := h.getRole(ctx, ac, name)
-		if err != nil {
-			if ae, ok := err.(*authError); ok && ae.code == http.StatusNotFound {
-				return authErr(http.StatusNotFound, "Role %s doesn't exist.", name)
-			}
+	err := h.call(r, func(ctx context.Context, ac pb.AuthClient) (err error) {
+		if update {
+			out, err = h.updateRole(ctx, ac, in)
 			return err
 		}
-		before := grants(cur.Permissions)
-		next := grants(mergePerms(cur.Permissions, in.Grant, in.Revoke))
-		for path := range before {
-			if _, keep := next[path]; keep && next[path] == before[path] {
-				continue
-			}
-			p := toV3(h.opts.V2Prefix, path)
-			if _, err := ac.RoleRevokePermission(ctx, &pb.AuthRoleRevokePermissionRequest{Role: name, Key: []byte(p.key), RangeEnd: []byte(p.rangeEnd)}); err != nil {
-				return err
-			}
-		}
-		for path, t := range next {
-			if bt, had := before[path]; had && bt == t {
-				continue
-			}
-			if err := h.grantPerm(ctx, ac, name, path, t); err != nil {
-				return err
-			}
-		}
-		out, err = h.getRole(ctx, ac, name)
-		return err
+		code, out = http.StatusCreated, role{Role: name, Permissions: in.Permissions}
+		return h.createRole(ctx, ac, in)
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, code, out)
+	v2edge.WriteJSON(w, code, out)
 	return nil
+}
+
+// createRole adds a role with the body's permissions.
+func (h *Handler) createRole(ctx context.Context, ac pb.AuthClient, in role) error {
+	if _, err := ac.RoleAdd(ctx, &pb.AuthRoleAddRequest{Name: in.Role}); err != nil {
+		if is(err, rpctypes.ErrGRPCRoleAlreadyExist) {
+			return authErr(http.StatusConflict, "Role %s already exists.", in.Role)
+		}
+		return err
+	}
+	for path, t := range grants(in.Permissions) {
+		if err := h.grantPerm(ctx, ac, in.Role, path, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateRole applies the body's grant and revoke lists to an existing
+// role: v3 permissions that change are revoked and granted again.
+func (h *Handler) updateRole(ctx context.Context, ac pb.AuthClient, in role) (role, error) {
+	name := in.Role
+	cur, err := h.readRole(ctx, ac, name)
+	var e *v2edge.Error
+	if errors.As(err, &e) && e.Status == http.StatusNotFound {
+		return role{}, authErr(http.StatusNotFound, "Role %s doesn't exist.", name)
+	}
+	if err != nil {
+		return role{}, err
+	}
+	before := grants(cur.Permissions)
+	next := grants(mergePerms(cur.Permissions, in.Grant, in.Revoke))
+	for path := range before {
+		if _, keep := next[path]; keep && next[path] == before[path] {
+			continue
+		}
+		p := toV3(h.opts.V2Prefix, path)
+		if _, err := ac.RoleRevokePermission(ctx, &pb.AuthRoleRevokePermissionRequest{Role: name, Key: []byte(p.key), RangeEnd: []byte(p.rangeEnd)}); err != nil {
+			return role{}, err
+		}
+	}
+	for path, t := range next {
+		if bt, had := before[path]; had && bt == t {
+			continue
+		}
+		if err := h.grantPerm(ctx, ac, name, path, t); err != nil {
+			return role{}, err
+		}
+	}
+	return h.readRole(ctx, ac, name)
 }
 
 func (h *Handler) grantPerm(ctx context.Context, ac pb.AuthClient, roleName, path string, t authpb.Permission_Type) error {

@@ -4,7 +4,6 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -23,10 +22,6 @@ import (
 type Upstream interface {
 	ClientConn() grpc.ClientConnInterface
 }
-
-// ErrBadCredentials means the member refused the request's credentials;
-// v2 answers it with error 110 (401).
-var ErrBadCredentials = errors.New("insufficient credentials")
 
 // Tokens caches v3 tokens per v2 credential.
 type Tokens struct {
@@ -98,7 +93,7 @@ func (t *Tokens) IdentityOf(r *http.Request) Identity {
 func (t *Tokens) Context(ctx context.Context, r *http.Request) (context.Context, string, error) {
 	id := t.IdentityOf(r)
 	if id.Malformed {
-		return nil, "", ErrBadCredentials
+		return nil, "", etcderr.ErrBadCredentials
 	}
 	if id.User == "" {
 		if t.markAnonymous {
@@ -265,7 +260,7 @@ func (t *Tokens) authenticate(ctx context.Context, id Identity, k [32]byte) (ent
 		// Auth is off: 3.4 ignores credentials then, and so does the shim.
 		return entry{}, nil
 	case etcderr.Is(err, rpctypes.ErrGRPCAuthFailed):
-		return entry{}, ErrBadCredentials
+		return entry{}, etcderr.ErrBadCredentials
 	default:
 		return entry{}, err
 	}

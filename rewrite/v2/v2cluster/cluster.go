@@ -2,7 +2,6 @@ package v2cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2edge"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -34,12 +34,9 @@ type Options struct {
 	// Token returns the request's context carrying its v3 token (from its
 	// v2 credentials); nil means anonymous.
 	Token func(r *http.Request) (context.Context, error)
-	// Timeout bounds one request's upstream calls (3.4 uses 5s for member
-	// changes).
-	Timeout time.Duration
-	// MaxRequestBytes bounds a request body (--max-request-bytes).
-	MaxRequestBytes int64
-	Logger          *zap.Logger
+	// Limits bound one request's upstream calls and its body.
+	Limits v2edge.Limits
+	Logger *zap.Logger
 }
 
 // Handler serves /v2/members, /v2/machines and /v2/stats/.
@@ -59,29 +56,37 @@ func New(opts Options, up Upstream) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	if opts.MaxRequestBytes <= 0 {
-		opts.MaxRequestBytes = 3 << 20
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = 5 * time.Second
-	}
+	opts.Limits = opts.Limits.OrDefaults()
 	return &Handler{opts: opts, up: up, started: time.Now(), removed: map[uint64]bool{}}
 }
 
+// serve answers one method of an endpoint.
+type serve func(h *Handler, w http.ResponseWriter, r *http.Request)
+
+// endpoints are the cluster endpoints but /v2/members (members.go), with
+// the methods each serves.
+var endpoints = map[string]*v2edge.Router[serve]{
+	"/v2/machines": v2edge.NewRouter(
+		v2edge.On(http.MethodGet, serve((*Handler).serveMachines)),
+		v2edge.On(http.MethodHead, serve((*Handler).serveMachines))),
+	"/v2/stats/self":   v2edge.NewRouter(v2edge.On(http.MethodGet, serve((*Handler).serveStatsSelf))),
+	"/v2/stats/leader": v2edge.NewRouter(v2edge.On(http.MethodGet, serve((*Handler).serveStatsLeader))),
+	"/v2/stats/store":  v2edge.NewRouter(v2edge.On(http.MethodGet, serve((*Handler).serveStatsStore))),
+}
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch p := r.URL.Path; {
-	case p == "/v2/members" || strings.HasPrefix(p, "/v2/members/"):
+	p := r.URL.Path
+	if p == "/v2/members" || strings.HasPrefix(p, "/v2/members/") {
 		h.serveMembers(w, r)
-	case p == "/v2/machines":
-		h.serveMachines(w, r)
-	case p == "/v2/stats/self":
-		h.serveStatsSelf(w, r)
-	case p == "/v2/stats/leader":
-		h.serveStatsLeader(w, r)
-	case p == "/v2/stats/store":
-		h.serveStatsStore(w, r)
-	default:
+		return
+	}
+	routes, ok := endpoints[p]
+	if !ok {
 		http.NotFound(w, r)
+		return
+	}
+	if f, ok := routes.Find(w, r); ok {
+		f(h, w, r)
 	}
 }
 
@@ -101,7 +106,7 @@ func (h *Handler) ctx(r *http.Request) (context.Context, context.CancelFunc, err
 			return nil, nil, err
 		}
 	}
-	ctx, cancel := context.WithTimeout(parent, h.opts.Timeout)
+	ctx, cancel := h.opts.Limits.Bound(parent)
 	return ctx, cancel, nil
 }
 
@@ -152,41 +157,6 @@ func nonNil(s []string) []string {
 }
 
 func idString(id uint64) string { return fmt.Sprintf("%x", id) }
-
-func setClusterID(w http.ResponseWriter, hdr *pb.ResponseHeader) {
-	if hdr != nil && hdr.ClusterId != 0 {
-		w.Header().Set("X-Etcd-Cluster-Id", idString(hdr.ClusterId))
-	}
-}
-
-// writeJSON encodes as Go's json.Encoder does (one line and a newline).
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// writeMessage is 3.4's httptypes.HTTPError: {"message":…} with no newline.
-func writeMessage(w http.ResponseWriter, code int, msg string) {
-	b, _ := json.Marshal(struct {
-		Message string `json:"message"`
-	}{msg})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(b)
-}
-
-// allowMethod answers 405 with an Allow header as 3.4 does.
-func allowMethod(w http.ResponseWriter, r *http.Request, methods ...string) bool {
-	for _, m := range methods {
-		if r.Method == m {
-			return true
-		}
-	}
-	w.Header().Set("Allow", strings.Join(methods, ","))
-	http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
-	return false
-}
 
 func sortMembers(ms []*pb.Member) {
 	sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })

@@ -9,16 +9,7 @@ import (
 // serveMachines lists every member's (shim) client URL joined by ", ", as
 // python-etcd and Patroni read it to find endpoints.
 func (h *Handler) serveMachines(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET", "HEAD") {
-		return
-	}
-	ctx, cancel, err := h.ctx(r)
-	if err != nil {
-		h.writeUpstreamError(w, err)
-		return
-	}
-	defer cancel()
-	ml, err := h.memberList(ctx)
+	ml, err := h.members(r)
 	if err != nil {
 		h.writeUpstreamError(w, err)
 		return

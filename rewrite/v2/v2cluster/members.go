@@ -2,8 +2,8 @@ package v2cluster
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -13,17 +13,25 @@ import (
 
 	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
-	"github.com/etcdshim/etcdshim/internal/redact"
-	"github.com/etcdshim/etcdshim/internal/reqbody"
-	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2edge"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"go.uber.org/zap"
 )
 
-// serveMembers is 3.4's membersHandler on the v3 Cluster API.
+// serveMember answers one method of /v2/members[/sub]; ctx carries the
+// request's credentials and timeout.
+type serveMember func(h *Handler, ctx context.Context, w http.ResponseWriter, r *http.Request, sub string)
+
+// memberRoutes are 3.4's membersHandler on the v3 Cluster API.
+var memberRoutes = v2edge.NewRouter(
+	v2edge.On(http.MethodGet, serveMember((*Handler).getMembers)),
+	v2edge.On(http.MethodPost, serveMember((*Handler).addMember)),
+	v2edge.On(http.MethodDelete, serveMember((*Handler).removeMember)),
+	v2edge.On(http.MethodPut, serveMember((*Handler).updateMember)))
+
 func (h *Handler) serveMembers(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET", "POST", "DELETE", "PUT") {
+	serve, ok := memberRoutes.Find(w, r)
+	if !ok {
 		return
 	}
 	ctx, cancel, err := h.ctx(r)
@@ -32,134 +40,162 @@ func (h *Handler) serveMembers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer cancel()
-	sub := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v2/members"), "/")
-	cc := etcdrpc.NewClusterClient(h.up.ClientConn())
-	switch r.Method {
-	case http.MethodGet:
-		switch sub {
-		case "":
-			ml, err := h.memberList(ctx)
-			if err != nil {
-				h.writeUpstreamError(w, err)
-				return
-			}
-			setClusterID(w, ml.Header)
-			sortMembers(ml.Members)
-			out := struct {
-				Members []member `json:"members"`
-			}{Members: []member{}}
-			for _, m := range ml.Members {
-				if m.IsLearner {
-					continue // 3.4's v2 API has no learners
-				}
-				out.Members = append(out.Members, h.toV2(m))
-			}
-			writeJSON(w, http.StatusOK, out)
-		case "leader":
-			st, err := etcdrpc.NewMaintenanceClient(h.up.ClientConn()).Status(ctx, &pb.StatusRequest{})
-			if err != nil {
-				h.writeUpstreamError(w, err)
-				return
-			}
-			setClusterID(w, st.Header)
-			if st.Leader == 0 {
-				writeMessage(w, http.StatusServiceUnavailable, "During election")
-				return
-			}
-			ml, err := h.memberList(ctx)
-			if err != nil {
-				h.writeUpstreamError(w, err)
-				return
-			}
-			for _, m := range ml.Members {
-				if m.ID == st.Leader {
-					writeJSON(w, http.StatusOK, h.toV2(m))
-					return
-				}
-			}
-			writeMessage(w, http.StatusServiceUnavailable, "During election")
-		default:
-			writeMessage(w, http.StatusNotFound, "Not found")
-		}
-	case http.MethodPost:
-		peers, ok := h.readPeerURLs(w, r)
-		if !ok {
-			return
-		}
-		resp, err := cc.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: peers})
-		if err != nil {
-			if isPeerExists(err) {
-				writeMessage(w, http.StatusConflict, "membership: peerURL exists")
-				return
-			}
-			h.writeUpstreamError(w, err)
-			return
-		}
-		setClusterID(w, resp.Header)
-		writeJSON(w, http.StatusCreated, member{ID: idString(resp.Member.ID), PeerURLs: nonNil(resp.Member.PeerURLs), ClientURLs: []string{}})
-	case http.MethodDelete:
-		id, raw, ok := memberID(w, sub)
-		if !ok {
-			return
-		}
-		resp, err := cc.MemberRemove(ctx, &pb.MemberRemoveRequest{ID: id})
-		if err != nil {
-			if isNotFound(err) {
-				h.mu.Lock()
-				gone := h.removed[id]
-				h.mu.Unlock()
-				if gone {
-					writeMessage(w, http.StatusGone, "Member permanently removed: "+raw)
-					return
-				}
-				writeMessage(w, http.StatusNotFound, "No such member: "+raw)
-				return
-			}
-			h.writeUpstreamError(w, err)
-			return
-		}
-		h.mu.Lock()
-		h.removed[id] = true
-		h.mu.Unlock()
-		setClusterID(w, resp.Header)
-		w.WriteHeader(http.StatusNoContent)
-	case http.MethodPut:
-		id, raw, ok := memberID(w, sub)
-		if !ok {
-			return
-		}
-		peers, ok := h.readPeerURLs(w, r)
-		if !ok {
-			return
-		}
-		resp, err := cc.MemberUpdate(ctx, &pb.MemberUpdateRequest{ID: id, PeerURLs: peers})
-		switch {
-		case err == nil:
-			setClusterID(w, resp.Header)
-			w.WriteHeader(http.StatusNoContent)
-		case isPeerExists(err):
-			writeMessage(w, http.StatusConflict, "membership: peerURL exists")
-		case isNotFound(err):
-			writeMessage(w, http.StatusNotFound, "No such member: "+raw)
-		default:
-			h.writeUpstreamError(w, err)
-		}
+	serve(h, ctx, w, r, strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v2/members"), "/"))
+}
+
+func (h *Handler) getMembers(ctx context.Context, w http.ResponseWriter, _ *http.Request, sub string) {
+	switch sub {
+	case "":
+		h.listMembers(ctx, w)
+	case "leader":
+		h.getLeader(ctx, w)
+	default:
+		v2edge.WriteMessage(w, http.StatusNotFound, "Not found")
 	}
 }
 
+func (h *Handler) listMembers(ctx context.Context, w http.ResponseWriter) {
+	ml, err := h.memberList(ctx)
+	if err != nil {
+		h.writeUpstreamError(w, err)
+		return
+	}
+	v2edge.SetClusterID(w, ml.Header.GetClusterId())
+	sortMembers(ml.Members)
+	out := struct {
+		Members []member `json:"members"`
+	}{Members: []member{}}
+	for _, m := range ml.Members {
+		if m.IsLearner {
+			continue // 3.4's v2 API has no learners
+		}
+		out.Members = append(out.Members, h.toV2(m))
+	}
+	v2edge.WriteJSON(w, http.StatusOK, out)
+}
+
+// getLeader answers the leader, or 503 during an election.
+func (h *Handler) getLeader(ctx context.Context, w http.ResponseWriter) {
+	st, err := etcdrpc.NewMaintenanceClient(h.up.ClientConn()).Status(ctx, &pb.StatusRequest{})
+	if err == nil {
+		v2edge.SetClusterID(w, st.Header.GetClusterId())
+	}
+	var leader *pb.Member
+	if err == nil && st.Leader != 0 {
+		leader, err = h.member(ctx, st.Leader)
+	}
+	switch {
+	case err != nil:
+		h.writeUpstreamError(w, err)
+	case leader == nil:
+		v2edge.WriteMessage(w, http.StatusServiceUnavailable, "During election")
+	default:
+		v2edge.WriteJSON(w, http.StatusOK, h.toV2(leader))
+	}
+}
+
+// member is the member with id (nil: none has it).
+func (h *Handler) member(ctx context.Context, id uint64) (*pb.Member, error) {
+	ml, err := h.memberList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ml.Members {
+		if m.ID == id {
+			return m, nil
+		}
+	}
+	return nil, nil
+}
+
+// addMember adds a member (whatever the path names after /v2/members, as
+// 3.4).
+func (h *Handler) addMember(ctx context.Context, w http.ResponseWriter, r *http.Request, _ string) {
+	peers, ok := h.readPeerURLs(w, r)
+	if !ok {
+		return
+	}
+	resp, err := h.cluster().MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: peers})
+	if err != nil {
+		if isPeerExists(err) {
+			v2edge.WriteMessage(w, http.StatusConflict, "membership: peerURL exists")
+			return
+		}
+		h.writeUpstreamError(w, err)
+		return
+	}
+	v2edge.SetClusterID(w, resp.Header.GetClusterId())
+	v2edge.WriteJSON(w, http.StatusCreated, member{ID: idString(resp.Member.ID), PeerURLs: nonNil(resp.Member.PeerURLs), ClientURLs: []string{}})
+}
+
+// removeMember removes a member; 410 for one this shim removed already.
+func (h *Handler) removeMember(ctx context.Context, w http.ResponseWriter, _ *http.Request, sub string) {
+	id, ok := memberID(w, sub)
+	if !ok {
+		return
+	}
+	resp, err := h.cluster().MemberRemove(ctx, &pb.MemberRemoveRequest{ID: id})
+	switch {
+	case err == nil:
+		h.mu.Lock()
+		h.removed[id] = true
+		h.mu.Unlock()
+		v2edge.SetClusterID(w, resp.Header.GetClusterId())
+		w.WriteHeader(http.StatusNoContent)
+	case isNotFound(err) && h.wasRemoved(id):
+		v2edge.WriteMessage(w, http.StatusGone, "Member permanently removed: "+sub)
+	case isNotFound(err):
+		v2edge.WriteMessage(w, http.StatusNotFound, "No such member: "+sub)
+	default:
+		h.writeUpstreamError(w, err)
+	}
+}
+
+func (h *Handler) wasRemoved(id uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.removed[id]
+}
+
+// updateMember replaces a member's peer URLs.
+func (h *Handler) updateMember(ctx context.Context, w http.ResponseWriter, r *http.Request, sub string) {
+	id, ok := memberID(w, sub)
+	if !ok {
+		return
+	}
+	peers, ok := h.readPeerURLs(w, r)
+	if !ok {
+		return
+	}
+	resp, err := h.cluster().MemberUpdate(ctx, &pb.MemberUpdateRequest{ID: id, PeerURLs: peers})
+	switch {
+	case err == nil:
+		v2edge.SetClusterID(w, resp.Header.GetClusterId())
+		w.WriteHeader(http.StatusNoContent)
+	case isPeerExists(err):
+		v2edge.WriteMessage(w, http.StatusConflict, "membership: peerURL exists")
+	case isNotFound(err):
+		v2edge.WriteMessage(w, http.StatusNotFound, "No such member: "+sub)
+	default:
+		h.writeUpstreamError(w, err)
+	}
+}
+
+func (h *Handler) cluster() pb.ClusterClient { return etcdrpc.NewClusterClient(h.up.ClientConn()) }
+
 // memberID parses the id in /v2/members/<id>; 3.4 answers 405 without one
 // and 404 for one that does not parse.
-func memberID(w http.ResponseWriter, s string) (uint64, string, bool) {
+func memberID(w http.ResponseWriter, s string) (uint64, bool) {
 	if s == "" {
-		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
-		return 0, s, false
+		v2edge.MethodNotAllowed(w)
+		return 0, false
 	}
 	id, err := strconv.ParseUint(s, 16, 64)
 	if err != nil {
-		writeMessage(w, http.StatusNotFound, "No such member: "+s)
-		return 0, s, false
+		v2edge.WriteMessage(w, http.StatusNotFound, "No such member: "+s)
+		return 0, false
 	}
-	return id, s, true
+	return id, true
 }
 
 // readPeerURLs decodes {"peerURLs":[…]} as 3.4 does: JSON content type
@@ -167,25 +203,25 @@ func memberID(w http.ResponseWriter, s string) (uint64, string, bool) {
 func (h *Handler) readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-		writeMessage(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Bad Content-Type %s, accept application/json", ct))
+		v2edge.WriteMessage(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Bad Content-Type %s, accept application/json", ct))
 		return nil, false
 	}
 	var req struct {
 		PeerURLs []string `json:"peerURLs"`
 	}
-	b, err := reqbody.Read(r, h.opts.MaxRequestBytes)
+	b, err := h.opts.Limits.ReadBody(r)
 	if err != nil {
-		writeMessage(w, http.StatusBadRequest, err.Error())
+		v2edge.WriteMessage(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
 	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&req); err != nil {
-		writeMessage(w, http.StatusBadRequest, err.Error())
+		v2edge.WriteMessage(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
 	for _, raw := range req.PeerURLs {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			writeMessage(w, http.StatusBadRequest, fmt.Sprintf("URL address does not have the form \"host:port\": %s", raw))
+			v2edge.WriteMessage(w, http.StatusBadRequest, fmt.Sprintf("URL address does not have the form \"host:port\": %s", raw))
 			return nil, false
 		}
 	}
@@ -196,19 +232,8 @@ func isPeerExists(err error) bool { return etcderr.Is(err, rpctypes.ErrGRPCPeerU
 
 func isNotFound(err error) bool { return etcderr.Is(err, rpctypes.ErrGRPCMemberNotFound) }
 
-// writeUpstreamError answers as 3.4 answers errors it has no v2 shape for:
-// 500 {"message":"Internal Server Error"}, except that a call no member
-// served says so in the same words as every other surface; the cause goes
-// to the log.
+// writeUpstreamError answers as 3.4 answers errors it has no v2 shape for
+// (v2edge.WriteError).
 func (h *Handler) writeUpstreamError(w http.ResponseWriter, err error) {
-	if errors.Is(err, v2auth.ErrBadCredentials) || etcderr.Denied(err) {
-		writeMessage(w, http.StatusUnauthorized, "Insufficient credentials")
-		return
-	}
-	h.opts.Logger.Warn("v2 cluster request failed upstream", zap.Error(err))
-	msg := "Internal Server Error"
-	if etcderr.Unavailable(err) {
-		msg = redact.Unavailable
-	}
-	writeMessage(w, http.StatusInternalServerError, msg)
+	v2edge.WriteError(w, err, h.opts.Logger)
 }

@@ -1,11 +1,11 @@
 package v2cluster
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2edge"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
@@ -46,10 +46,16 @@ type selfStats struct {
 }
 
 // writeStats writes /v2/stats bodies as 3.4 does: JSON without a newline.
-func writeStats(w http.ResponseWriter, v any) {
-	b, _ := json.Marshal(v)
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
+func writeStats(w http.ResponseWriter, v any) { v2edge.WriteJSONNoNewline(w, http.StatusOK, v) }
+
+// members lists the members as r's client.
+func (h *Handler) members(r *http.Request) (*pb.MemberListResponse, error) {
+	ctx, cancel, err := h.ctx(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	return h.memberList(ctx)
 }
 
 func (h *Handler) status(r *http.Request) (*pb.StatusResponse, error) {
@@ -76,9 +82,6 @@ func (h *Handler) trackLeader(leader uint64) time.Time {
 // come from the v3 Status and MemberList APIs; start times are when the shim
 // started and first saw the leader (v3 does not expose the member's).
 func (h *Handler) serveStatsSelf(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET") {
-		return
-	}
 	st, err := h.status(r)
 	if err != nil {
 		h.writeUpstreamError(w, err)
@@ -96,14 +99,10 @@ func (h *Handler) serveStatsSelf(w http.ResponseWriter, r *http.Request) {
 		since := h.trackLeader(st.Leader)
 		self.LeaderInfo = leaderInfo{Leader: idString(st.Leader), Uptime: time.Since(since).String(), StartTime: since.UTC().Format(time.RFC3339Nano)}
 	}
-	ctx, cancel, err := h.ctx(r)
-	if err == nil {
-		defer cancel()
-		if ml, err := h.memberList(ctx); err == nil {
-			for _, m := range ml.Members {
-				if m.ID == st.Header.MemberId {
-					self.Name = m.Name
-				}
+	if ml, err := h.members(r); err == nil {
+		for _, m := range ml.Members {
+			if m.ID == st.Header.MemberId {
+				self.Name = m.Name
 			}
 		}
 	}
@@ -127,25 +126,16 @@ type followerStats struct {
 // serveStatsLeader answers 403 on followers as 3.4 does; on the leader it
 // lists the followers (latencies are not exposed by v3 and read as zero).
 func (h *Handler) serveStatsLeader(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET") {
-		return
-	}
 	st, err := h.status(r)
 	if err != nil {
 		h.writeUpstreamError(w, err)
 		return
 	}
 	if st.Leader == 0 || st.Leader != st.Header.MemberId {
-		writeMessage(w, http.StatusForbidden, "not current leader")
+		v2edge.WriteMessage(w, http.StatusForbidden, "not current leader")
 		return
 	}
-	ctx, cancel, err := h.ctx(r)
-	if err != nil {
-		h.writeUpstreamError(w, err)
-		return
-	}
-	defer cancel()
-	ml, err := h.memberList(ctx)
+	ml, err := h.members(r)
 	if err != nil {
 		h.writeUpstreamError(w, err)
 		return
@@ -163,9 +153,6 @@ func (h *Handler) serveStatsLeader(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serveStatsStore(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET") {
-		return
-	}
 	var s StoreStats
 	if h.opts.StoreStats != nil {
 		s = h.opts.StoreStats()

@@ -8,12 +8,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
 
-	"github.com/etcdshim/etcdshim/internal/etcderr"
-	"github.com/etcdshim/etcdshim/internal/redact"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2edge"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2watch"
 	"go.uber.org/zap"
@@ -25,11 +22,10 @@ type LegacyRecorder interface {
 	Observe(r *http.Request, surface, user string)
 }
 
-// Credentials runs a store call as the request's v2 user.
+// Credentials runs a store call as the request's v2 user (v2auth.Tokens).
 type Credentials interface {
 	Do(ctx context.Context, r *http.Request, call func(ctx context.Context) error) error
 	Context(ctx context.Context, r *http.Request) (context.Context, string, error)
-	IdentityOf(r *http.Request) v2auth.Identity
 }
 
 // Watcher answers wait=true requests; nil answers them with error 300.
@@ -39,26 +35,25 @@ type Watcher interface {
 
 // Options configure the keys handler.
 type Options struct {
-	MaxRequestBytes int64
+	// Limits bound a request body and one store write (3.4's request
+	// timeout is 5s plus a margin per election; writes without quorum fail
+	// after it). Reads are bounded by the store itself.
+	Limits v2edge.Limits
 	// MaxKeyDepth and MaxKeyBytes bound a key's path components and
 	// length (0: 512 and 65536); see SECURITY.md.
 	MaxKeyDepth, MaxKeyBytes int
-	// Timeout bounds one store write (3.4's request timeout is 5s plus a
-	// margin per election; writes without quorum fail after it). Reads
-	// are bounded by the store itself (v2store.DefaultTimeout).
-	Timeout     time.Duration
-	Credentials Credentials
-	Legacy      LegacyRecorder
-	Watcher     Watcher
-	Logger      *zap.Logger
+	Credentials              Credentials
+	Legacy                   LegacyRecorder
+	Watcher                  Watcher
+	Logger                   *zap.Logger
 }
 
 // Keys serves /v2/keys.
 type Keys struct {
-	opts      Options
-	store     v2store.Store
-	clusterID atomic.Pointer[clusterID] // last seen, for answers that reach no member
-	checks    singleflight.Group        // watch delivery checks shared by waiters
+	opts    Options
+	store   v2store.Store
+	headers v2edge.Headers
+	checks  singleflight.Group // watch delivery checks shared by waiters
 }
 
 // New returns the /v2/keys handler.
@@ -66,31 +61,33 @@ func New(opts Options, store v2store.Store) *Keys {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	if opts.Timeout == 0 {
-		opts.Timeout = v2store.DefaultTimeout
-	}
-	if opts.MaxRequestBytes == 0 {
-		opts.MaxRequestBytes = 3 << 20
-	}
+	opts.Limits = opts.Limits.OrDefaults()
 	return &Keys{opts: opts, store: store}
 }
 
+// op is one method's store call.
+type op func(k *Keys, ctx context.Context, rq *request) (*v2store.Event, v2store.Meta, error)
+
+var keyRoutes = v2edge.NewRouter(
+	v2edge.On(http.MethodHead, (*Keys).get),
+	v2edge.On(http.MethodGet, (*Keys).get),
+	v2edge.On(http.MethodPut, (*Keys).put),
+	v2edge.On(http.MethodPost, (*Keys).createInOrder),
+	v2edge.On(http.MethodDelete, (*Keys).delete))
+
 func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete:
-	default:
-		w.Header().Set("Allow", "HEAD,GET,PUT,POST,DELETE")
-		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+	call, ok := keyRoutes.Find(w, r)
+	if !ok {
 		return
 	}
-	k.setClusterID(w, 0)
-	if r.ContentLength > k.opts.MaxRequestBytes {
+	k.headers.ClusterID(w, 0)
+	if k.opts.Limits.DeclaresTooMuch(r) {
 		// Refused before anything is read or decoded; the same answer the
 		// form parser gives a body that turns out too long.
 		v2store.NewError(v2store.EcodeInvalidForm, "http: request body too large", 0).WriteTo(w)
 		return
 	}
-	rq, perr := parseRequest(r, k.opts.MaxRequestBytes, keyLimits{depth: k.opts.MaxKeyDepth, bytes: k.opts.MaxKeyBytes})
+	rq, perr := parseRequest(r, k.opts.Limits.MaxRequestBytes, keyLimits{depth: k.opts.MaxKeyDepth, bytes: k.opts.MaxKeyBytes})
 	if perr != nil {
 		perr.WriteTo(w)
 		return
@@ -128,43 +125,59 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		k.opts.Watcher.ServeWatch(w, r, rq.key, rq.recursive, rq.stream, rq.waitIndex, k.writeHeaders)
 		return
 	}
+	k.serve(w, r, rq, call)
+}
+
+// serve runs one method's store call as the request's client and answers
+// its event.
+func (k *Keys) serve(w http.ResponseWriter, r *http.Request, rq *request, call op) {
 	var ev *v2store.Event
 	var m v2store.Meta
 	var user string
-	call := func(ctx context.Context) error {
+	err := k.as(r, func(ctx context.Context) (err error) {
 		user = v2auth.AuthenticatedUser(ctx)
-		var err error
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			// The store times Get's member calls itself; a GET from the
-			// read cache makes none.
-			ev, m, err = k.store.Get(ctx, rq.key, v2store.GetOptions{Recursive: rq.recursive, Sorted: rq.sorted, Quorum: rq.quorum})
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
-		defer cancel()
-		switch r.Method {
-		case http.MethodPut:
-			ev, m, err = k.store.Put(ctx, rq.key, rq.setOptions())
-		case http.MethodPost:
-			ev, m, err = k.store.CreateInOrder(ctx, rq.key, rq.setOptions())
-		case http.MethodDelete:
-			ev, m, err = k.store.Delete(ctx, rq.key, v2store.DeleteOptions{Dir: rq.dir, Recursive: rq.recursive, PrevValue: rq.prevValue, PrevIndex: rq.prevIndex})
-		}
+		ev, m, err = call(k, ctx, rq)
 		return err
-	}
-	var err error
-	if k.opts.Credentials != nil {
-		err = k.opts.Credentials.Do(r.Context(), r, call)
-	} else {
-		err = call(r.Context())
-	}
+	})
 	k.observe(r, user)
-	k.setClusterID(w, m.ClusterID)
+	k.headers.ClusterID(w, m.ClusterID)
 	if err != nil {
 		k.writeError(w, err)
 		return
 	}
 	k.writeEvent(w, ev, m, rq.noValueOnSuccess)
+}
+
+// get reads a key. The store times its member calls itself: a GET the read
+// cache answers makes none.
+func (k *Keys) get(ctx context.Context, rq *request) (*v2store.Event, v2store.Meta, error) {
+	return k.store.Get(ctx, rq.key, v2store.GetOptions{Recursive: rq.recursive, Sorted: rq.sorted, Quorum: rq.quorum})
+}
+
+func (k *Keys) put(ctx context.Context, rq *request) (*v2store.Event, v2store.Meta, error) {
+	ctx, cancel := k.opts.Limits.Bound(ctx)
+	defer cancel()
+	return k.store.Put(ctx, rq.key, rq.setOptions())
+}
+
+func (k *Keys) createInOrder(ctx context.Context, rq *request) (*v2store.Event, v2store.Meta, error) {
+	ctx, cancel := k.opts.Limits.Bound(ctx)
+	defer cancel()
+	return k.store.CreateInOrder(ctx, rq.key, rq.setOptions())
+}
+
+func (k *Keys) delete(ctx context.Context, rq *request) (*v2store.Event, v2store.Meta, error) {
+	ctx, cancel := k.opts.Limits.Bound(ctx)
+	defer cancel()
+	return k.store.Delete(ctx, rq.key, v2store.DeleteOptions{Dir: rq.dir, Recursive: rq.recursive, PrevValue: rq.prevValue, PrevIndex: rq.prevIndex})
+}
+
+// as runs call as r's client (as the shim without Credentials).
+func (k *Keys) as(r *http.Request, call func(ctx context.Context) error) error {
+	if k.opts.Credentials == nil {
+		return call(r.Context())
+	}
+	return k.opts.Credentials.Do(r.Context(), r, call)
 }
 
 // observe tells the legacy-client tracker about a request, with the user it
@@ -185,16 +198,12 @@ func (k *Keys) canRead(r *http.Request, rq *request) error {
 // as.
 func (k *Keys) canReadAs(r *http.Request, rq *request) (string, error) {
 	var user string
-	check := func(ctx context.Context) error {
+	err := k.as(r, func(ctx context.Context) error {
 		user = v2auth.AuthenticatedUser(ctx)
-		ctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
+		ctx, cancel := k.opts.Limits.Bound(ctx)
 		defer cancel()
 		return k.store.CanRead(ctx, rq.key, rq.recursive)
-	}
-	if k.opts.Credentials == nil {
-		return "", check(r.Context())
-	}
-	err := k.opts.Credentials.Do(r.Context(), r, check)
+	})
 	return user, err
 }
 
@@ -221,45 +230,8 @@ func (rq *request) setOptions() v2store.SetOptions {
 		PrevExist: rq.prevExist, PrevValue: rq.prevValue, PrevIndex: rq.prevIndex}
 }
 
-func (k *Keys) setClusterID(w http.ResponseWriter, id uint64) {
-	c := k.clusterID.Load()
-	if id != 0 && (c == nil || c.id != id) {
-		c = &clusterID{id: id, hex: []string{strconv.FormatUint(id, 16)}}
-		k.clusterID.Store(c)
-	}
-	if c == nil {
-		return
-	}
-	// The formatted value is shared: header values are only read once set.
-	w.Header()["X-Etcd-Cluster-Id"] = c.hex
-}
-
-// clusterID is the last cluster ID seen and its header value.
-type clusterID struct {
-	id  uint64
-	hex []string
-}
-
-// writeHeaders sets the success headers (also used by watches).
-func (k *Keys) writeHeaders(w http.ResponseWriter, m v2store.Meta) {
-	h := w.Header()
-	// One string and one slice for the three numbers, instead of a
-	// conversion and a slice per header.
-	var nb [64]byte
-	b := strconv.AppendUint(nb[:0], m.EtcdIndex, 10)
-	i1 := len(b)
-	b = strconv.AppendUint(b, m.RaftIndex, 10)
-	i2 := len(b)
-	b = strconv.AppendUint(b, m.RaftTerm, 10)
-	nums := string(b)
-	v := make([]string, 4)
-	v[0], v[1], v[2], v[3] = "application/json", nums[:i1], nums[i1:i2], nums[i2:]
-	h["Content-Type"] = v[0:1:1]
-	h["X-Etcd-Index"] = v[1:2:2]
-	h["X-Raft-Index"] = v[2:3:3]
-	h["X-Raft-Term"] = v[3:4:4]
-	k.setClusterID(w, m.ClusterID)
-}
+// writeHeaders sets the success headers (also the watches').
+func (k *Keys) writeHeaders(w http.ResponseWriter, m v2store.Meta) { k.headers.Meta(w, m) }
 
 func (k *Keys) writeEvent(w http.ResponseWriter, ev *v2store.Event, m v2store.Meta, noValueOnSuccess bool) {
 	k.writeHeaders(w, m)
@@ -286,33 +258,6 @@ func (k *Keys) writeEvent(w http.ResponseWriter, ev *v2store.Event, m v2store.Me
 	}
 }
 
-// writeError maps errors to v2's shape at the edge: v2 conditions as they
-// are, refused credentials as 110, anything else as 300 with its cause.
 func (k *Keys) writeError(w http.ResponseWriter, err error) {
-	var ve *v2store.Error
-	switch {
-	case errors.As(err, &ve):
-	case errors.Is(err, v2auth.ErrBadCredentials) || isDenied(err):
-		k.opts.Logger.Debug("v2 request refused by the member", zap.Error(err))
-		ve = v2store.NewError(v2store.EcodeUnauthorized, "Insufficient credentials", 0)
-	default:
-		if !errors.Is(err, context.Canceled) {
-			k.opts.Logger.Warn("v2 request failed upstream", zap.Error(err))
-		}
-		ve = v2store.NewError(v2store.EcodeRaftInternal, upstreamCause(err), 0)
-	}
-	ve.WriteTo(w)
-}
-
-// isDenied: the member refused the identity or its rights (by gRPC code and
-// etcd's errors, however wrapped).
-func isDenied(err error) bool { return etcderr.Denied(err) }
-
-// upstreamCause says what failed in words a v2 client can log, without the
-// members' addresses (the log keeps them).
-func upstreamCause(err error) string {
-	if st := etcderr.Status(err); st != nil {
-		return redact.Cause(st.Message())
-	}
-	return redact.Cause(err.Error())
+	v2edge.WriteKeysError(w, err, k.opts.Logger)
 }

@@ -63,6 +63,13 @@ func (s *V3Store) WithReadCache(c ReadCache) *V3Store {
 	return s
 }
 
+// WithTimeout bounds one request's calls to the member with d instead of
+// DefaultTimeout.
+func (s *V3Store) WithTimeout(d time.Duration) *V3Store {
+	s.timeout = d
+	return s
+}
+
 var _ Store = (*V3Store)(nil)
 
 // NewV3 returns a store on cc under prefix ("" or "/something").
