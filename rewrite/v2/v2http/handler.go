@@ -231,7 +231,14 @@ func (k *Keys) setClusterID(w http.ResponseWriter, id uint64) {
 		return
 	}
 	// The formatted value is shared: header values are only read once set.
-	w.Header()["X-Etcd-Cluster-Id"] = c.hex
+	// Set once: a v2 answer has 8 headers when writeHeaders sets this again,
+	// and a Go map of 8 keys grows to a hashed table on any assignment, even
+	// of a key it holds (about 1 KB per answer).
+	h := w.Header()
+	if v := h["X-Etcd-Cluster-Id"]; len(v) == 1 && v[0] == c.hex[0] {
+		return
+	}
+	h["X-Etcd-Cluster-Id"] = c.hex
 }
 
 // clusterID is the last cluster ID seen and its header value.
