@@ -58,7 +58,9 @@ type Keys struct {
 	opts      Options
 	store     v2store.Store
 	clusterID atomic.Pointer[clusterID] // last seen, for answers that reach no member
-	checks    singleflight.Group        // watch delivery checks shared by waiters
+	// lastHeaders are the last success headers' values (writeHeaders).
+	lastHeaders atomic.Pointer[headerValues]
+	checks      singleflight.Group // watch delivery checks shared by waiters
 }
 
 // New returns the /v2/keys handler.
@@ -241,6 +243,24 @@ func (k *Keys) setClusterID(w http.ResponseWriter, id uint64) {
 	h["X-Etcd-Cluster-Id"] = c.hex
 }
 
+// headerValues are the success headers' values for one set of numbers.
+type headerValues struct {
+	etcd, raft, term uint64
+	v                []string // Content-Type, X-Etcd-Index, X-Raft-Index, X-Raft-Term
+}
+
+func newHeaderValues(m v2store.Meta) *headerValues {
+	var nb [64]byte
+	b := strconv.AppendUint(nb[:0], m.EtcdIndex, 10)
+	i1 := len(b)
+	b = strconv.AppendUint(b, m.RaftIndex, 10)
+	i2 := len(b)
+	b = strconv.AppendUint(b, m.RaftTerm, 10)
+	nums := string(b)
+	return &headerValues{etcd: m.EtcdIndex, raft: m.RaftIndex, term: m.RaftTerm,
+		v: []string{"application/json", nums[:i1], nums[i1:i2], nums[i2:]}}
+}
+
 // clusterID is the last cluster ID seen and its header value.
 type clusterID struct {
 	id  uint64
@@ -251,16 +271,14 @@ type clusterID struct {
 func (k *Keys) writeHeaders(w http.ResponseWriter, m v2store.Meta) {
 	h := w.Header()
 	// One string and one slice for the three numbers, instead of a
-	// conversion and a slice per header.
-	var nb [64]byte
-	b := strconv.AppendUint(nb[:0], m.EtcdIndex, 10)
-	i1 := len(b)
-	b = strconv.AppendUint(b, m.RaftIndex, 10)
-	i2 := len(b)
-	b = strconv.AppendUint(b, m.RaftTerm, 10)
-	nums := string(b)
-	v := make([]string, 4)
-	v[0], v[1], v[2], v[3] = "application/json", nums[:i1], nums[i1:i2], nums[i2:]
+	// conversion and a slice per header; shared with the next answers
+	// while the numbers stay the same (reads between writes).
+	hv := k.lastHeaders.Load()
+	if hv == nil || hv.etcd != m.EtcdIndex || hv.raft != m.RaftIndex || hv.term != m.RaftTerm {
+		hv = newHeaderValues(m)
+		k.lastHeaders.Store(hv)
+	}
+	v := hv.v
 	h["Content-Type"] = v[0:1:1]
 	h["X-Etcd-Index"] = v[1:2:2]
 	h["X-Raft-Index"] = v[2:3:3]
