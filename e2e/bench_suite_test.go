@@ -98,7 +98,7 @@ func TestBench(t *testing.T) {
 		out.WriteString(table("metrics scrape, one scraper", rerun("metrics")+" (hey -c 1 <url>/metrics)", "member /metrics",
 			[]string{"member /metrics", "bare splice → member /metrics", "etcdshim /metrics"}, mres))
 	}
-	if os.Getenv("BENCH_ONLY") != "" || os.Getenv("BENCH_V2") != "" {
+	if os.Getenv("BENCH_ONLY") != "" || os.Getenv("BENCH_V2") != "" || os.Getenv("BENCH_BASELINE_SHIM") != "" {
 		t.Log(out.String())
 		return
 	}
@@ -227,6 +227,19 @@ func v2Section(t *testing.T, out *strings.Builder, native34, member *harness.Mem
 	tool := harness.EtcdBenchmarkBinary(t)
 	grpcArgs := []string{"put", "--total", strconv.Itoa(int(8000 * benchDur().Seconds())), "--key-size", "8", "--key-space-size", "1", "--val-size", "1"}
 	grpcArm := arm{name: grpcCeiling, run: func() sample { return runTool(t, tool, member.ClientURL, 50, grpcArgs...) }, procs: onMember}
+	// BENCH_BASELINE_SHIM names another shim build (say, main's) to run as
+	// one more arm beside this tree's, under a v2 prefix of its own so the
+	// two shims' watches do not follow each other's writes: its CPU per
+	// request in the same rounds is the fairest before/after on a shared
+	// machine.
+	const baselineName = "etcdshim on 3.7, baseline build (BENCH_BASELINE_SHIM, --v2-prefix /baseline)"
+	var baseline *harness.Shim
+	if bin := os.Getenv("BENCH_BASELINE_SHIM"); bin != "" {
+		baseline = harness.StartShim(t, harness.ShimConfig{Endpoints: []string{member.ClientURL}, Binary: bin,
+			Args: []string{"--log-level", "warn", "--v2-prefix", "/baseline"}})
+		defer baseline.Stop(t)
+		v2do(t, baseline.URL, "PUT", "/bench/k", "value=x")
+	}
 	v2 := func(name, method, path, form string, extra ...arm) {
 		mk := func(u string) func() sample {
 			return func() sample {
@@ -242,6 +255,9 @@ func v2Section(t *testing.T, out *strings.Builder, native34, member *harness.Mem
 			{name: "bare splice → 3.4 native v2", run: mk(nativeSplice), procs: append([]proc{{colSplice, os.Getpid()}}, on34...)},
 			{name: "etcdshim on 3.7", run: mk(shim.URL), pid: shim.PID(), procs: onMember},
 		}, extra...)
+		if baseline != nil {
+			arms = append(arms, arm{name: baselineName, run: mk(baseline.URL), pid: baseline.PID(), procs: onMember})
+		}
 		order := make([]string, len(arms))
 		for i, a := range arms {
 			order[i] = a.name
@@ -259,6 +275,11 @@ func v2Section(t *testing.T, out *strings.Builder, native34, member *harness.Mem
 		}
 		fmt.Fprintf(out, "\netcdshim on 3.7 against %s in the same rounds: %.2f× (per round: %s).\n", vs,
 			median(res["etcdshim on 3.7"].qps)/median(res[vs].qps), perRound(res["etcdshim on 3.7"], res[vs]))
+		if b := res[baselineName]; b != nil {
+			cpu := func(r *result) float64 { return r.procCPU[shimColumn] / float64(r.allOps) * 1e6 }
+			fmt.Fprintf(out, "\nShim CPU per request, this tree against the baseline build in the same rounds: %.0f against %.0f µs (%.2f×).\n",
+				cpu(res["etcdshim on 3.7"]), cpu(b), cpu(res["etcdshim on 3.7"])/cpu(b))
+		}
 	}
 	if v2Table("GET") {
 		v2("GET", "GET", "/bench/k", "", fixedArm)
