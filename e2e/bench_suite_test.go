@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -97,7 +98,7 @@ func TestBench(t *testing.T) {
 		out.WriteString(table("metrics scrape, one scraper", rerun("metrics")+" (hey -c 1 <url>/metrics)", "member /metrics",
 			[]string{"member /metrics", "bare splice → member /metrics", "etcdshim /metrics"}, mres))
 	}
-	if os.Getenv("BENCH_ONLY") != "" {
+	if os.Getenv("BENCH_ONLY") != "" || os.Getenv("BENCH_V2") != "" || os.Getenv("BENCH_BASELINE_SHIM") != "" {
 		t.Log(out.String())
 		return
 	}
@@ -226,6 +227,19 @@ func v2Section(t *testing.T, out *strings.Builder, native34, member *harness.Mem
 	tool := harness.EtcdBenchmarkBinary(t)
 	grpcArgs := []string{"put", "--total", strconv.Itoa(int(8000 * benchDur().Seconds())), "--key-size", "8", "--key-space-size", "1", "--val-size", "1"}
 	grpcArm := arm{name: grpcCeiling, run: func() sample { return runTool(t, tool, member.ClientURL, 50, grpcArgs...) }, procs: onMember}
+	// BENCH_BASELINE_SHIM names another shim build (say, main's) to run as
+	// one more arm beside this tree's, under a v2 prefix of its own so the
+	// two shims' watches do not follow each other's writes: its CPU per
+	// request in the same rounds is the fairest before/after on a shared
+	// machine.
+	const baselineName = "etcdshim on 3.7, baseline build (BENCH_BASELINE_SHIM, --v2-prefix /baseline)"
+	var baseline *harness.Shim
+	if bin := os.Getenv("BENCH_BASELINE_SHIM"); bin != "" {
+		baseline = harness.StartShim(t, harness.ShimConfig{Endpoints: []string{member.ClientURL}, Binary: bin,
+			Args: []string{"--log-level", "warn", "--v2-prefix", "/baseline"}})
+		defer baseline.Stop(t)
+		v2do(t, baseline.URL, "PUT", "/bench/k", "value=x")
+	}
 	v2 := func(name, method, path, form string, extra ...arm) {
 		mk := func(u string) func() sample {
 			return func() sample {
@@ -241,6 +255,9 @@ func v2Section(t *testing.T, out *strings.Builder, native34, member *harness.Mem
 			{name: "bare splice → 3.4 native v2", run: mk(nativeSplice), procs: append([]proc{{colSplice, os.Getpid()}}, on34...)},
 			{name: "etcdshim on 3.7", run: mk(shim.URL), pid: shim.PID(), procs: onMember},
 		}, extra...)
+		if baseline != nil {
+			arms = append(arms, arm{name: baselineName, run: mk(baseline.URL), pid: baseline.PID(), procs: onMember})
+		}
 		order := make([]string, len(arms))
 		for i, a := range arms {
 			order[i] = a.name
@@ -250,12 +267,59 @@ func v2Section(t *testing.T, out *strings.Builder, native34, member *harness.Mem
 		out.WriteString(table("v2 "+name+", 50 connections", cmd, "etcd 3.4 native v2", order, res))
 		out.WriteString(budgetTable("v2 "+name+": CPU per request, by process", cmd, "load generator",
 			[]string{colSplice, col34, colFixed, shimColumn, colMember}, order, res))
+		// The issue 20 targets compare the shim with the arm it must match
+		// in the same rounds: the splice for GET, the gateway put for writes.
+		vs := "bare splice → 3.4 native v2"
+		if method != http.MethodGet {
+			vs = ceiling
+		}
+		fmt.Fprintf(out, "\netcdshim on 3.7 against %s in the same rounds: %.2f× (per round: %s).\n", vs,
+			median(res["etcdshim on 3.7"].qps)/median(res[vs].qps), perRound(res["etcdshim on 3.7"], res[vs]))
+		if b := res[baselineName]; b != nil {
+			cpu := func(r *result) float64 { return r.procCPU[shimColumn] / float64(r.allOps) * 1e6 }
+			fmt.Fprintf(out, "\nShim CPU per request, this tree against the baseline build in the same rounds: %.0f against %.0f µs (%.2f×).\n",
+				cpu(res["etcdshim on 3.7"]), cpu(b), cpu(res["etcdshim on 3.7"])/cpu(b))
+		}
 	}
-	v2("GET", "GET", "/bench/k", "", fixedArm)
-	v2("PUT", "PUT", "/bench/k", "value=x", ceilingArm, grpcArm)
-	out.WriteString("\nThe ceiling rows here and under CAS are `hey -c 50 -m POST -d '{\"key\":\"L2JlbmNoL2s=\",\"value\":\"eA==\"}' <3.7 member>/v3/kv/put` " +
-		"(one plain put of the same key and value) and `etcd benchmark --conns 16 --clients 50 " + strings.Join(grpcArgs, " ") + "` " +
-		"(plain puts from etcd's own gRPC client, no HTTP at all); a shim v2 write is one v3 txn with compares and two puts (the key and its action record), so these rows bound it. " +
-		"The load generator of the gRPC row is etcd's benchmark tool, not hey.\n")
-	v2("CAS (prevValue)", "PUT", "/bench/k", "value=x&prevValue=x", ceilingArm, grpcArm)
+	if v2Table("GET") {
+		v2("GET", "GET", "/bench/k", "", fixedArm)
+	}
+	if v2Table("PUT") {
+		v2("PUT", "PUT", "/bench/k", "value=x", ceilingArm, grpcArm)
+		out.WriteString("\nThe ceiling rows here and under CAS are `hey -c 50 -m POST -d '{\"key\":\"L2JlbmNoL2s=\",\"value\":\"eA==\"}' <3.7 member>/v3/kv/put` " +
+			"(one plain put of the same key and value) and `etcd benchmark --conns 16 --clients 50 " + strings.Join(grpcArgs, " ") + "` " +
+			"(plain puts from etcd's own gRPC client, no HTTP at all); a shim v2 write is one v3 txn with compares and two puts (the key and its action record), so these rows bound it. " +
+			"The load generator of the gRPC row is etcd's benchmark tool, not hey.\n")
+	}
+	if v2Table("CAS") {
+		v2("CAS (prevValue)", "PUT", "/bench/k", "value=x&prevValue=x", ceilingArm, grpcArm)
+	}
+}
+
+// v2Table reports whether one of the v2 section's tables (GET, PUT, CAS)
+// runs: all of them, or those named in BENCH_V2 (comma-separated), so that
+// one comparison can be repeated without the others. Like BENCH_ONLY, a
+// partial run prints its tables and leaves BENCHMARKS.md alone.
+func v2Table(name string) bool {
+	only := os.Getenv("BENCH_V2")
+	if only == "" {
+		return true
+	}
+	for _, s := range strings.Split(only, ",") {
+		if strings.EqualFold(strings.TrimSpace(s), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// perRound lists a's req/s over b's, round by round.
+func perRound(a, b *result) string {
+	var r []string
+	for i := range a.qps {
+		if i < len(b.qps) {
+			r = append(r, fmt.Sprintf("%.2f×", a.qps[i]/b.qps[i]))
+		}
+	}
+	return strings.Join(r, ", ")
 }

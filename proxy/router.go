@@ -39,7 +39,8 @@ func (s *Server) router(h Handlers) http.Handler {
 	for _, p := range []string{"/v3/", "/v3beta/", "/v3alpha/"} {
 		mux.Handle(p, s.instrument(strings.Trim(p, "/"), or(h.Gateway)))
 	}
-	mux.Handle("/v2/", s.instrument("v2", or(h.V2)))
+	v2 := s.instrument("v2", or(h.V2))
+	mux.Handle("/v2/", v2)
 	mux.Handle("/metrics", s.instrument("metrics", or(h.Metrics)))
 	if h.ShimMetrics != nil {
 		mux.Handle("/metrics/shim", s.instrument("metrics", guard.Wrap(h.ShimMetrics)))
@@ -47,7 +48,24 @@ func (s *Server) router(h Handlers) http.Handler {
 	s.debugRoutes(mux, h, func(next http.Handler) http.Handler { return guard.WrapHostOnly(s.debugAccess(next)) })
 	mux.Handle("/version", s.instrument("version", or(h.Version)))
 	mux.Handle("/", s.instrument("passthrough", pass))
-	return canonicalPaths(mux)
+	return canonicalPaths(v2First(v2, mux))
+}
+
+// v2First sends what the mux would send to /v2/ straight there: the mux's
+// pattern matching allocates four to six times per request (a match slice
+// per path segment and a trailing-slash retry), and v2 is the busiest route.
+// No other pattern lies below /v2/; the mux matches the escaped path and
+// redirects one that is not clean, so those go to the mux.
+func v2First(v2, mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			if p := r.URL.EscapedPath(); strings.HasPrefix(p, "/v2/") && cleanPath(p) == p {
+				v2.ServeHTTP(w, r)
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // debugRoutes mounts /debug/legacy and, with --enable-pprof, /debug/pprof
@@ -178,13 +196,27 @@ type statusRecorder struct {
 	// holding the answer's memory for as long as it stays connected. A
 	// long poll still waiting writes nothing and is not bounded.
 	writeTimeout time.Duration
-	rc           *http.ResponseController
+	rc           http.ResponseController
+	until        time.Time // the deadline last set
 }
 
-// deadline moves the write deadline before a write or flush.
+// deadline moves the write deadline before a write or flush, unless the
+// one set lies at least writeTimeout less a 32nd ahead (a streamed answer
+// moves it about once a second, not per write; each move is a runtime
+// timer update), so a write still gets at least 31/32 of the timeout.
+// net/http clears the deadline after each answer (Go 1.20 on): none is left
+// to this answer by an earlier one.
 func (r *statusRecorder) deadline() {
-	if r.writeTimeout > 0 {
-		_ = r.rc.SetWriteDeadline(time.Now().Add(r.writeTimeout))
+	if r.writeTimeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if r.until.Sub(now) >= r.writeTimeout-r.writeTimeout/32 {
+		return
+	}
+	r.until = now.Add(r.writeTimeout)
+	if r.rc.SetWriteDeadline(r.until) != nil {
+		r.until = time.Time{} // not supported: try again next time
 	}
 }
 
@@ -216,7 +248,13 @@ func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if r.code == 0 {
 		r.code = http.StatusSwitchingProtocols
 	}
-	return h.Hijack()
+	c, rw, err := h.Hijack()
+	if err == nil && r.writeTimeout > 0 {
+		// The connection leaves HTTP with no deadline of an earlier answer.
+		_ = c.SetWriteDeadline(time.Time{})
+		r.writeTimeout = 0
+	}
+	return c, rw, err
 }
 
 func (r *statusRecorder) Flush() {
@@ -237,12 +275,12 @@ func (s *Server) instrument(surface string, next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		if t := s.opts.ResponseWriteTimeout; t > 0 {
-			// A deadline left by the connection's previous response must
-			// not cut this one (the server sets none itself).
-			rec.writeTimeout, rec.rc = t, http.NewResponseController(w)
-			_ = rec.rc.SetWriteDeadline(time.Time{})
+			rec.writeTimeout, rec.rc = t, *http.NewResponseController(w)
 		}
 		next.ServeHTTP(rec, r)
+		// What the handler left in the buffer is written after it returns,
+		// under a deadline of its own if the last is getting old.
+		rec.deadline()
 		if rec.code == 0 {
 			rec.code = http.StatusOK
 		}

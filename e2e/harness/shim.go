@@ -28,6 +28,9 @@ type ShimConfig struct {
 	// TLS serves https with these files (and upstream TLS if the endpoints
 	// are https).
 	TLS *TLSFiles
+	// Binary is a shim binary to run instead of the tree's (a baseline
+	// build, for a side-by-side comparison).
+	Binary string
 }
 
 // Shim is a running etcdshim process.
@@ -40,6 +43,7 @@ type Shim struct {
 	proc    *process
 	args    []string
 	env     []string
+	binary  string // "" for the tree's
 }
 
 // StartShim starts the shim binary and waits until /health answers.
@@ -64,7 +68,7 @@ func StartShim(tb testing.TB, cfg ShimConfig) *Shim {
 		}
 	}
 	args = append(args, cfg.Args...)
-	s := &Shim{URL: url, LogPath: filepath.Join(tb.TempDir(), "etcdshim.log"), args: args, env: cfg.Env}
+	s := &Shim{URL: url, LogPath: filepath.Join(tb.TempDir(), "etcdshim.log"), args: args, env: cfg.Env, binary: cfg.Binary}
 	s.start(tb, cfg.TLS)
 	tb.Cleanup(func() {
 		if s.proc.running() {
@@ -77,7 +81,11 @@ func StartShim(tb testing.TB, cfg ShimConfig) *Shim {
 func (s *Shim) start(tb testing.TB, t *TLSFiles) {
 	tb.Helper()
 	dumpOnFailure(tb, "etcdshim", s.LogPath)
-	s.proc = startProcess(tb, s.LogPath, s.env, ShimBinary(tb), s.args...)
+	bin := s.binary
+	if bin == "" {
+		bin = ShimBinary(tb)
+	}
+	s.proc = startProcess(tb, s.LogPath, s.env, bin, s.args...)
 	s.Cmd = s.proc.cmd
 	tr := &http.Transport{}
 	if t != nil {

@@ -100,12 +100,18 @@ func (p *Policy) WrapHostOnly(next http.Handler) http.Handler {
 }
 
 func setCORS(h http.Header, origin string) {
-	// The keys are canonical; one slice holds the three values.
-	v := []string{"POST, GET, OPTIONS, PUT, DELETE", origin, "accept, content-type, authorization"}
+	// The keys are canonical; one slice holds the three values, shared by
+	// every answer for any origin (header values are only read once set).
+	v := anyOrigin
+	if origin != "*" {
+		v = []string{anyOrigin[0], origin, anyOrigin[2]}
+	}
 	h["Access-Control-Allow-Methods"] = v[0:1:1]
 	h["Access-Control-Allow-Origin"] = v[1:2:2]
 	h["Access-Control-Allow-Headers"] = v[2:3:3]
 }
+
+var anyOrigin = []string{"POST, GET, OPTIONS, PUT, DELETE", "*", "accept, content-type, authorization"}
 
 // refusedHost is the body etcd 3.4 answers a refused Host with, so clients
 // and operators see the same advice through the shim.
