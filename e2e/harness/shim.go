@@ -28,6 +28,9 @@ type ShimConfig struct {
 	// TLS serves https with these files (and upstream TLS if the endpoints
 	// are https).
 	TLS *TLSFiles
+	// Port is the client port to listen on (default: a free one), for
+	// shims that must know each other's URLs before they start.
+	Port int
 }
 
 // Shim is a running etcdshim process.
@@ -49,7 +52,11 @@ func StartShim(tb testing.TB, cfg ShimConfig) *Shim {
 	if cfg.TLS != nil {
 		scheme = "https"
 	}
-	url := fmt.Sprintf("%s://127.0.0.1:%d", scheme, FreePort(tb))
+	port := cfg.Port
+	if port == 0 {
+		port = FreePort(tb)
+	}
+	url := fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
 	args := []string{"--listen-client-urls", url, "--log-level", "debug"}
 	if len(cfg.Endpoints) > 0 {
 		args = append(args, "--endpoints", strings.Join(cfg.Endpoints, ","))
