@@ -192,7 +192,6 @@ type flatness struct {
 	goroutineSlope, rssSlope  float64 // per minute (goroutines, MiB)
 	gLo, gHi, rssLo, rssHi    float64
 	baseline, afterClients    float64 // goroutines before the clients and once they are gone
-	baselineRSS, afterRSS     float64 // MiB
 	firstRSS, lastRSS, firstG float64
 	lastG                     float64
 }
@@ -212,15 +211,15 @@ func measureFlatness(shim string, ss []sample, from, to time.Time) flatness {
 
 // report is the soak's Markdown report.
 type report struct {
-	run       string
-	started   time.Time
-	duration  time.Duration
-	clients   []*counter
-	flat      []flatness
-	steps     []string
-	checks    []string
-	problems  []string
-	reportRel string
+	run         string
+	started     time.Time
+	duration    time.Duration
+	busy, quiet time.Duration
+	clients     []*counter
+	flat        []flatness
+	steps       []string
+	checks      []string
+	problems    []string
 }
 
 func (r *report) write(t *testing.T, name string) {
@@ -229,7 +228,7 @@ func (r *report) write(t *testing.T, name string) {
 	b.WriteString("Setup: three etcd 3.7.3 members (`--auth-token-ttl 3`, simple tokens, TLS with client certificates), one " +
 		"etcdshim per member (TLS to clients and to the members, `--user etcdshim`, admin listener), auth on with root, a " +
 		"v2 prefix user `app` (`/app/*`) and a v3 prefix user `v3app` (`v3/`). The clients with credentials idle together " +
-		"5 s in every 20 s (longer than the token TTL), so every token expires again and again.\n\n")
+		fmt.Sprintf("%v in every %v (longer than the token TTL), so every token expires again and again.\n\n", r.quiet, r.busy+r.quiet))
 	b.WriteString("| client (through the shims) | requests | ok | failed | correct non-success answers | failures by error |\n|---|---|---|---|---|---|\n")
 	total := 0
 	for _, c := range r.clients {
@@ -254,11 +253,11 @@ func (r *report) write(t *testing.T, name string) {
 	fmt.Fprintf(&b, "| all | %d | | | | |\n", total)
 	b.WriteString("\nShim runtime (its own `go_goroutines` and `process_resident_memory_bytes` from `/metrics/shim`), least-squares " +
 		"slopes over the samples after the warm-up until the clients stopped:\n\n")
-	b.WriteString("| shim | samples | window | goroutines slope /min | goroutines min–max | RSS slope MiB/min | RSS min–max MiB | goroutines baseline → after the clients |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| shim | samples | window | goroutines slope /min | goroutines first → last (min–max) | RSS slope MiB/min | RSS first → last (min–max) MiB | goroutines baseline → after the clients |\n|---|---|---|---|---|---|---|---|\n")
 	for _, f := range r.flat {
-		fmt.Fprintf(&b, "| %s | %d | %s–%s | %+.3f | %.0f–%.0f | %+.3f | %.1f–%.1f | %.0f → %.0f |\n", f.shim, f.samples,
-			f.from.UTC().Format("15:04:05"), f.to.UTC().Format("15:04:05"), f.goroutineSlope, f.gLo, f.gHi, f.rssSlope,
-			f.rssLo, f.rssHi, f.baseline, f.afterClients)
+		fmt.Fprintf(&b, "| %s | %d | %s–%s | %+.3f | %.0f → %.0f (%.0f–%.0f) | %+.3f | %.1f → %.1f (%.1f–%.1f) | %.0f → %.0f |\n", f.shim, f.samples,
+			f.from.UTC().Format("15:04:05"), f.to.UTC().Format("15:04:05"), f.goroutineSlope, f.firstG, f.lastG, f.gLo, f.gHi,
+			f.rssSlope, f.firstRSS, f.lastRSS, f.rssLo, f.rssHi, f.baseline, f.afterClients)
 	}
 	b.WriteString("\nChecks:\n\n")
 	for _, c := range r.checks {

@@ -28,19 +28,18 @@ import (
 type plan struct {
 	// long: a run by hand (SOAK_DURATION of at least longRun), whose
 	// report is committed and which asserts the runtime slopes.
-	long                 bool
-	report               string
-	duration, warmup     time.Duration
-	sampleEvery          time.Duration
-	scrapeEvery          time.Duration
-	busy, quiet          time.Duration
-	failback             time.Duration
-	rotateAt, restartAt  time.Duration
-	compactAt            time.Duration
-	describe             string
-	goroutineSlopeBound  float64 // per minute
-	rssSlopeBoundMiB     float64 // per minute
-	minRequestsPerMinute int
+	long                bool
+	report              string
+	duration, warmup    time.Duration
+	sampleEvery         time.Duration
+	scrapeEvery         time.Duration
+	busy, quiet         time.Duration
+	failback            time.Duration
+	rotateAt, restartAt time.Duration
+	compactAt           time.Duration
+	describe            string
+	goroutineSlopeBound float64 // per minute
+	rssSlopeBoundMiB    float64 // per minute
 }
 
 // longRun is the least duration whose slopes are asserted: shorter runs are
@@ -83,7 +82,7 @@ func TestSoak(t *testing.T) {
 		t.Skip("e2e")
 	}
 	p := newPlan(t)
-	rep := &report{run: p.describe, started: time.Now()}
+	rep := &report{run: p.describe, started: time.Now(), busy: p.busy, quiet: p.quiet}
 	// The report is written however the run ends: a run that stops
 	// half-way still says what its clients saw until then.
 	defer func() { rep.write(t, p.report) }()
