@@ -9,7 +9,9 @@ import (
 // The slope the long run bounds: least squares over the samples, per minute.
 func TestSlopePerMinute(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	at := func(sec int, g float64) sample { return sample{at: t0.Add(time.Duration(sec) * time.Second), goroutines: g} }
+	at := func(sec int, g float64) sample {
+		return sample{at: t0.Add(time.Duration(sec) * time.Second), goroutines: g}
+	}
 	for _, tc := range []struct {
 		name string
 		ss   []sample
