@@ -247,6 +247,17 @@ func (e *env) tunnels() string {
 	return strings.Join(parts, " ")
 }
 
+// tunnelsOn is every shim's relayed client connections on member k.
+func (e *env) tunnelsOn(k int) int {
+	n := 0
+	for _, a := range e.admins {
+		if rep, err := harness.AdminState(a); err == nil {
+			n += rep.Tunnels[e.cl.Members[k].ClientURL]
+		}
+	}
+	return n
+}
+
 // logLines are the lines of a shim's log holding every one of subs.
 func logLines(t *testing.T, sh *harness.Shim, subs ...string) []string {
 	t.Helper()

@@ -104,7 +104,7 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("root read: %v", err)
 	}
 
-	r := &run{t: t, e: e, a: &acks{v2: map[string]string{}, v3: map[string]string{}},
+	r := &run{t: t, e: e, a: &acks{v2: map[string]string{}, v3: map[string]string{}}, failback: p.failback,
 		stopFile: filepath.Join(t.TempDir(), "stop"), down: make([]atomic.Bool, len(e.shims)),
 		seen: map[string][]uint64{}, cleared: map[string]int{}}
 	samples := make([][]sample, len(e.shims))
@@ -383,13 +383,8 @@ func (r *run) restart(t *testing.T, step func(string, ...any)) int {
 	lead := e.leader(t)
 	k := (lead + 1) % len(e.cl.Members)
 	m := e.cl.Members[k]
+	before := e.tunnelsOn(k)
 	step("restart of %s (a follower; %s leads); tunnels %s", m.Name, e.cl.Members[lead].Name, e.tunnels())
-	r.moving.Store(true)
-	r.epoch.Add(1)
-	defer func() {
-		r.epoch.Add(1)
-		r.moving.Store(false)
-	}()
 	rep, err := harness.PreStop(e.admins[k])
 	if err != nil {
 		t.Errorf("prestop of %s: %v", m.Name, err)
@@ -415,7 +410,13 @@ func (r *run) restart(t *testing.T, step func(string, ...any)) int {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	step("the shim of %s failed back; tunnels %s", m.Name, e.tunnels())
+	step("the shim of %s took its member back; tunnels %s", m.Name, e.tunnels())
+	// Its relayed connections return spread over --failback-window.
+	back := time.Now().Add(2*r.failback + 10*time.Second)
+	for e.tunnelsOn(k) < before && time.Now().Before(back) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	step("tunnels after the failback window: %s", e.tunnels())
 	return k
 }
 

@@ -33,6 +33,8 @@ while not os.path.exists(stop):
         out('ok', 'write', key, r.modifiedIndex, n)
     except Exception as e:
         out('fail', 'write', key, repr(e))
+        time.sleep(0.05)
+        continue  # its read would fail for the write's failure, not its own
     try:
         r = c.read(key)
         if r.value == str(n):
