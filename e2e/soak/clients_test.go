@@ -72,6 +72,9 @@ type acks struct {
 	v3 map[string]string
 	// grpcRevs are the revisions of acknowledged gRPC puts.
 	grpcRevs []int64
+	// patroniLeader is the Patroni node whose leader-key write was
+	// acknowledged last.
+	patroniLeader string
 }
 
 func (a *acks) v2Write(key, value string, index uint64) {
@@ -377,8 +380,13 @@ func (r *run) patroni() {
 	host, port := hostPort(r.e.shims[2%len(r.e.shims)].URL)
 	r.python("patroni", "patroni_loop.py", func(f []string) {
 		switch {
-		case len(f) >= 3 && f[0] == "ok":
+		case len(f) >= 4 && f[0] == "ok":
 			c.success()
+			if (f[2] == "update_leader" || f[2] == "attempt_to_acquire_leader") && f[3] == "True" {
+				r.a.mu.Lock()
+				r.a.patroniLeader = f[1]
+				r.a.mu.Unlock()
+			}
 		case len(f) >= 2 && f[0] == "fail":
 			c.fail(strings.Join(f[1:], " "))
 		case len(f) >= 1 && f[0] == "done":
@@ -442,8 +450,9 @@ const clearedAnswer = "The event in requested index is outdated and cleared"
 // of its own), errorCode 401, 3.4's message, and
 // the cause "the requested history has been cleared [O/R]" with R the
 // waitIndex asked for and O, the oldest index still held, above it. Rightly:
-// at least v2History (3.4's history of 1,000 events) acknowledged v2 writes
-// at or after waitIndex, so 3.4 would no longer hold it either. A v3
+// at least v2History (the shims' history size) acknowledged v2 writes
+// at or after waitIndex, so a 3.4 member with that history would no longer
+// hold it either. A v3
 // compaction is no reason: v2 on 3.4 has none, so an index inside the v2
 // history must be answered whatever was compacted.
 func (r *run) clearedCorrectly(ans v2Answer, code int, waitIndex uint64) (bool, string) {
@@ -456,7 +465,7 @@ func (r *run) clearedCorrectly(ans v2Answer, code int, waitIndex uint64) (bool, 
 		return false, fmt.Sprintf("401 with cause %q for waitIndex %d", ans.Cause, waitIndex)
 	}
 	if n := r.a.v2Since(waitIndex); n < v2History {
-		return false, fmt.Sprintf("401 %q for waitIndex %d with only %d acknowledged v2 writes since (3.4's history holds %d events)", ans.Cause, waitIndex, n, v2History)
+		return false, fmt.Sprintf("401 %q for waitIndex %d with only %d acknowledged v2 writes since (the history holds %d events)", ans.Cause, waitIndex, n, v2History)
 	}
 	return true, ""
 }
@@ -499,7 +508,7 @@ func (r *run) v2Watcher(name string, shim int, path string, recursive bool) {
 				if !ok {
 					c.fail(why)
 				} else {
-					c.answered("errorCode 401 event index cleared (HTTP 400, as 3.4), with 1,000 acknowledged v2 writes since the waitIndex")
+					c.answered("errorCode 401 event index cleared (HTTP 400, as 3.4), with a history's worth of acknowledged v2 writes since the waitIndex")
 					r.watchMu.Lock()
 					r.cleared[name]++
 					r.watchMu.Unlock()

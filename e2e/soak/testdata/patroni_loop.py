@@ -1,10 +1,11 @@
 # Two Patroni nodes on the etcd (v2) DCS with username and password over
-# https, running Patroni's HA loop until the stop file exists: node1 leads
-# (get_cluster, update_leader, touch_member), node2 follows (get_cluster, a
-# refused attempt_to_acquire_leader, touch_member, and the long poll on the
-# leader key Patroni's replicas wait in). They idle in the soak's quiet
-# windows. One line per operation on stdout:
-#   ok <node> <op>       fail <node> <op> <error>
+# https, running Patroni's HA loop until the stop file exists: the leader
+# (node1, which initializes first) refreshes the leader key (get_cluster,
+# update_leader, touch_member), the other follows (get_cluster, a refused
+# attempt_to_acquire_leader, touch_member, and the long poll on the leader
+# key Patroni's replicas wait in). They idle in the soak's quiet windows.
+# One line per operation on stdout:
+#   ok <node> <op> <returned True/False>       fail <node> <op> <error>
 # and every warning Patroni logs (it logs what its etcd client retried or
 # gave up) as a failure: fail log <logger> <message>.
 # Arguments: host:port ca user password t0 busy quiet stopfile.
@@ -47,17 +48,18 @@ def op(node, name, fn, want=True):
     if want is not None and bool(got) != want:
         out('fail', node, name, 'returned %r' % (got,))
     else:
-        out('ok', node, name)
+        out('ok', node, name, bool(got))
     return got
 
 
-def run(name, leads):
+def run(name):
     dcs = Etcd(dict(cfg, name=name))
     member = {'conn_url': 'postgres://127.0.0.1:5432/postgres', 'api_url': 'http://127.0.0.1:8008/patroni',
-              'state': 'running', 'role': 'master' if leads else 'replica'}
-    if leads:
+              'state': 'running', 'role': 'replica'}
+    if name == 'node1':
         op(name, 'initialize', lambda: dcs.initialize(create_new=True, sysid='7000000000000000001'))
-        op(name, 'acquire', dcs.attempt_to_acquire_leader)
+    # Patroni's HA loop: the holder of the leader key refreshes it, the
+    # other node tries to take it (refused while it is held) and waits on it.
     while not os.path.exists(stop):
         if quiet_now():
             time.sleep(0.1)
@@ -66,13 +68,14 @@ def run(name, leads):
         if c is None:
             time.sleep(1)
             continue
+        leads = bool(c.leader and c.leader.name == name)
         if leads:
-            if not (c.leader and c.leader.name == name):
-                out('fail', name, 'get_cluster', 'leader is %r' % (c.leader and c.leader.name,))
             op(name, 'update_leader', lambda: dcs.update_leader(None))
         else:
-            # the leader holds the key: Patroni's attempt must be refused
-            op(name, 'attempt_to_acquire_leader', dcs.attempt_to_acquire_leader, want=not c.leader)
+            # refused while another node holds the key; with no holder
+            # either outcome is right (the other node may win the race)
+            op(name, 'attempt_to_acquire_leader', dcs.attempt_to_acquire_leader, want=False if c.leader else None)
+        member['role'] = 'master' if leads else 'replica'
         op(name, 'touch_member', lambda: dcs.touch_member(member))
         if leads:
             time.sleep(1)
@@ -80,7 +83,7 @@ def run(name, leads):
             op(name, 'watch', lambda: dcs.watch(c.leader and c.leader.index, 2), want=None)
 
 
-threads = [threading.Thread(target=run, args=('node1', True)), threading.Thread(target=run, args=('node2', False))]
+threads = [threading.Thread(target=run, args=('node1',)), threading.Thread(target=run, args=('node2',))]
 threads[0].start()
 time.sleep(1)
 threads[1].start()
