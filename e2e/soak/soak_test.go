@@ -20,6 +20,7 @@ import (
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
 	"github.com/etcdshim/etcdshim/internal/testpki"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -398,18 +399,10 @@ func (r *run) restart(t *testing.T, step func(string, ...any)) int {
 	m.WaitHealthy(t)
 	r.down[k].Store(false)
 	step("%s healthy again", m.Name)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	waitfor.True(t, time.Minute, "the shim of "+m.Name+" to end its drain once the member serves again", func() bool {
 		st, err := harness.AdminState(e.admins[k])
-		if err == nil && !st.Draining {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("the shim of %s still drains it a minute after its restart (%v)", m.Name, err)
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil && !st.Draining
+	})
 	step("the shim of %s took its member back; tunnels %s", m.Name, e.tunnels())
 	// Its relayed connections return spread over --failback-window.
 	back := time.Now().Add(2*r.failback + 10*time.Second)

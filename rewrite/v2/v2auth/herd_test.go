@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"go.etcd.io/etcd/api/v3/authpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -114,9 +115,7 @@ func TestExpiredTokenRenewedOnceForAllRequests(t *testing.T) {
 		}()
 	}
 	// Every request was refused before the Authenticate is let through.
-	for b.ranges.Load() < n {
-		time.Sleep(time.Millisecond)
-	}
+	waitfor.True(t, 10*time.Second, "every request refused", func() bool { return b.ranges.Load() >= n })
 	close(b.gate)
 	wg.Wait()
 	close(errs)
@@ -146,9 +145,7 @@ func TestFreshTokenRefusedByALaggingMember(t *testing.T) {
 	b.gate = make(chan struct{})
 	done := make(chan error, 1)
 	go func() { done <- rangeAsAlice(tokens, up) }()
-	for b.auths.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitfor.True(t, 10*time.Second, "the renewal", func() bool { return b.auths.Load() > 0 })
 	b.lagRanges.Store(2)
 	close(b.gate)
 	if err := <-done; err != nil {
