@@ -98,8 +98,7 @@ func startEnv(t *testing.T, failbackWindow time.Duration) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{}
-	e.memberPKI = harness.NewTestPKI(t, mkdir(t, filepath.Join(dir, "members")))
-	e.memberPKI.ClientCertAuth = true
+	e.memberPKI = harness.NewTestPKI(t, mkdir(t, filepath.Join(dir, "members"))).RequiringClientCerts()
 	e.caFile = e.memberPKI.CA
 	e.clientTLS = &tls.Config{RootCAs: e.memberPKI.Pool(), MinVersion: tls.VersionTLS12}
 	e.cl = harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 3, TLS: e.memberPKI,
