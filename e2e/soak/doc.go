@@ -23,7 +23,7 @@
 // over the run and reported as least-squares slopes after the warm-up; the
 // long run asserts bounds on them.
 //
-//	go test ./e2e/soak/                                   # CI-sized (150 s of load, about 3 minutes); writes the git-ignored report-ci.md
-//	SOAK_DURATION=30m go test -timeout 45m ./e2e/soak/    # the long run; writes report-30m.md
+//	go test ./e2e/soak/                                   # CI-sized (150 s of load, about four minutes); writes the git-ignored report-ci.md
+//	SOAK_DURATION=30m go test -timeout 50m ./e2e/soak/    # the long run; writes report-30m.md (committed)
 //	SOAK_LOGS=/some/dir go test ./e2e/soak/               # also keeps the three shims' logs there
 package soak
