@@ -7,7 +7,7 @@
 SHELL := /bin/bash
 GO ?= go
 ETCD_VERSIONS ?= v3.5.35 v3.6.16 v3.7.3
-DEBIAN_PACKAGES := etcd-server etcd-client prometheus wrk hey python3-etcd patroni
+DEBIAN_PACKAGES := etcd-server etcd-client prometheus wrk hey python3-etcd python3-idna patroni
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
@@ -24,7 +24,7 @@ deps:
 	@missing=""; \
 	for b in /usr/bin/etcd /usr/bin/etcdctl /usr/bin/prometheus /usr/bin/promtool /usr/bin/wrk /usr/bin/hey; do \
 	  [ -x "$$b" ] || missing="$$missing $$b"; done; \
-	/usr/bin/python3 -c 'import etcd, patroni' 2>/dev/null || missing="$$missing python3-etcd/patroni"; \
+	/usr/bin/python3 -c 'import etcd, patroni, idna' 2>/dev/null || missing="$$missing python3-etcd/patroni/idna"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages (missing:$$missing)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

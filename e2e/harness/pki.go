@@ -19,7 +19,10 @@ type TLSFiles struct {
 	RootCert, RootKey     string
 	// ClientCertAuth makes servers require client certificates.
 	ClientCertAuth bool
-	pool           *x509.CertPool
+	// Issuer is the CA that signed them, to issue replacements as
+	// cert-manager renews certificates (Reissue).
+	Issuer *testpki.CA
+	pool   *x509.CertPool
 }
 
 // NewTestPKI writes a CA, a server certificate for 127.0.0.1/localhost and
@@ -27,7 +30,7 @@ type TLSFiles struct {
 func NewTestPKI(tb testing.TB, dir string) *TLSFiles {
 	tb.Helper()
 	ca := testpki.NewCA(tb, "etcdshim e2e CA")
-	f := &TLSFiles{CA: writeFile(tb, dir, "ca.pem", ca.PEM), pool: x509.NewCertPool()}
+	f := &TLSFiles{CA: writeFile(tb, dir, "ca.pem", ca.PEM), Issuer: ca, pool: x509.NewCertPool()}
 	f.pool.AddCert(ca.Cert)
 	issue := func(name string, serial int64, usages ...x509.ExtKeyUsage) (string, string) {
 		cert, key := ca.Issue(tb, serial, name, usages...)
@@ -63,3 +66,36 @@ func (f *TLSFiles) ClientConfig() *tls.Config {
 	cert, _ := tls.LoadX509KeyPair(f.ClientCert, f.ClientKey)
 	return &tls.Config{RootCAs: f.pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 }
+
+// CopyTo writes a copy of the CA, server and client files into dir and
+// returns it, so that one process's certificates can be replaced on disk
+// without touching another's. The root pair is not copied.
+func (f *TLSFiles) CopyTo(tb testing.TB, dir string) *TLSFiles {
+	tb.Helper()
+	c := *f
+	c.RootCert, c.RootKey = "", ""
+	for _, p := range []*string{&c.CA, &c.ServerCert, &c.ServerKey, &c.ClientCert, &c.ClientKey} {
+		b, err := os.ReadFile(*p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		*p = writeFile(tb, dir, filepath.Base(*p), b)
+	}
+	return &c
+}
+
+// Reissue replaces the server pair with a new certificate of the same CA
+// (serial serverSerial) and the client pair likewise (clientSerial), each
+// file renamed over the old one as cert-manager and Kubernetes do.
+func (f *TLSFiles) Reissue(tb testing.TB, serverSerial, clientSerial int64) {
+	tb.Helper()
+	sc, sk := f.Issuer.Issue(tb, serverSerial, "server", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	cc, ck := f.Issuer.Issue(tb, clientSerial, "client", x509.ExtKeyUsageClientAuth)
+	testpki.Replace(tb, f.ServerCert, sc)
+	testpki.Replace(tb, f.ServerKey, sk)
+	testpki.Replace(tb, f.ClientCert, cc)
+	testpki.Replace(tb, f.ClientKey, ck)
+}
+
+// Pool is a certificate pool holding the CA.
+func (f *TLSFiles) Pool() *x509.CertPool { return f.pool }

@@ -31,6 +31,9 @@ type ShimConfig struct {
 	// Binary is a shim binary to run instead of the tree's (a baseline
 	// build, for a side-by-side comparison).
 	Binary string
+	// Port is the client port to listen on (default: a free one), for
+	// shims that must know each other's URLs before they start.
+	Port int
 }
 
 // Shim is a running etcdshim process.
@@ -53,7 +56,11 @@ func StartShim(tb testing.TB, cfg ShimConfig) *Shim {
 	if cfg.TLS != nil {
 		scheme = "https"
 	}
-	url := fmt.Sprintf("%s://127.0.0.1:%d", scheme, FreePort(tb))
+	port := cfg.Port
+	if port == 0 {
+		port = FreePort(tb)
+	}
+	url := fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
 	args := []string{"--listen-client-urls", url, "--log-level", "debug"}
 	if len(cfg.Endpoints) > 0 {
 		args = append(args, "--endpoints", strings.Join(cfg.Endpoints, ","))

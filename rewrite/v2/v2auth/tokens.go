@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/ctxtime"
 	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
@@ -16,6 +17,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // Upstream is the proxy's connection picker.
@@ -34,6 +36,19 @@ type Tokens struct {
 	mu    sync.Mutex
 	lru   *list.List // of *entry, most recent first
 	byKey map[[32]byte]*list.Element
+	// authenticating are the Authenticate calls in flight per credential:
+	// requests that find the same token missing or expired share one
+	// (bcrypt on the member, a raft round trip) instead of each sending
+	// its own, as every client of a user does after the TTL passed.
+	authenticating map[[32]byte]*authCall
+}
+
+// authCall is one Authenticate (and permissions read) shared by the
+// requests that need a token for the same credentials.
+type authCall struct {
+	done chan struct{}
+	e    entry
+	err  error
 }
 
 type entry struct {
@@ -59,7 +74,7 @@ func NewTokens(up Upstream, guestUser, guestPassword string, max int) *Tokens {
 		max = 1024
 	}
 	return &Tokens{up: up, guestUser: guestUser, guestPassword: guestPassword, max: max,
-		lru: list.New(), byKey: map[[32]byte]*list.Element{}}
+		lru: list.New(), byKey: map[[32]byte]*list.Element{}, authenticating: map[[32]byte]*authCall{}}
 }
 
 // MarkAnonymous makes anonymous requests carry AnonymousToken; the shim
@@ -197,8 +212,27 @@ func (c renewingConn) Invoke(ctx context.Context, method string, args, reply any
 	if terr != nil {
 		return terr
 	}
-	return c.ClientConnInterface.Invoke(withToken(ctx, e.token), method, args, reply, opts...)
+	for i := 0; ; i++ {
+		err = c.ClientConnInterface.Invoke(withToken(ctx, e.token), method, args, reply, opts...)
+		// A token just issued and refused: the member serving this call
+		// has not applied its Authenticate yet. Each member assigns a
+		// simple token when it applies the raft entry, and the call may go
+		// to another member than the Authenticate did (writes go to the
+		// leader; the pool may have switched). Give it a moment rather
+		// than answer a client whose credentials are good with 110.
+		if err == nil || !etcderr.InvalidToken(err) || i == freshTokenRetries || !ctxtime.Sleep(ctx, freshTokenWait) {
+			return err
+		}
+	}
 }
+
+// A fresh token the member refused is tried again freshTokenRetries times,
+// freshTokenWait apart: a member applies an entry within milliseconds of
+// its commit unless it is overloaded.
+const (
+	freshTokenRetries = 3
+	freshTokenWait    = 100 * time.Millisecond
+)
 
 // withToken is ctx carrying token instead of any token it carried.
 func withToken(ctx context.Context, token string) context.Context {
@@ -252,7 +286,41 @@ func (t *Tokens) token(ctx context.Context, id Identity, stale string) (entry, e
 	return t.authenticate(ctx, id, k)
 }
 
+// authTimeout bounds a shared Authenticate, which outlives the request
+// that started it (v2store.DefaultTimeout, a v2 request's own bound).
+const authTimeout = v2store.DefaultTimeout
+
+// authenticate gets a new token for id, sharing the call with every
+// request that needs one for the same credentials meanwhile. Each waits
+// until its own context ends at most.
 func (t *Tokens) authenticate(ctx context.Context, id Identity, k [32]byte) (entry, error) {
+	t.mu.Lock()
+	c, joined := t.authenticating[k]
+	if !joined {
+		c = &authCall{done: make(chan struct{})}
+		t.authenticating[k] = c
+	}
+	t.mu.Unlock()
+	if !joined {
+		go func() {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), authTimeout)
+			c.e, c.err = t.authenticateOnce(actx, id, k)
+			cancel()
+			t.mu.Lock()
+			delete(t.authenticating, k)
+			t.mu.Unlock()
+			close(c.done)
+		}()
+	}
+	select {
+	case <-c.done:
+		return c.e, c.err
+	case <-ctx.Done():
+		return entry{}, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+func (t *Tokens) authenticateOnce(ctx context.Context, id Identity, k [32]byte) (entry, error) {
 	resp, err := etcdrpc.NewAuthClient(t.up.ClientConn()).Authenticate(ctx, &pb.AuthenticateRequest{Name: id.User, Password: id.Password})
 	switch {
 	case err == nil:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
@@ -27,6 +28,14 @@ type V3Store struct {
 	// inOrder serialises in-order creates per directory (inorder.go);
 	// shared by the per-request copies scoped makes.
 	inOrder *inOrder
+	// acked is the revision of the newest write this store acknowledged
+	// (shared by the scoped copies). The shim sends its writes to the
+	// leader (proxy/leader.go), which acknowledges them once it applied
+	// them, and reads from its own member, which may not have yet; 3.4
+	// answered a write once the member the client talks to had applied it.
+	// A plain GET older than acked is read again linearizably, so that a
+	// client reads its own writes through one shim as through one member.
+	acked *atomic.Int64
 }
 
 // DefaultTimeout bounds one v2 request's calls to the member unless the
@@ -75,7 +84,17 @@ var _ Store = (*V3Store)(nil)
 // NewV3 returns a store on cc under prefix ("" or "/something").
 func NewV3(cc grpc.ClientConnInterface, prefix string) *V3Store {
 	return &V3Store{l: layout{prefix: prefix}, kv: etcdrpc.NewKVClient(cc), lease: etcdrpc.NewLeaseClient(cc), now: time.Now,
-		timeout: DefaultTimeout, inOrder: &inOrder{}}
+		timeout: DefaultTimeout, inOrder: &inOrder{}, acked: &atomic.Int64{}}
+}
+
+// ack records an acknowledged write's revision.
+func (s *V3Store) ack(h *pb.ResponseHeader) {
+	for rev := h.GetRevision(); ; {
+		cur := s.acked.Load()
+		if rev <= cur || s.acked.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
 }
 
 func meta(h *pb.ResponseHeader) Meta {
@@ -258,6 +277,7 @@ func (s *V3Store) txn(ctx context.Context, what string, cmp []*pb.Compare, then,
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	s.ack(resp.Header)
 	return resp, nil
 }
 
@@ -317,6 +337,17 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 		defer cancel()
 	}
 	r, err := kv.Range(ctx, &pb.RangeRequest{Key: from, RangeEnd: end, Serializable: !o.Quorum})
+	if err == nil && !o.Quorum && r.Header.GetRevision() < s.acked.Load() {
+		// Older than a write this shim acknowledged (see acked): the
+		// member's linearizable answer, which waits until it applied it.
+		if kv != s.kv {
+			var cancel context.CancelFunc
+			ctx, cancel = s.bound(ctx)
+			defer cancel()
+		}
+		kv = s.kv
+		r, err = kv.Range(ctx, &pb.RangeRequest{Key: from, RangeEnd: end})
+	}
 	if err != nil {
 		return nil, Meta{}, fmt.Errorf("range %s: %w", p, err)
 	}

@@ -32,6 +32,7 @@ func TestV3Store(t *testing.T) {
 	t.Run("in-order", func(t *testing.T) { testInOrder(t, cc) })
 	t.Run("prefix", func(t *testing.T) { testPrefix(t, cc) })
 	t.Run("parents", func(t *testing.T) { testParents(t, cc) })
+	t.Run("read your writes", func(t *testing.T) { testReadYourWrites(t, cc) })
 }
 
 func boolp(b bool) *bool { return &b }

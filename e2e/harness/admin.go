@@ -1,0 +1,51 @@
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// AdminReport is the shim's answer on its admin listener
+// (--listen-admin-url, proxy/admin.go) to /drain and /prestop.
+type AdminReport struct {
+	Member        string `json:"member"`
+	Draining      bool   `json:"draining"`
+	LeaderMovedTo string `json:"leaderMovedTo"`
+	LeaderError   string `json:"leaderError"`
+	InFlight      struct {
+		Tunnels int   `json:"tunnels"`
+		Calls   int64 `json:"calls"`
+	} `json:"inFlight"`
+	// Tunnels are the relayed client connections per member client URL.
+	Tunnels map[string]int `json:"tunnels"`
+	Error   string         `json:"error"`
+}
+
+// PreStop drains the shim's own member as the Kubernetes preStop hook does
+// (GET /prestop): leadership moves away when the member leads, and the
+// answer comes once nothing of the shim's is in flight on the member.
+func PreStop(admin string) (AdminReport, error) { return adminCall(http.MethodGet, admin+"/prestop") }
+
+// AdminState is the drain state and the tunnels per member (GET /drain).
+func AdminState(admin string) (AdminReport, error) { return adminCall(http.MethodGet, admin+"/drain") }
+
+func adminCall(method, u string) (AdminReport, error) {
+	var rep AdminReport
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		return rep, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return rep, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return rep, fmt.Errorf("%s %s: HTTP %d: %w", method, u, resp.StatusCode, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return rep, fmt.Errorf("%s %s: HTTP %d: %s", method, u, resp.StatusCode, rep.Error)
+	}
+	return rep, nil
+}
