@@ -281,7 +281,7 @@ func leakRun(t *testing.T, shimIdentity bool) {
 						if etcdctlChecks < 3 {
 							// etcdctl itself, as the issue puts it, for a few
 							etcdctlChecks++
-							out, err := harness.Etcdctl(t, []string{"ETCDCTL_API=3"}, "--endpoints", cl.ClientURLs()[0], "--user", u.name+":"+u.pass, "get", m.Key, "--print-value-only")
+							out, err := harness.Etcdctl(t, []string{"ETCDCTL_API=3"}, "--endpoints", cl.ClientURLs()[0], "--command-timeout", "30s", "--user", u.name+":"+u.pass, "get", m.Key, "--print-value-only")
 							if got := strings.TrimSuffix(out, "\n"); err != nil || m.Value == nil || got != *m.Value {
 								leaks = append(leaks, fmt.Sprintf("%s: %s got file %s=%q; etcdctl --user %s get: %v %q", origin, u.name, m.Key, deref(m.Value), u.name, err, out))
 							}

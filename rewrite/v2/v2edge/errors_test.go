@@ -19,12 +19,12 @@ import (
 
 // The errors a handler meets, as they reach the edge (wrapped).
 var (
-	badCredentials = fmt.Errorf("authenticating alice: %w", etcderr.ErrBadCredentials)
-	denied         = fmt.Errorf("range: %w", status.Error(codes.PermissionDenied, rpctypes.ErrorDesc(rpctypes.ErrGRPCPermissionDenied)))
-	unreachable    = fmt.Errorf("put: %w", status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 10.0.0.7:2379: connect: connection refused"`))
-	noLeader       = fmt.Errorf("put: %w", status.Error(codes.Unavailable, "etcdserver: no leader"))
-	canceled       = fmt.Errorf("range: %w", context.Canceled)
-	internal       = errors.New("reading the permissions of alice: something broke at 10.0.0.7:2379")
+	errBadCredentials = fmt.Errorf("authenticating alice: %w", etcderr.ErrBadCredentials)
+	errDenied         = fmt.Errorf("range: %w", status.Error(codes.PermissionDenied, rpctypes.ErrorDesc(rpctypes.ErrGRPCPermissionDenied)))
+	errUnreachable    = fmt.Errorf("put: %w", status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 10.0.0.7:2379: connect: connection refused"`))
+	errNoLeader       = fmt.Errorf("put: %w", status.Error(codes.Unavailable, "etcdserver: no leader"))
+	errCanceled       = fmt.Errorf("range: %w", context.Canceled)
+	errInternal       = errors.New("reading the permissions of alice: something broke at 10.0.0.7:2379")
 )
 
 func TestWriteError(t *testing.T) {
@@ -36,12 +36,12 @@ func TestWriteError(t *testing.T) {
 		warns  int // lines logged at Warn
 	}{
 		{"v2 error", fmt.Errorf("put user: %w", Errorf(http.StatusConflict, "auth: User %s already exists.", "bob")), 409, `{"message":"auth: User bob already exists."}`, 0},
-		{"bad credentials", badCredentials, 401, `{"message":"Insufficient credentials"}`, 0},
-		{"denied", denied, 401, `{"message":"Insufficient credentials"}`, 0},
-		{"no member", unreachable, 500, `{"message":"upstream member unavailable"}`, 1},
-		{"no leader", noLeader, 500, `{"message":"upstream member unavailable"}`, 1},
-		{"anything else", internal, 500, `{"message":"Internal Server Error"}`, 1},
-		{"client gone", canceled, 500, `{"message":"Internal Server Error"}`, 0},
+		{"bad credentials", errBadCredentials, 401, `{"message":"Insufficient credentials"}`, 0},
+		{"denied", errDenied, 401, `{"message":"Insufficient credentials"}`, 0},
+		{"no member", errUnreachable, 500, `{"message":"upstream member unavailable"}`, 1},
+		{"no leader", errNoLeader, 500, `{"message":"upstream member unavailable"}`, 1},
+		{"anything else", errInternal, 500, `{"message":"Internal Server Error"}`, 1},
+		{"client gone", errCanceled, 500, `{"message":"Internal Server Error"}`, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zap.WarnLevel)
@@ -72,13 +72,13 @@ func TestWriteKeysError(t *testing.T) {
 		warns  int
 	}{
 		{"v2 condition", notFound, 404, `{"errorCode":100,"message":"Key not found","cause":"/a","index":42}`, "42", 0},
-		{"bad credentials", badCredentials, 401, unauthorized, "0", 0},
-		{"denied", denied, 401, unauthorized, "0", 0},
+		{"bad credentials", errBadCredentials, 401, unauthorized, "0", 0},
+		{"denied", errDenied, 401, unauthorized, "0", 0},
 		// The member's words pass; an address does not.
-		{"no leader", noLeader, 500, raftInternal("etcdserver: no leader"), "0", 1},
-		{"no member", unreachable, 500, raftInternal("upstream member unavailable"), "0", 1},
-		{"anything else", internal, 500, raftInternal("upstream member unavailable"), "0", 1},
-		{"client gone", canceled, 500, raftInternal("range: context canceled"), "0", 0},
+		{"no leader", errNoLeader, 500, raftInternal("etcdserver: no leader"), "0", 1},
+		{"no member", errUnreachable, 500, raftInternal("upstream member unavailable"), "0", 1},
+		{"anything else", errInternal, 500, raftInternal("upstream member unavailable"), "0", 1},
+		{"client gone", errCanceled, 500, raftInternal("range: context canceled"), "0", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zap.WarnLevel)

@@ -155,7 +155,7 @@ var godebugQueryLimit = strings.Contains(os.Getenv("GODEBUG"), "urlmaxqueryparam
 // rawForm reports whether s can be looked up in place: url.ParseQuery would
 // unescape nothing and find no error in it.
 func rawForm(s string) bool {
-	return !godebugQueryLimit && strings.IndexAny(s, "%+;") < 0 && strings.Count(s, "&") < maxRawPairs
+	return !godebugQueryLimit && !strings.ContainsAny(s, "%+;") && strings.Count(s, "&") < maxRawPairs
 }
 
 // readForm reads r's form. A body is read only for a PUT, POST or PATCH
