@@ -16,7 +16,7 @@ import (
 
 // V3Store keeps the v2 keyspace in v3 (see the package doc for the layout).
 type V3Store struct {
-	l     layout
+	l     Layout
 	kv    pb.KVClient
 	lease pb.LeaseClient
 	now   func() time.Time
@@ -74,7 +74,7 @@ var _ Store = (*V3Store)(nil)
 
 // NewV3 returns a store on cc under prefix ("" or "/something").
 func NewV3(cc grpc.ClientConnInterface, prefix string) *V3Store {
-	return &V3Store{l: layout{prefix: prefix}, kv: etcdrpc.NewKVClient(cc), lease: etcdrpc.NewLeaseClient(cc), now: time.Now,
+	return &V3Store{l: Layout{prefix: prefix}, kv: etcdrpc.NewKVClient(cc), lease: etcdrpc.NewLeaseClient(cc), now: time.Now,
 		timeout: DefaultTimeout, inOrder: &inOrder{}}
 }
 
@@ -161,7 +161,7 @@ type probe struct {
 
 // readProbe decodes the reads of probeOps(p), the last of resps, taken at
 // rev. It reads nothing itself.
-func (l layout) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
+func (l Layout) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
 	plan := l.probePlan(p)
 	pr := probe{rev: uint64(rev)}
 	n := len(plan)
@@ -171,7 +171,7 @@ func (l layout) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
 	resps = resps[len(resps)-n:]
 	// What the caller may not read is taken as the harmless answer: an
 	// ancestor above the grant is no file and exists.
-	nAnc := len(ancestors(p))
+	nAnc := len(Ancestors(p))
 	file := make([]bool, nAnc)
 	missing := make([]bool, nAnc)
 	for i, r := range plan {
@@ -187,7 +187,7 @@ func (l layout) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
 			pr.target = resps[i].GetResponseRange().GetKvs()[0]
 		}
 	}
-	anc := ancestors(p)
+	anc := Ancestors(p)
 	for i := range anc {
 		if file[i] {
 			pr.fileAncestor = anc[i]
@@ -289,7 +289,7 @@ func (s *V3Store) revokeLater(id int64) {
 }
 
 func rootReadOnly(ctx context.Context, s *V3Store) (*Event, Meta, error) {
-	r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.marker("/"), CountOnly: true, Serializable: true})
+	r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.Marker("/"), CountOnly: true, Serializable: true})
 	if err != nil {
 		return nil, Meta{}, fmt.Errorf("reading the store index: %w", err)
 	}
@@ -299,10 +299,10 @@ func rootReadOnly(ctx context.Context, s *V3Store) (*Event, Meta, error) {
 // Get reads a file or a directory listing.
 func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta, error) {
 	s = s.scoped(ctx)
-	start, end := s.l.subtree(p)
+	start, end := s.l.Subtree(p)
 	from := start
 	if p != "/" && !s.l.onlyBelow(ctx, p) {
-		from = s.l.key(p)
+		from = s.l.Key(p)
 	}
 	var kv Ranger
 	if !o.Quorum && s.cache != nil {
@@ -351,11 +351,11 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 
 // missingAt names a missing key's error at rev, as probe.missing does.
 func (s *V3Store) missingAt(ctx context.Context, kv Ranger, p string, rev int64) error {
-	for _, a := range ancestors(p) {
+	for _, a := range Ancestors(p) {
 		// Above the caller's grant an ancestor is taken as an existing
 		// directory (scope.go).
-		if s.l.canRead(s.l.key(a), nil) {
-			r, err := kv.Range(ctx, &pb.RangeRequest{Key: s.l.key(a), CountOnly: true, Revision: rev, Serializable: true})
+		if s.l.canRead(s.l.Key(a), nil) {
+			r, err := kv.Range(ctx, &pb.RangeRequest{Key: s.l.Key(a), CountOnly: true, Revision: rev, Serializable: true})
 			if err != nil {
 				return fmt.Errorf("range %s: %w", a, err)
 			}
@@ -363,7 +363,7 @@ func (s *V3Store) missingAt(ctx context.Context, kv Ranger, p string, rev int64)
 				return NewError(EcodeNotDir, a, uint64(rev))
 			}
 		}
-		start, end := s.l.subtree(a)
+		start, end := s.l.Subtree(a)
 		if !s.l.canRead(start, end) {
 			continue
 		}
@@ -411,7 +411,7 @@ func (t *dirTree) add(rel string, kv *mvccpb.KeyValue) {
 }
 
 func (s *V3Store) buildDir(ctx context.Context, p string, below []*mvccpb.KeyValue, recursive bool) *Node {
-	start, _ := s.l.subtree(p)
+	start, _ := s.l.Subtree(p)
 	t := newDirTree()
 	ids := map[int64]bool{}
 	for _, kv := range below {
@@ -475,8 +475,8 @@ func (s *V3Store) dirNode(p string, t *dirTree, ttls map[int64]ttlInfo, recursiv
 // member checks the range permission without sending the subtree.
 func (s *V3Store) CanRead(ctx context.Context, p string, recursive bool) error {
 	s = s.scoped(ctx)
-	start, end := s.l.subtree(p)
-	key := s.l.key(p)
+	start, end := s.l.Subtree(p)
+	key := s.l.Key(p)
 	if !recursive {
 		end = append(append([]byte(nil), key...), 0)
 	}
