@@ -48,7 +48,7 @@ func (s *V3Store) Delete(ctx context.Context, p string, o DeleteOptions) (*Event
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	m := meta(resp.Header)
+	m := MetaOf(resp.Header)
 	rev := resp.Header.Revision
 	if resp.Succeeded {
 		prev := prevKV(resp.Responses[0])
@@ -103,7 +103,7 @@ func (s *V3Store) compareAndDelete(ctx context.Context, p string, o DeleteOption
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	m := meta(resp.Header)
+	m := MetaOf(resp.Header)
 	if !resp.Succeeded {
 		return nil, m, s.l.readProbe(p, resp.Responses, resp.Header.Revision).compareFailed(p, o.PrevValue, o.PrevIndex)
 	}

@@ -132,7 +132,7 @@ func (s *V3Store) createInOrder(ctx context.Context, dir string, o SetOptions, l
 	}
 	for attempt := 1; ; attempt++ {
 		if floor >= maxName {
-			return nil, meta(r.Header), NewError(EcodeRaftInternal, fmt.Sprintf("no in-order name is left in %s", dir), uint64(rev))
+			return nil, MetaOf(r.Header), NewError(EcodeRaftInternal, fmt.Sprintf("no in-order name is left in %s", dir), uint64(rev))
 		}
 		n := max(uint64(rev)+1, floor+1)
 		name := fmt.Sprintf("%020d", n)
@@ -164,7 +164,7 @@ func (s *V3Store) createInOrder(ctx context.Context, dir string, o SetOptions, l
 			}
 			return nil, Meta{}, err
 		}
-		m := meta(resp.Header)
+		m := MetaOf(resp.Header)
 		if resp.Succeeded {
 			s.inOrder.remember(dir, n)
 			return &Event{Action: ActionCreate, Node: s.newNode(p, o, resp.Header.Revision, resp.Header.Revision, t)}, m, nil

@@ -224,7 +224,7 @@ func (s *V3Store) write(ctx context.Context, what, p string, ttl *time.Duration,
 	if !resp.Succeeded {
 		s.revokeLater(lease)
 	}
-	return resp, t, meta(resp.Header), nil
+	return resp, t, MetaOf(resp.Header), nil
 }
 
 // txnUnder runs a write whose ops need p's parent directories. The first

@@ -37,7 +37,7 @@ func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, 
 		if err != nil {
 			return nil, Meta{}, fmt.Errorf("refresh %s: %w", p, err)
 		}
-		m := meta(r.Header)
+		m := MetaOf(r.Header)
 		if len(r.Kvs) == 0 {
 			return nil, m, s.missingAt(ctx, s.kv, p, r.Header.Revision)
 		}
@@ -80,7 +80,7 @@ func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, 
 			continue // changed meanwhile: read again
 		}
 		node.ModifiedIndex = uint64(resp.Header.Revision)
-		return &Event{Action: action, Node: node, PrevNode: prev}, meta(resp.Header), nil
+		return &Event{Action: action, Node: node, PrevNode: prev}, MetaOf(resp.Header), nil
 	}
 	return nil, Meta{}, fmt.Errorf("refresh %s: the key kept changing", p)
 }

@@ -78,15 +78,6 @@ func NewV3(cc grpc.ClientConnInterface, prefix string) *V3Store {
 		timeout: DefaultTimeout, inOrder: &inOrder{}}
 }
 
-func meta(h *pb.ResponseHeader) Meta {
-	if h == nil {
-		return Meta{}
-	}
-	// v3 does not expose the raft commit index per response; the revision
-	// is the monotonic cluster-wide counter clients can use the same way.
-	return Meta{EtcdIndex: uint64(h.Revision), RaftIndex: uint64(h.Revision), RaftTerm: h.RaftTerm, ClusterID: h.ClusterId}
-}
-
 type ttlInfo struct {
 	ttl int64
 	exp time.Time
@@ -122,8 +113,7 @@ func applyTTL(n *Node, t ttlInfo, ok bool) {
 }
 
 func (s *V3Store) fileNode(kv *mvccpb.KeyValue, ttls map[int64]ttlInfo) *Node {
-	n := &Node{Key: s.l.v2Path(kv.Key), Value: strPtr(string(kv.Value)),
-		ModifiedIndex: uint64(kv.ModRevision), CreatedIndex: uint64(kv.CreateRevision)}
+	n := s.l.node(kv)
 	if kv.Lease != 0 {
 		t, ok := ttls[kv.Lease]
 		applyTTL(n, t, ok)
@@ -131,7 +121,7 @@ func (s *V3Store) fileNode(kv *mvccpb.KeyValue, ttls map[int64]ttlInfo) *Node {
 	return n
 }
 
-// prevFileNode describes a node as it was before a write (never recursive).
+// prevNode describes a node as it was before a write (never recursive).
 func (s *V3Store) prevNode(ctx context.Context, kv *mvccpb.KeyValue) *Node {
 	if kv == nil {
 		return nil
@@ -139,11 +129,6 @@ func (s *V3Store) prevNode(ctx context.Context, kv *mvccpb.KeyValue) *Node {
 	var ttls map[int64]ttlInfo
 	if kv.Lease != 0 {
 		ttls = s.leaseTTLs(ctx, map[int64]bool{kv.Lease: true})
-	}
-	if strings.HasSuffix(string(kv.Key), "/") {
-		n := s.fileNode(kv, ttls)
-		n.Key, n.Value, n.Dir = strings.TrimSuffix(n.Key, "/"), nil, true
-		return n
 	}
 	return s.fileNode(kv, ttls)
 }
@@ -293,7 +278,7 @@ func rootReadOnly(ctx context.Context, s *V3Store) (*Event, Meta, error) {
 	if err != nil {
 		return nil, Meta{}, fmt.Errorf("reading the store index: %w", err)
 	}
-	return nil, meta(r.Header), NewError(EcodeRootROnly, "/", uint64(r.Header.Revision))
+	return nil, MetaOf(r.Header), NewError(EcodeRootROnly, "/", uint64(r.Header.Revision))
 }
 
 // Get reads a file or a directory listing.
@@ -320,7 +305,7 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 	if err != nil {
 		return nil, Meta{}, fmt.Errorf("range %s: %w", p, err)
 	}
-	m := meta(r.Header)
+	m := MetaOf(r.Header)
 	var file *mvccpb.KeyValue
 	var below []*mvccpb.KeyValue
 	for _, kv := range r.Kvs {
