@@ -280,7 +280,15 @@ func (f *Follower) watch(runCtx context.Context, from int64, cleanups *sync.Wait
 	}
 	compacted := int64(0)
 	defer func() { f.broken(compacted, err) }()
-	go f.forwardProgress(ctx, ws)
+	forwarding := make(chan struct{})
+	go func() {
+		defer close(forwarding)
+		f.forwardProgress(ctx, ws)
+	}()
+	defer func() {
+		cancel()
+		<-forwarding
+	}()
 	for {
 		resp, err := ws.Recv()
 		switch {
