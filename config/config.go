@@ -98,7 +98,7 @@ type Config struct {
 	// GET goes to the member).
 	V2ReadCacheMaxBytes int64 `mapstructure:"v2-read-cache-max-bytes"`
 	// User is the shim's own v3 identity for its background work with auth
-	// on (the v2 watch hub's upstream watch), as etcdctl's --user:
+	// on (the v2 follower's upstream watch), as etcdctl's --user:
 	// "name" or "name:password". Least privilege: read on the v2 keyspace
 	// (<v2-prefix>/); see docs/v2.md. It is never used for a client's request.
 	User string `mapstructure:"user"`

@@ -252,6 +252,112 @@ func TestV2WatchOneUpstreamWatch(t *testing.T) {
 	t.Logf("%d long polls: upstream watchers %v → %v", n, before, during)
 }
 
+// TestV2WatchOneFollower: with v2 long polls waiting and cached GETs being
+// served, the member counts one watcher, on one watch stream, for the shim:
+// the follower of the v2 keyspace, which feeds both the watch history and
+// the read cache. The shim keeps no other watch of its own: the gateway's
+// websocket watches and the watches run as their client (auth on, no
+// --user) are per client, and none is open here.
+func TestV2WatchOneFollower(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e")
+	}
+	t.Parallel()
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 1})
+	member := cl.ClientURLs()[0] + "/metrics"
+	memberWatches := func() (watchers, streams float64) {
+		_, _, values := textPage(t, member)
+		for name, v := range map[string]*float64{"etcd_debugging_mvcc_watcher_total": &watchers, "etcd_debugging_mvcc_watch_stream_total": &streams} {
+			f, err := strconv.ParseFloat(values[name], 64)
+			if err != nil {
+				t.Fatalf("the member's /metrics has no %s", name)
+			}
+			*v = f
+		}
+		return watchers, streams
+	}
+	if w, s := memberWatches(); w != 0 || s != 0 {
+		t.Fatalf("the member counts %v watchers on %v streams before the shim starts", w, s)
+	}
+	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs()})
+	shimMetrics := shim.URL + "/metrics/shim"
+	hits := func() float64 {
+		_, _, values := textPage(t, shimMetrics)
+		v, _ := strconv.ParseFloat(values[`etcdshim_v2_read_cache_reads_total{result="hit"}`], 64)
+		return v
+	}
+	get := func() {
+		resp, err := http.Get(shim.URL + "/v2/keys/one?recursive=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"key":"/one/k"`) {
+			t.Fatalf("GET /one: %d %s", resp.StatusCode, b)
+		}
+	}
+	v2do(t, shim.URL, "PUT", "/one/k", "value=0")
+	// The first GET starts the cache; wait until GETs come from it.
+	deadline := time.Now().Add(30 * time.Second)
+	for h := hits(); ; {
+		get()
+		if hits() > h {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the read cache never answered a GET")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	const polls, reads = 50, 200
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: polls}, Timeout: 60 * time.Second}
+	// Each long poll reports once: nil when its headers arrived (it
+	// waits), else why not; then its body.
+	ready, bodies := make(chan error, polls), make(chan string, polls)
+	for i := 0; i < polls; i++ {
+		go func() {
+			resp, err := client.Get(fmt.Sprintf("%s/v2/keys/one/k?wait=true&recursive=%v", shim.URL, i%2 == 0))
+			ready <- err
+			if err != nil {
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			bodies <- string(b)
+		}()
+	}
+	for i := 0; i < polls; i++ {
+		if err := <-ready; err != nil {
+			t.Fatalf("long poll %d: %v", i, err)
+		}
+	}
+	waitRegistered(t, shim.URL, polls)
+	before := hits()
+	for i := 0; i < reads; i++ {
+		get()
+	}
+	if got := hits() - before; got != reads {
+		t.Fatalf("%v of %d GETs came from the read cache", got, reads)
+	}
+	if w, s := memberWatches(); w != 1 || s != 1 {
+		t.Fatalf("with %d long polls waiting and %d cached GETs served the member counts %v watchers on %v watch streams, want 1 on 1 (the shim's follower)",
+			polls, reads, w, s)
+	}
+	v2do(t, shim.URL, "PUT", "/one/k", "value=wake")
+	for i := 0; i < polls; i++ {
+		select {
+		case b := <-bodies:
+			if !strings.Contains(b, `"value":"wake"`) {
+				t.Fatalf("long poll %d woke with %s", i, b)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%d of %d long polls woke", i, polls)
+		}
+	}
+}
+
 // TestV2WatchSurvivesMemberRestart: chained waitIndex long polls see every
 // write in order while the member behind the shim restarts.
 func TestV2WatchSurvivesMemberRestart(t *testing.T) {

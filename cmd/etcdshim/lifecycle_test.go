@@ -205,7 +205,7 @@ func testConfig(t *testing.T, member string) config.Config {
 // TestFailedStartLeavesNothingRunning: when a listen address is taken, run
 // fails with the address in its error, every listener it had bound is free
 // again and no goroutine of the shim is left: not the pool's, not the v2
-// watch hub's or read cache's, not a listener's.
+// follower's or read cache's, not a listener's.
 func TestFailedStartLeavesNothingRunning(t *testing.T) {
 	member, stopMember := startMember(t)
 	defer stopMember()
@@ -251,8 +251,8 @@ func TestFailedStartLeavesNothingRunning(t *testing.T) {
 
 // TestSIGTERMStopsAllInOrder: SIGTERM stops the front first (it stops
 // accepting and ends a relayed gRPC stream with Unavailable, the drain),
-// then the admin listener, the v2 read cache and watch hub, and the
-// upstream pool last, each once the one before has returned; run returns
+// then the admin listener, the v2 read cache and the follower that feeds
+// it and the watch hub, and the upstream pool last, each once the one before has returned; run returns
 // nil and nothing of the shim keeps running.
 func TestSIGTERMStopsAllInOrder(t *testing.T) {
 	member, stopMember := startMember(t)
@@ -304,7 +304,7 @@ func TestSIGTERMStopsAllInOrder(t *testing.T) {
 	for _, e := range logs.FilterMessage("component stopped").All() {
 		stopped = append(stopped, e.ContextMap()["component"].(string))
 	}
-	want := []string{"signals", "front", "admin listener", "v2 read cache", "v2 watch hub", "upstream pool"}
+	want := []string{"signals", "front", "admin listener", "v2 read cache", "v2 follower", "upstream pool"}
 	if !slices.Equal(stopped, want) {
 		t.Fatalf("components stopped in the order %v, want %v", stopped, want)
 	}

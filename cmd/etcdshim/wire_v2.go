@@ -10,14 +10,15 @@ import (
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cache"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cluster"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2edge"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2follow"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2http"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2watch"
 )
 
 // wireV2 builds the v2 API (keys, watch, members, machines, stats, auth) and
-// returns it with the actors that follow the v2 keyspace for it: the watch
-// hub and the read cache.
+// returns it with the actors that follow the v2 keyspace for it: the
+// follower, and the read cache it feeds with the watch history.
 func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []actor) {
 	cfg, log, pool, pass, shimReg, legacy := d.cfg, d.log, d.pool, d.pass, d.shimReg, d.legacy
 	var actors []actor
@@ -64,15 +65,19 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 		Limits: limits,
 		Logger: log.Named("v2cluster"),
 	}, clientUp)
-	// The hub follows the keyspace as the shim's own user (--user) when
-	// one is set: with auth on it needs read on the v2 keyspace.
-	var hubIdentity v2watch.Identity
+	// One follower of the v2 keyspace feeds the watch history and the read
+	// cache: one upstream watch, as the shim's own user (--user) when one
+	// is set (with auth on it needs read on the v2 keyspace). It starts
+	// before them and stops after them.
+	var followIdentity v2follow.Identity
 	if own != nil {
-		hubIdentity = own
+		followIdentity = own
 	}
-	hub := v2watch.New(v2watch.Options{Prefix: cfg.V2Prefix, History: cfg.V2WatchHistory, Identity: hubIdentity,
-		Logger: log.Named("v2watch"), Registerer: shimReg}, clientUp)
-	actors = append(actors, actor{name: "v2 watch hub", run: background(hub.Run)})
+	follower := v2follow.New(v2follow.Options{Prefix: cfg.V2Prefix, Identity: followIdentity,
+		Logger: log.Named("v2follow"), Registerer: shimReg}, clientUp)
+	actors = append(actors, actor{name: "v2 follower", run: follower.Run})
+	hub := v2watch.New(v2watch.Options{Prefix: cfg.V2Prefix, History: cfg.V2WatchHistory,
+		Logger: log.Named("v2watch"), Registerer: shimReg}, follower, clientUp)
 	store := v2store.NewV3(clientUp.ClientConn(), cfg.V2Prefix).WithTimeout(limits.Timeout)
 	if cfg.V2ReadCacheMaxBytes > 0 {
 		anonymous := ""
@@ -80,8 +85,8 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 			anonymous = v2auth.AnonymousToken
 		}
 		cache := v2cache.New(v2cache.Options{Prefix: cfg.V2Prefix, MaxBytes: cfg.V2ReadCacheMaxBytes,
-			AnonymousToken: anonymous, Logger: log.Named("v2cache"), Registerer: shimReg}, pool.ClientConn())
-		actors = append(actors, actor{name: "v2 read cache", run: background(cache.Run)})
+			AnonymousToken: anonymous, Logger: log.Named("v2cache"), Registerer: shimReg}, pool.ClientConn(), follower)
+		actors = append(actors, actor{name: "v2 read cache", run: cache.Run})
 		store.WithReadCache(cache)
 	}
 	keys := v2http.New(v2http.Options{
@@ -89,7 +94,7 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 		MaxKeyDepth: cfg.V2MaxKeyDepth,
 		MaxKeyBytes: cfg.V2MaxKeyBytes,
 		Credentials: tokens,
-		Watcher:     hub,
+		Watches:     hub,
 		Legacy:      legacy,
 		Logger:      log.Named("v2"),
 	}, store)
@@ -105,15 +110,4 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 	v2.Handle("/v2/auth/", auth)
 	v2.Handle("/", pass)
 	return v2, actors
-}
-
-// background is an actor for work that may end before its context does
-// and reports no error (the read cache turns itself off when the keyspace
-// outgrows it): the shim keeps serving, so the actor waits for its context.
-func background(work func(ctx context.Context)) func(ctx context.Context) error {
-	return func(ctx context.Context) error {
-		work(ctx)
-		<-ctx.Done()
-		return nil
-	}
 }

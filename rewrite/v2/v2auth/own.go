@@ -11,7 +11,7 @@ import (
 )
 
 // Own is the shim's own identity (--user, --password) for its background
-// work with auth on: the v2 watch hub's upstream watch. It is never applied
+// work with auth on: the v2 follower's upstream watch. It is never applied
 // to a client's request; what it reads reaches a client only after the
 // member has confirmed, with the client's own token, that the client may
 // read it (see v2http's watch checks).

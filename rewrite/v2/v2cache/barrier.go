@@ -85,10 +85,7 @@ func (c *Cache) pass(b *barrier) error {
 		case s.rev >= b.rev:
 			return nil
 		}
-		select {
-		case c.progress <- struct{}{}:
-		default:
-		}
+		c.feed.RequestProgress()
 		if retry == nil {
 			retry = time.NewTimer(progressRetry)
 		} else {

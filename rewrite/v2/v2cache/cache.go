@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-semver/semver"
-	"github.com/etcdshim/etcdshim/internal/ctxtime"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,11 +44,18 @@ var minVersion = semver.Version{Major: 3, Minor: 5, Patch: 13}
 // notification: etcd drops the request while the watcher is catching up.
 const progressRetry = 50 * time.Millisecond
 
-// Cache is the v2 read cache. Run feeds it; Acquire reads from it.
+// trustRetry is how often the version of a member the cache does not trust
+// is read again while the follower's watch stays on it: members are
+// upgraded in minutes.
+const trustRetry = 30 * time.Second
+
+// Cache is the v2 read cache. Run keeps it current from the follower's
+// batches; Acquire reads from it.
 type Cache struct {
 	opts Options
 	up   grpc.ClientConnInterface
 	kv   pb.KVClient
+	feed Feed
 	log  *zap.Logger
 	m    *metrics
 
@@ -57,7 +63,6 @@ type Cache struct {
 	wantOnce sync.Once
 	runCtx   atomic.Pointer[context.Context]
 	snap     atomic.Pointer[snapshot] // nil while not serving
-	progress chan struct{}            // asks the watch loop for a progress notification
 
 	mu       sync.Mutex
 	advanced chan struct{} // closed and replaced whenever snap changes
@@ -67,16 +72,18 @@ type Cache struct {
 
 var _ v2store.ReadCache = (*Cache)(nil)
 
-// New returns a cache on up; Run starts it.
-func New(opts Options, up grpc.ClientConnInterface) *Cache {
+// New returns a cache that reads the member through up (its load, its
+// barriers, the member's version) and follows the keyspace through feed;
+// Run starts it.
+func New(opts Options, up grpc.ClientConnInterface, feed Feed) *Cache {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
 	if opts.BarrierTimeout <= 0 {
 		opts.BarrierTimeout = time.Second
 	}
-	return &Cache{opts: opts, up: up, kv: etcdrpc.NewKVClient(up), log: opts.Logger, m: newMetrics(opts.Registerer),
-		wanted: make(chan struct{}), progress: make(chan struct{}, 1), advanced: make(chan struct{})}
+	return &Cache{opts: opts, up: up, kv: etcdrpc.NewKVClient(up), feed: feed, log: opts.Logger, m: newMetrics(opts.Registerer),
+		wanted: make(chan struct{}), advanced: make(chan struct{})}
 }
 
 // anonymous is ctx as the shim sends an anonymous client's request.
@@ -147,52 +154,52 @@ func (c *Cache) publish(s *snapshot) {
 // errTooBig turns the cache off for good.
 var errTooBig = errors.New("the v2 keyspace is larger than --v2-read-cache-max-bytes")
 
-// Run feeds the cache until ctx ends, from the first eligible read on.
-func (c *Cache) Run(ctx context.Context) {
+// Run keeps the cache current from the first eligible read on, until ctx
+// ends; it returns nil then. A keyspace larger than MaxBytes turns the
+// cache off for good (logged; reads go to the member): Run then only waits
+// for ctx.
+func (c *Cache) Run(ctx context.Context) error {
 	c.runCtx.Store(&ctx)
 	select {
 	case <-c.wanted:
 	case <-ctx.Done():
-		return
+		return nil
 	}
-	var st *state
-	backoff := 200 * time.Millisecond
-	for ctx.Err() == nil {
-		if st == nil {
-			var err error
-			if st, err = c.load(ctx); err != nil {
-				if errors.Is(err, errTooBig) {
-					c.log.Warn("v2 read cache off: v2 GETs go to the member", zap.Error(err))
-					return
-				}
-				c.log.Info("v2 read cache cannot load the keyspace; reads go to the member", zap.Error(err))
-				ctxtime.Sleep(ctx, backoff)
-				backoff = min(2*backoff, 30*time.Second)
-				continue
-			}
+	q := newQueue(max(c.opts.MaxBytes, 1<<20))
+	unsubscribe := c.feed.Subscribe(q)
+	defer unsubscribe()
+	defer c.publish(nil)
+	f := &follow{c: c, backoff: loadBackoff}
+	for {
+		ns, overflow, dropped := q.take()
+		err := f.handle(ns, overflow, dropped)
+		if err == nil {
+			err = f.prepare(ctx)
 		}
-		served, err := c.follow(ctx, st)
-		c.publish(nil)
-		if ctx.Err() != nil {
-			return
-		}
-		c.m.restarts.Inc()
-		if served {
-			backoff = 200 * time.Millisecond
-		}
-		switch {
-		case errors.Is(err, errTooBig):
+		if err != nil {
+			// Off for good; the shim goes on serving, from the member.
 			c.log.Warn("v2 read cache off: v2 GETs go to the member", zap.Error(err))
-			return
-		case errors.Is(err, errCompacted):
-			st = nil
-		case errors.Is(err, errUntrusted):
-			// Members are upgraded in minutes; look again now and then.
-			backoff = 30 * time.Second
+			unsubscribe()
+			c.publish(nil)
+			<-ctx.Done()
+			return nil
 		}
-		c.log.Info("v2 read cache resuming its watch; reads go to the member meanwhile", zap.Int64("from-revision", st.revOrZero()), zap.Error(err))
-		ctxtime.Sleep(ctx, backoff)
-		backoff = min(2*backoff, 30*time.Second)
+		f.publish()
+		var retry <-chan time.Time
+		var timer *time.Timer
+		if at := f.wakeAt(); !at.IsZero() {
+			timer = time.NewTimer(time.Until(at))
+			retry = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-q.signal:
+		case <-retry:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
 	}
 }
 

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdtest"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cache"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2follow"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -39,7 +41,12 @@ func TestCache(t *testing.T) {
 	t.Run("auth turned on", testAuthOn)
 }
 
-// env is a cached and an uncached store over one prefix.
+type upstream struct{ cc *grpc.ClientConn }
+
+func (u upstream) ClientConn() grpc.ClientConnInterface { return u.cc }
+
+// env is a cached and an uncached store over one prefix, the cache fed by a
+// follower of its own.
 type env struct {
 	prefix         string
 	kv             pb.KVClient
@@ -52,10 +59,14 @@ func newEnv(t *testing.T, cc *grpc.ClientConn, maxBytes int64) *env {
 	prefix := "/" + t.Name()
 	e := &env{prefix: prefix, kv: pb.NewKVClient(cc), reg: prometheus.NewRegistry(),
 		direct: v2store.NewV3(cc, prefix)}
-	c := v2cache.New(v2cache.Options{Prefix: prefix, MaxBytes: maxBytes, Registerer: e.reg}, cc)
+	f := v2follow.New(v2follow.Options{Prefix: prefix}, upstream{cc})
+	c := v2cache.New(v2cache.Options{Prefix: prefix, MaxBytes: maxBytes, Registerer: e.reg}, cc, f)
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go c.Run(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = f.Run(ctx) }()
+	go func() { defer wg.Done(); _ = c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	e.cached = v2store.NewV3(cc, prefix).WithReadCache(c)
 	return e
 }
@@ -187,7 +198,9 @@ func testSameAnswers(t *testing.T, cc *grpc.ClientConn) {
 		}
 	}
 	if hits := e.hits(t) - before; hits != float64(reads) {
-		t.Fatalf("%v of %d reads came from the cache", hits, reads)
+		t.Fatalf("%v of %d reads came from the cache; the member answered %v not ready, %v after a failed barrier, %v for credentials",
+			hits, reads, e.metric(t, "etcdshim_v2_read_cache_reads_total", "not_ready"),
+			e.metric(t, "etcdshim_v2_read_cache_reads_total", "barrier_failed"), e.metric(t, "etcdshim_v2_read_cache_reads_total", "credentials"))
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2edge"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
-	"github.com/etcdshim/etcdshim/rewrite/v2/v2watch"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 )
@@ -28,9 +26,11 @@ type Credentials interface {
 	Context(ctx context.Context, r *http.Request) (context.Context, string, error)
 }
 
-// Watcher answers wait=true requests; nil answers them with error 300.
-type Watcher interface {
-	ServeWatch(w http.ResponseWriter, r *http.Request, key string, recursive, stream bool, waitIndex uint64, writeHeaders func(w http.ResponseWriter, m v2store.Meta))
+// Watches hands out v2 watches (v2watch.Hub): ctx carries the client's
+// credentials, for a watch that runs as the client. Errors are
+// *v2store.Error for v2 conditions, else mapped as the store's are.
+type Watches interface {
+	Watch(ctx context.Context, key string, o v2store.WatchOptions) (v2store.Watcher, v2store.Meta, error)
 }
 
 // Options configure the keys handler.
@@ -44,8 +44,10 @@ type Options struct {
 	MaxKeyDepth, MaxKeyBytes int
 	Credentials              Credentials
 	Legacy                   LegacyRecorder
-	Watcher                  Watcher
-	Logger                   *zap.Logger
+	// Watches answers wait=true requests; nil answers them with error
+	// 300.
+	Watches Watches
+	Logger  *zap.Logger
 }
 
 // Keys serves /v2/keys.
@@ -99,30 +101,7 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rq.wait && !rq.quorum {
 		// 3.4 quirk kept: wait=true&quorum=true is a plain quorum GET.
-		if k.opts.Watcher == nil {
-			k.writeError(w, errors.New("watch is not available"))
-			return
-		}
-		// The upstream watch runs as the shim; the client must be allowed
-		// to read the key itself, as 3.4 checks before it waits.
-		user, err := k.canReadAs(r, rq)
-		k.observe(r, user)
-		if err != nil {
-			k.writeError(w, err)
-			return
-		}
-		// And again before each event is delivered, as the client: events
-		// are read under the shim's identity, and rights change.
-		ctx := v2watch.WithCheck(r.Context(), k.deliveryCheck(r, rq))
-		if k.opts.Credentials != nil {
-			// Without the shim's own identity, a watch of the client's own.
-			ctx = v2watch.WithDirect(ctx, func(ctx context.Context) (context.Context, error) {
-				cctx, _, err := k.opts.Credentials.Context(ctx, r)
-				return cctx, err
-			})
-		}
-		r = r.WithContext(ctx)
-		k.opts.Watcher.ServeWatch(w, r, rq.key, rq.recursive, rq.stream, rq.waitIndex, k.writeHeaders)
+		k.serveWatch(w, r, rq)
 		return
 	}
 	k.serve(w, r, rq, call)
@@ -211,7 +190,7 @@ func (k *Keys) canReadAs(r *http.Request, rq *request) (string, error) {
 // the watched key before the event at index is delivered. Waiters with the
 // same credentials on the same key share one check per event: a thousand
 // long polls woken by one write cost the member one range, not a thousand.
-func (k *Keys) deliveryCheck(r *http.Request, rq *request) v2watch.Check {
+func (k *Keys) deliveryCheck(r *http.Request, rq *request) func(ctx context.Context, index uint64) error {
 	id := sha256.Sum256([]byte(r.Header.Get("Authorization")))
 	prefix := string(id[:]) + "\x00" + strconv.FormatBool(rq.recursive) + strconv.FormatBool(strings.HasSuffix(r.URL.Path, "/")) +
 		"\x00" + rq.key + "\x00"

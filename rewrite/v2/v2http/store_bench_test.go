@@ -13,6 +13,7 @@ import (
 	"github.com/etcdshim/etcdshim/metricsalias"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cache"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2follow"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -35,10 +36,12 @@ func BenchmarkV2Member(b *testing.B) {
 		b.Fatal(err)
 	}
 	// A read cache as cmd/etcdshim wires it, used by get-cached only.
-	cache := v2cache.New(v2cache.Options{MaxBytes: 1 << 20}, pool.ClientConn())
+	follower := v2follow.New(v2follow.Options{}, pool)
+	cache := v2cache.New(v2cache.Options{MaxBytes: 1 << 20}, pool.ClientConn(), follower)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go cache.Run(ctx)
+	go func() { _ = follower.Run(ctx) }()
+	go func() { _ = cache.Run(ctx) }()
 	cached := metricsalias.NewV2HTTPMetrics(prometheus.NewRegistry()).Wrap(
 		New(Options{Credentials: tokens, Legacy: metricsalias.NewLegacyTracker(1000, prometheus.NewRegistry())},
 			v2store.NewV3(pool.ClientConn(), "").WithReadCache(cache)))

@@ -60,7 +60,7 @@ func AncestorBytes(p string) int {
 	return n
 }
 
-func deep(p string) bool { return len(ancestors(p)) > shallowAncestors }
+func deep(p string) bool { return len(Ancestors(p)) > shallowAncestors }
 
 // errParentsMoving ends a deep write whose parents changed at every try.
 var errParentsMoving = errors.New("the key's parent directories kept changing; try again")
@@ -81,7 +81,7 @@ func (s *V3Store) findBoundary(ctx context.Context, anc []string) (boundary, err
 	b := boundary{k: -1}
 	lo := 0 // parents below lo are known to exist (or unreadable)
 	for lo < len(anc) {
-		st, e := s.l.subtree(anc[lo])
+		st, e := s.l.Subtree(anc[lo])
 		if s.l.canRead(st, e) {
 			break
 		}
@@ -91,7 +91,7 @@ func (s *V3Store) findBoundary(ctx context.Context, anc []string) (boundary, err
 	hi := len(anc) - 1
 	for lo <= hi {
 		mid := (lo + hi) / 2
-		st, e := s.l.subtree(anc[mid])
+		st, e := s.l.Subtree(anc[mid])
 		r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: st, RangeEnd: e, Limit: 1, KeysOnly: true, Revision: b.revision})
 		if err != nil {
 			return b, fmt.Errorf("range %s: %w", anc[mid], err)
@@ -128,8 +128,8 @@ func groupOps(ops []*pb.RequestOp) []*pb.RequestOp {
 // the one-transaction path would: on success the write's responses last,
 // on failure the probe reads last.
 func (s *V3Store) txnDeep(ctx context.Context, what, p string, own []*pb.Compare, ops []*pb.RequestOp) (*pb.TxnResponse, error) {
-	anc := ancestors(p)
-	markers := groupOps(s.l.markerOps(p))
+	anc := Ancestors(p)
+	markers := groupOps(s.l.MarkerOps(p))
 	for attempt := 0; attempt < deepAttempts; attempt++ {
 		b, err := s.findBoundary(ctx, anc)
 		if err != nil {
@@ -142,8 +142,8 @@ func (s *V3Store) txnDeep(ctx context.Context, what, p string, own []*pb.Compare
 		}
 		inner := own[:len(own):len(own)]
 		if next := b.k + 1; next < len(anc) {
-			guard = append(guard, s.l.notDir(anc[next]))
-			inner = append(inner, s.l.notFile(anc[next]))
+			guard = append(guard, s.l.NotDir(anc[next]))
+			inner = append(inner, s.l.NotFile(anc[next]))
 		}
 		then := append(markers[:len(markers):len(markers)], ops...)
 		resp, err := s.txn(ctx, what, guard, []*pb.RequestOp{opTxn(inner, then, nil)}, nil)

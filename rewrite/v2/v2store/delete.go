@@ -19,17 +19,17 @@ func (s *V3Store) Delete(ctx context.Context, p string, o DeleteOptions) (*Event
 	if o.PrevValue != "" || o.PrevIndex != 0 {
 		return s.compareAndDelete(ctx, p, o)
 	}
-	start, end := s.l.subtree(p)
-	fileOps := []*pb.RequestOp{opDelete(s.l.key(p), nil), s.l.actionOp(p, ActionDelete)}
+	start, end := s.l.Subtree(p)
+	fileOps := []*pb.RequestOp{opDelete(s.l.Key(p), nil), s.l.ActionOp(p, ActionDelete)}
 	var dirBranch []*pb.RequestOp
 	switch {
 	case o.Recursive:
 		// Read the marker for prevNode, then remove everything below.
-		dirBranch = []*pb.RequestOp{opGet(s.l.marker(p)), opDelete(start, end), s.l.actionOp(p, ActionDelete)}
+		dirBranch = []*pb.RequestOp{opGet(s.l.Marker(p)), opDelete(start, end), s.l.ActionOp(p, ActionDelete)}
 	case o.Dir:
 		// The directory's own record goes with it (scope.go).
 		dirBranch = []*pb.RequestOp{opTxn(s.l.emptyDir(p),
-			[]*pb.RequestOp{opGet(s.l.marker(p)), opDelete(s.l.marker(p), nil), s.l.actionOp(p, ActionDelete), s.l.dropRecord(p)},
+			[]*pb.RequestOp{opGet(s.l.Marker(p)), opDelete(s.l.Marker(p), nil), s.l.ActionOp(p, ActionDelete), s.l.dropRecord(p)},
 			[]*pb.RequestOp{opAny(start, end)})}
 	default:
 		dirBranch = s.l.probeOps(p) // a directory without dir/recursive: 102
@@ -43,12 +43,12 @@ func (s *V3Store) Delete(ctx context.Context, p string, o DeleteOptions) (*Event
 			dirBranch = nil
 		}
 	}
-	resp, err := s.txn(ctx, "delete "+p, []*pb.Compare{s.l.isFile(p), s.l.notDir(p)}, fileOps,
+	resp, err := s.txn(ctx, "delete "+p, []*pb.Compare{s.l.isFile(p), s.l.NotDir(p)}, fileOps,
 		[]*pb.RequestOp{opTxn([]*pb.Compare{s.l.isDir(p)}, dirBranch, probes)})
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	m := meta(resp.Header)
+	m := MetaOf(resp.Header)
 	rev := resp.Header.Revision
 	if resp.Succeeded {
 		prev := prevKV(resp.Responses[0])
@@ -91,8 +91,8 @@ func (s *V3Store) dirDeleted(ctx context.Context, p string, marker []*mvccpb.Key
 }
 
 func (s *V3Store) compareAndDelete(ctx context.Context, p string, o DeleteOptions) (*Event, Meta, error) {
-	cmp := append([]*pb.Compare{s.l.isFile(p), s.l.notDir(p)}, s.prevCompares(p, o.PrevValue, o.PrevIndex)...)
-	del := []*pb.RequestOp{opDelete(s.l.key(p), nil), s.l.actionOp(p, ActionCompareAndDelete)}
+	cmp := append([]*pb.Compare{s.l.isFile(p), s.l.NotDir(p)}, s.prevCompares(p, o.PrevValue, o.PrevIndex)...)
+	del := []*pb.RequestOp{opDelete(s.l.Key(p), nil), s.l.ActionOp(p, ActionCompareAndDelete)}
 	var resp *pb.TxnResponse
 	var err error
 	if deep(p) {
@@ -103,7 +103,7 @@ func (s *V3Store) compareAndDelete(ctx context.Context, p string, o DeleteOption
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	m := meta(resp.Header)
+	m := MetaOf(resp.Header)
 	if !resp.Succeeded {
 		return nil, m, s.l.readProbe(p, resp.Responses, resp.Header.Revision).compareFailed(p, o.PrevValue, o.PrevIndex)
 	}

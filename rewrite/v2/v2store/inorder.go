@@ -105,11 +105,11 @@ func (s *V3Store) createInOrder(ctx context.Context, dir string, o SetOptions, l
 	if base == "/" {
 		base = ""
 	}
-	names := s.l.key(base + "/")
-	end := prefixEnd(s.l.key(base + "/" + inOrderLast))
+	names := s.l.Key(base + "/")
+	end := prefixEnd(s.l.Key(base + "/" + inOrderLast))
 	floor := s.inOrder.hint(dir)
 	var strays [][]byte // keys among the names that are not names, ascending
-	r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.marker(dir), CountOnly: true})
+	r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.Marker(dir), CountOnly: true})
 	if err != nil {
 		return nil, Meta{}, fmt.Errorf("reading the store index: %w", err)
 	}
@@ -132,25 +132,25 @@ func (s *V3Store) createInOrder(ctx context.Context, dir string, o SetOptions, l
 	}
 	for attempt := 1; ; attempt++ {
 		if floor >= maxName {
-			return nil, meta(r.Header), NewError(EcodeRaftInternal, fmt.Sprintf("no in-order name is left in %s", dir), uint64(rev))
+			return nil, MetaOf(r.Header), NewError(EcodeRaftInternal, fmt.Sprintf("no in-order name is left in %s", dir), uint64(rev))
 		}
 		n := max(uint64(rev)+1, floor+1)
 		name := fmt.Sprintf("%020d", n)
 		p := base + "/" + name
-		k := s.l.key(p)
+		k := s.l.Key(p)
 		strays = dropBelow(strays, k)
 		var cmp []*pb.Compare
 		var then, els []*pb.RequestOp
 		if fast {
-			cmp = append([]*pb.Compare{markerExists(s.l.marker(dir))}, nothingAbove(k, end, strays)...)
+			cmp = append([]*pb.Compare{markerExists(s.l.Marker(dir))}, nothingAbove(k, end, strays)...)
 			then = s.createOps(p, o, lease)
-			els = []*pb.RequestOp{opScan(k, end), opGet(s.l.marker(dir))}
+			els = []*pb.RequestOp{opScan(k, end), opGet(s.l.Marker(dir))}
 		} else {
-			cmp = append(s.l.noFileAbove(p), nothingAbove(k, end, strays)...)
-			then = append(s.l.markerOps(p), s.createOps(p, o, lease)...)
+			cmp = append(s.l.NoFileAbove(p), nothingAbove(k, end, strays)...)
+			then = append(s.l.MarkerOps(p), s.createOps(p, o, lease)...)
 			els = append([]*pb.RequestOp{opScan(k, end)}, s.l.probeOps(p)...)
 		}
-		if rec := s.l.record(dir); s.l.canRead(rec, nil) {
+		if rec := s.l.Record(dir); s.l.canRead(rec, nil) {
 			// No v2 write in dir since rev: a name another shim gave above
 			// this one, and a consumer took away since, would otherwise go
 			// unseen (the range compare sees only the keys there now).
@@ -164,7 +164,7 @@ func (s *V3Store) createInOrder(ctx context.Context, dir string, o SetOptions, l
 			}
 			return nil, Meta{}, err
 		}
-		m := meta(resp.Header)
+		m := MetaOf(resp.Header)
 		if resp.Succeeded {
 			s.inOrder.remember(dir, n)
 			return &Event{Action: ActionCreate, Node: s.newNode(p, o, resp.Header.Revision, resp.Header.Revision, t)}, m, nil

@@ -6,36 +6,78 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
-// layout maps v2 paths onto v3 keys under a prefix. With a scope it leaves
-// out the compares and operations the caller may not send (scope.go).
-type layout struct {
+// Layout maps v2 paths onto v3 keys under a prefix (the package doc gives
+// the rules). It is the one definition of the layout: the store builds its
+// transactions with it, and tools that read or write the v2 keyspace without
+// the store (etcdshim v2 import and verify, the watch's direct path) use it
+// too, so data written with it reads back through the shim exactly as if v2
+// clients had written it. With a scope it leaves out the compares and
+// operations the caller may not send (scope.go).
+type Layout struct {
 	prefix string
 	scope  Scope
 }
 
-// key is the v3 key of a v2 file node.
-func (l layout) key(p string) []byte { return []byte(l.prefix + p) }
+// NewLayout returns the layout under prefix ("" or "/something").
+func NewLayout(prefix string) Layout { return Layout{prefix: prefix} }
 
-// marker is the v3 key that makes p a directory.
-func (l layout) marker(p string) []byte {
+// Prefix is the v3 prefix of the v2 keyspace.
+func (l Layout) Prefix() string { return l.prefix }
+
+// Key is the v3 key of the v2 file p.
+func (l Layout) Key(p string) []byte { return []byte(l.prefix + p) }
+
+// Marker is the v3 key that makes p a directory (p + "/").
+func (l Layout) Marker(p string) []byte {
 	if p == "/" {
 		return []byte(l.prefix + "/")
 	}
 	return []byte(l.prefix + p + "/")
 }
 
-// subtree is the v3 range holding everything below directory p.
-func (l layout) subtree(p string) (start, end []byte) {
-	start = l.marker(p)
+// Subtree is the v3 range holding directory p's marker and everything below
+// it.
+func (l Layout) Subtree(p string) (start, end []byte) {
+	start = l.Marker(p)
 	return start, prefixEnd(start)
 }
 
 // Keyspace is the v3 range [start, end) holding the whole v2 keyspace under
-// prefix: what the watch hub and the read cache follow.
-func Keyspace(prefix string) (start, end []byte) { return layout{prefix: prefix}.subtree("/") }
+// prefix: what the follower watches and the read cache holds.
+func Keyspace(prefix string) (start, end []byte) { return Layout{prefix: prefix}.Subtree("/") }
 
 // v2Path turns a v3 key back into a v2 path.
-func (l layout) v2Path(k []byte) string { return strings.TrimPrefix(string(k), l.prefix) }
+func (l Layout) v2Path(k []byte) string { return strings.TrimPrefix(string(k), l.prefix) }
+
+// Path turns a v3 key of the layout back into a v2 path; dir reports a
+// directory marker. ok is false for keys outside the prefix or that no v2
+// client could name (no leading slash, empty components, a directory
+// record).
+func (l Layout) Path(k []byte) (p string, dir, ok bool) {
+	s := string(k)
+	if !strings.HasPrefix(s, l.prefix+"/") {
+		return "", false, false
+	}
+	p, dir = l.decode(k)
+	// An empty component anywhere, a trailing one included ("/a//").
+	if strings.Contains(l.v2Path(k), "//") || IsRecord(k) {
+		return "", false, false
+	}
+	return p, dir, true
+}
+
+// decode is the v2 path a v3 key under the prefix names, and whether it is
+// a directory's marker (a trailing slash; the root's marker is the root).
+func (l Layout) decode(k []byte) (p string, dir bool) {
+	p = l.v2Path(k)
+	if p == "/" {
+		return p, true
+	}
+	if strings.HasSuffix(p, "/") {
+		return p[:len(p)-1], true
+	}
+	return p, false
+}
 
 func prefixEnd(k []byte) []byte {
 	end := append([]byte(nil), k...)
@@ -48,9 +90,9 @@ func prefixEnd(k []byte) []byte {
 	return []byte{0}
 }
 
-// ancestors lists p's parent directories below the root, top down:
+// Ancestors lists p's parent directories below the root, top down:
 // "/a/b/c" → "/a", "/a/b".
-func ancestors(p string) []string {
+func Ancestors(p string) []string {
 	var out []string
 	for i := 1; i < len(p); i++ {
 		if p[i] == '/' {
@@ -67,28 +109,28 @@ func versionIs(key, end []byte, v int64) *pb.Compare {
 		TargetUnion: &pb.Compare_Version{Version: v}}
 }
 
-// notFile holds when no v3 key p exists.
-func (l layout) notFile(p string) *pb.Compare { return versionIs(l.key(p), nil, 0) }
+// NotFile holds when no v3 key p exists.
+func (l Layout) NotFile(p string) *pb.Compare { return versionIs(l.Key(p), nil, 0) }
 
-// noFileAbove holds when none of p's parent directories is a file.
-func (l layout) noFileAbove(p string) []*pb.Compare {
+// NoFileAbove holds when none of p's parent directories is a file.
+func (l Layout) NoFileAbove(p string) []*pb.Compare {
 	var cmp []*pb.Compare
-	for _, a := range ancestors(p) {
-		if !l.canRead(l.key(a), nil) {
+	for _, a := range Ancestors(p) {
+		if !l.canRead(l.Key(a), nil) {
 			continue // above the caller's grant (scope.go)
 		}
-		cmp = append(cmp, l.notFile(a))
+		cmp = append(cmp, l.NotFile(a))
 	}
 	return cmp
 }
 
 // parentsNoFile is noFileAbove for a write's own compares: nothing for a
 // deep key, whose write checks its parents another way (deep.go).
-func (l layout) parentsNoFile(p string) []*pb.Compare {
+func (l Layout) parentsNoFile(p string) []*pb.Compare {
 	if deep(p) {
 		return nil
 	}
-	return l.noFileAbove(p)
+	return l.NoFileAbove(p)
 }
 
 // exists holds when the v3 key exists.
@@ -98,27 +140,27 @@ func exists(key []byte) *pb.Compare {
 }
 
 // isFile holds when the v3 key p exists.
-func (l layout) isFile(p string) *pb.Compare { return exists(l.key(p)) }
+func (l Layout) isFile(p string) *pb.Compare { return exists(l.Key(p)) }
 
-// notDir holds when nothing exists below p: an empty range compares as a
+// NotDir holds when nothing exists below p: an empty range compares as a
 // key of version 0.
-func (l layout) notDir(p string) *pb.Compare {
-	s, e := l.subtree(p)
+func (l Layout) NotDir(p string) *pb.Compare {
+	s, e := l.Subtree(p)
 	return versionIs(s, e, 0)
 }
 
 // isDir holds when something exists below p: every key in a non-empty
 // range has a create revision above 0, an empty range does not.
-func (l layout) isDir(p string) *pb.Compare {
-	s, e := l.subtree(p)
+func (l Layout) isDir(p string) *pb.Compare {
+	s, e := l.Subtree(p)
 	return &pb.Compare{Key: s, RangeEnd: e, Target: pb.Compare_CREATE, Result: pb.Compare_GREATER,
 		TargetUnion: &pb.Compare_CreateRevision{CreateRevision: 0}}
 }
 
 // emptyDir holds when nothing but p's marker and p's record exist below p.
-func (l layout) emptyDir(p string) []*pb.Compare {
-	s, e := l.subtree(p)
-	rec := l.record(p)
+func (l Layout) emptyDir(p string) []*pb.Compare {
+	s, e := l.Subtree(p)
+	rec := l.Record(p)
 	return []*pb.Compare{versionIs(append(append([]byte(nil), s...), 0), rec, 0),
 		versionIs(append(rec, 0), e, 0)}
 }
@@ -189,12 +231,14 @@ func opTxn(cmp []*pb.Compare, then, els []*pb.RequestOp) *pb.RequestOp {
 	return &o.op
 }
 
-// markerOps creates the markers of p's missing parent directories, each only
-// if absent, inside the write's transaction.
-func (l layout) markerOps(p string) []*pb.RequestOp {
+// MarkerOps creates the markers of p's missing parent directories, each only
+// if absent, inside the write's transaction, as every v2 write does. Two
+// sets of them must not share one transaction (etcd refuses a key put twice
+// in a transaction).
+func (l Layout) MarkerOps(p string) []*pb.RequestOp {
 	var ops []*pb.RequestOp
-	for _, a := range ancestors(p) {
-		m := l.marker(a)
+	for _, a := range Ancestors(p) {
+		m := l.Marker(a)
 		if !l.canRead(m, nil) || !l.canWrite(m) {
 			continue // above the caller's grant: the directory exists by its children
 		}
@@ -204,10 +248,10 @@ func (l layout) markerOps(p string) []*pb.RequestOp {
 }
 
 // markersExist holds when every directory in dirs has its marker.
-func (l layout) markersExist(dirs []string) []*pb.Compare {
+func (l Layout) markersExist(dirs []string) []*pb.Compare {
 	cmp := make([]*pb.Compare, 0, len(dirs))
 	for _, d := range dirs {
-		if m := l.marker(d); l.canRead(m, nil) {
+		if m := l.Marker(d); l.canRead(m, nil) {
 			cmp = append(cmp, exists(m))
 		}
 	}
@@ -218,7 +262,7 @@ func (l layout) markersExist(dirs []string) []*pb.Compare {
 // error: each ancestor (as a file and as a directory), whether p is a
 // directory, and p itself.
 // A read the caller may not make is left out (readProbe knows which).
-func (l layout) probeOps(p string) []*pb.RequestOp {
+func (l Layout) probeOps(p string) []*pb.RequestOp {
 	ops := make([]*pb.RequestOp, 0, 2*strings.Count(p, "/")+2)
 	for _, pr := range l.probePlan(p) {
 		if pr.dir {
@@ -241,8 +285,8 @@ type probeRead struct {
 // probePlan lists probeOps' reads in order: each ancestor as a file and as
 // a directory, then p as a directory and as a file, without those outside
 // the caller's scope.
-func (l layout) probePlan(p string) []probeRead {
-	anc := ancestors(p)
+func (l Layout) probePlan(p string) []probeRead {
+	anc := Ancestors(p)
 	plan := make([]probeRead, 0, 2*len(anc)+2)
 	add := func(r probeRead) {
 		if l.canRead(r.key, r.end) {
@@ -250,13 +294,13 @@ func (l layout) probePlan(p string) []probeRead {
 		}
 	}
 	for i, a := range anc {
-		s, e := l.subtree(a)
-		add(probeRead{anc: i, key: l.key(a)})
+		s, e := l.Subtree(a)
+		add(probeRead{anc: i, key: l.Key(a)})
 		add(probeRead{anc: i, dir: true, key: s, end: e})
 	}
-	s, e := l.subtree(p)
+	s, e := l.Subtree(p)
 	add(probeRead{anc: -1, dir: true, key: s, end: e})
-	add(probeRead{anc: -1, key: l.key(p)})
+	add(probeRead{anc: -1, key: l.Key(p)})
 	return plan
 }
 
@@ -267,10 +311,10 @@ const ActionRefresh = "refresh"
 // watchers already saw the directory's expire event.
 const ActionExpireSubtree = "expire-subtree"
 
-// actionOp records a write to p in p's directory record (scope.go); when
+// ActionOp records a write to p in p's directory record (scope.go); when
 // the caller may not write the record it holds the place with an empty op.
-func (l layout) actionOp(p, action string) *pb.RequestOp {
-	rec := l.record(ParentDir(p))
+func (l Layout) ActionOp(p, action string) *pb.RequestOp {
+	rec := l.Record(ParentDir(p))
 	if !l.canWrite(rec) {
 		return &emptyOp().op
 	}
@@ -283,10 +327,10 @@ func (l layout) actionOp(p, action string) *pb.RequestOp {
 // marker's lease expired (3.4 expires a directory with its subtree). It is a
 // no-op when nothing is left, so every shim may issue it.
 func ExpireSubtreeRequest(prefix, p string) *pb.TxnRequest {
-	l := layout{prefix: prefix}
-	s, e := l.subtree(p)
+	l := Layout{prefix: prefix}
+	s, e := l.Subtree(p)
 	return &pb.TxnRequest{
 		Compare: []*pb.Compare{l.isDir(p)},
-		Success: []*pb.RequestOp{opDelete(s, e), l.actionOp(p, ActionExpireSubtree)},
+		Success: []*pb.RequestOp{opDelete(s, e), l.ActionOp(p, ActionExpireSubtree)},
 	}
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // testLayout is the layout the unit tests use, built in one place.
-func testLayout(prefix string) layout { return layout{prefix: prefix} }
+func testLayout(prefix string) Layout { return Layout{prefix: prefix} }
 
 // grantScope grants reads and writes of the v3 keys under each prefix, as
 // a v2 grant "/dir/*" does under <v2 prefix>/dir/.
@@ -44,8 +44,8 @@ func TestLayoutKeys(t *testing.T) {
 	} {
 		t.Run(c.prefix+c.p, func(t *testing.T) {
 			l := testLayout(c.prefix)
-			start, end := l.subtree(c.p)
-			got := []string{string(l.key(c.p)), string(l.marker(c.p)), string(start), string(end), string(l.record(ParentDir(c.p))), ParentDir(c.p)}
+			start, end := l.Subtree(c.p)
+			got := []string{string(l.Key(c.p)), string(l.Marker(c.p)), string(start), string(end), string(l.Record(ParentDir(c.p))), ParentDir(c.p)}
 			want := []string{c.key, c.marker, c.marker, c.end, c.rec, c.dir}
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("key, marker, subtree, record, parent = %q, want %q", got, want)
@@ -100,7 +100,7 @@ func TestLayoutPath(t *testing.T) {
 // record and its children, not the names that merely start like it ("/a-b"
 // and "/a0" sort around "/a/").
 func TestSubtreeLeavesOutSiblings(t *testing.T) {
-	start, end := testLayout("/v2").subtree("/a")
+	start, end := testLayout("/v2").Subtree("/a")
 	for _, c := range []struct {
 		key  string
 		want bool
@@ -146,8 +146,8 @@ func TestAncestors(t *testing.T) {
 		{"/ab/cd/e", []string{"/ab", "/ab/cd"}, 9},
 	} {
 		t.Run(c.p, func(t *testing.T) {
-			if got := ancestors(c.p); fmt.Sprint(got) != fmt.Sprint(c.want) {
-				t.Errorf("ancestors(%s) = %q, want %q", c.p, got, c.want)
+			if got := Ancestors(c.p); fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("Ancestors(%s) = %q, want %q", c.p, got, c.want)
 			}
 			if got := AncestorBytes(c.p); got != c.bytes {
 				t.Errorf("AncestorBytes(%s) = %d, want %d", c.p, got, c.bytes)
@@ -179,7 +179,7 @@ func TestDeepKeyLayout(t *testing.T) {
 			if got := len(l.parentsNoFile(p)); got != wantCmp {
 				t.Errorf("%d compares on the parents, want %d", got, wantCmp)
 			}
-			if got := len(l.noFileAbove(p)); got != c.parents {
+			if got := len(l.NoFileAbove(p)); got != c.parents {
 				t.Errorf("noFileAbove has %d compares, want one per parent", got)
 			}
 		})
@@ -294,7 +294,7 @@ func TestMarkerOps(t *testing.T) {
 			l := testLayout("/v2")
 			l.scope = c.scope
 			var got []string
-			for _, op := range l.markerOps(c.p) {
+			for _, op := range l.MarkerOps(c.p) {
 				txn := op.GetRequestTxn()
 				if txn == nil || len(txn.Compare) != 1 || len(txn.Success) != 1 || len(txn.Failure) != 0 {
 					t.Fatalf("marker op %v is not create-if-absent", op)
@@ -309,7 +309,7 @@ func TestMarkerOps(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(c.want) {
 				t.Errorf("markers %q, want %q", got, c.want)
 			}
-			if n := len(l.markersExist(ancestors(c.p))); n != len(c.want) {
+			if n := len(l.markersExist(Ancestors(c.p))); n != len(c.want) {
 				t.Errorf("%d marker compares for the fast try, want %d (one per marker the slow try makes)", n, len(c.want))
 			}
 		})
@@ -321,15 +321,15 @@ func TestMarkerOps(t *testing.T) {
 // its place.
 func TestActionOp(t *testing.T) {
 	l := testLayout("/v2")
-	put := l.actionOp("/a/b", ActionCompareAndSwap).GetRequestPut()
+	put := l.ActionOp("/a/b", ActionCompareAndSwap).GetRequestPut()
 	if put == nil || string(put.Key) != "/v2/a/." || string(put.Value) != ActionCompareAndSwap || put.Lease != 0 {
 		t.Fatalf("actionOp(/a/b) = %v, want a put of /v2/a/. = %s", put, ActionCompareAndSwap)
 	}
 	l.scope = grantScope{"/v2/alice/"}
-	if txn := l.actionOp("/alice", ActionSet).GetRequestTxn(); txn == nil || len(txn.Compare)+len(txn.Success)+len(txn.Failure) != 0 {
-		t.Errorf("actionOp(/alice) outside the grant = %v, want an empty transaction", l.actionOp("/alice", ActionSet))
+	if txn := l.ActionOp("/alice", ActionSet).GetRequestTxn(); txn == nil || len(txn.Compare)+len(txn.Success)+len(txn.Failure) != 0 {
+		t.Errorf("actionOp(/alice) outside the grant = %v, want an empty transaction", l.ActionOp("/alice", ActionSet))
 	}
-	if put := l.actionOp("/alice/x", ActionSet).GetRequestPut(); put == nil || string(put.Key) != "/v2/alice/." {
+	if put := l.ActionOp("/alice/x", ActionSet).GetRequestPut(); put == nil || string(put.Key) != "/v2/alice/." {
 		t.Errorf("actionOp(/alice/x) inside the grant = %v, want a put of /v2/alice/.", put)
 	}
 	if del := l.dropRecord("/alice/x").GetRequestDeleteRange(); del == nil || string(del.Key) != "/v2/alice/x/." {

@@ -28,7 +28,7 @@ func memOf(prefix string, nodes ...string) *etcdtest.Mem {
 
 // probeIn runs p's probe reads on m, as a failed write's else branch runs
 // them, and decodes them.
-func probeIn(t *testing.T, l layout, m *etcdtest.Mem, p string) probe {
+func probeIn(t *testing.T, l Layout, m *etcdtest.Mem, p string) probe {
 	t.Helper()
 	resp, err := etcdrpc.NewKVClient(m).Txn(context.Background(), &pb.TxnRequest{Success: l.probeOps(p)})
 	if err != nil {
@@ -149,7 +149,7 @@ func TestWriteErrors(t *testing.T) {
 			case c.onlyLeadingResponse:
 				ops = ops[:1]
 			case c.leadingResponses > 0:
-				ops = append([]*pb.RequestOp{opAny(l.subtree("/"))}, ops...)
+				ops = append([]*pb.RequestOp{opAny(l.Subtree("/"))}, ops...)
 			}
 			resp, err := etcdrpc.NewKVClient(m).Txn(context.Background(), &pb.TxnRequest{Success: ops})
 			if err != nil {
@@ -301,7 +301,7 @@ func TestMissingPathsAgree(t *testing.T) {
 func TestDeepProbe(t *testing.T) {
 	const depth = 60
 	p := pathOfDepth(depth)
-	anc := ancestors(p)
+	anc := Ancestors(p)
 	m := memOf("/v2", anc[39]+"/f=1") // the first 40 parents exist, by a key below them
 	s := NewV3(m, "/v2")
 	before := m.Ranges()
@@ -320,7 +320,7 @@ func TestDeepProbe(t *testing.T) {
 // binary search at one revision, with a key below it as its witness.
 func TestFindBoundary(t *testing.T) {
 	const depth = 60
-	anc := ancestors(pathOfDepth(depth))
+	anc := Ancestors(pathOfDepth(depth))
 	maxReads := int(math.Ceil(math.Log2(depth + 1)))
 	for _, c := range []struct {
 		name   string

@@ -58,8 +58,8 @@ func prevKV(r *pb.ResponseOp) *mvccpb.KeyValue {
 }
 
 func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	resp, t, m, err := s.write(ctx, "set", p, o.TTL, withParents, append(s.l.parentsNoFile(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
-		return []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease), s.l.actionOp(p, ActionSet)}
+	resp, t, m, err := s.write(ctx, "set", p, o.TTL, withParents, append(s.l.parentsNoFile(p), s.l.NotDir(p)), func(lease int64) []*pb.RequestOp {
+		return []*pb.RequestOp{opPut(s.l.Key(p), o.Value, lease), s.l.ActionOp(p, ActionSet)}
 	})
 	if err != nil {
 		return nil, m, err
@@ -78,8 +78,8 @@ func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta
 
 // setDir makes p a directory, replacing a file there (3.4 does too).
 func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	resp, t, m, err := s.write(ctx, "mkdir", p, o.TTL, withParents, append(s.l.parentsNoFile(p), s.l.notDir(p)), func(lease int64) []*pb.RequestOp {
-		return []*pb.RequestOp{opDelete(s.l.key(p), nil), opPut(s.l.marker(p), "", lease), s.l.actionOp(p, ActionSet)}
+	resp, t, m, err := s.write(ctx, "mkdir", p, o.TTL, withParents, append(s.l.parentsNoFile(p), s.l.NotDir(p)), func(lease int64) []*pb.RequestOp {
+		return []*pb.RequestOp{opDelete(s.l.Key(p), nil), opPut(s.l.Marker(p), "", lease), s.l.ActionOp(p, ActionSet)}
 	})
 	if err != nil {
 		return nil, m, err
@@ -92,7 +92,7 @@ func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, M
 }
 
 func (s *V3Store) create(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	cmp := append(s.l.parentsNoFile(p), s.l.notDir(p), s.l.notFile(p))
+	cmp := append(s.l.parentsNoFile(p), s.l.NotDir(p), s.l.NotFile(p))
 	resp, t, m, err := s.write(ctx, "create", p, o.TTL, withParents, cmp, func(lease int64) []*pb.RequestOp {
 		return s.createOps(p, o, lease)
 	})
@@ -120,11 +120,11 @@ func (s *V3Store) compareAndSwap(ctx context.Context, p string, o SetOptions) (*
 func (s *V3Store) prevCompares(p, prevValue string, prevIndex uint64) []*pb.Compare {
 	var cmp []*pb.Compare
 	if prevValue != "" {
-		cmp = append(cmp, &pb.Compare{Key: s.l.key(p), Target: pb.Compare_VALUE, Result: pb.Compare_EQUAL,
+		cmp = append(cmp, &pb.Compare{Key: s.l.Key(p), Target: pb.Compare_VALUE, Result: pb.Compare_EQUAL,
 			TargetUnion: &pb.Compare_Value{Value: []byte(prevValue)}})
 	}
 	if prevIndex != 0 {
-		cmp = append(cmp, &pb.Compare{Key: s.l.key(p), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
+		cmp = append(cmp, &pb.Compare{Key: s.l.Key(p), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
 			TargetUnion: &pb.Compare_ModRevision{ModRevision: int64(prevIndex)}})
 	}
 	return cmp
@@ -132,9 +132,9 @@ func (s *V3Store) prevCompares(p, prevValue string, prevIndex uint64) []*pb.Comp
 
 // swap writes an existing file when extra compares hold (update, CAS).
 func (s *V3Store) swap(ctx context.Context, p string, o SetOptions, action string, extra []*pb.Compare) (*Event, Meta, error) {
-	cmp := append([]*pb.Compare{s.l.isFile(p), s.l.notDir(p)}, extra...)
+	cmp := append([]*pb.Compare{s.l.isFile(p), s.l.NotDir(p)}, extra...)
 	resp, t, m, err := s.write(ctx, action, p, o.TTL, inPlace, cmp, func(lease int64) []*pb.RequestOp {
-		return []*pb.RequestOp{opPut(s.l.key(p), o.Value, lease), s.l.actionOp(p, action)}
+		return []*pb.RequestOp{opPut(s.l.Key(p), o.Value, lease), s.l.ActionOp(p, action)}
 	})
 	if err != nil {
 		return nil, m, err
@@ -168,7 +168,7 @@ func compareFailCause(prevValue string, prevIndex uint64, cur *mvccpb.KeyValue) 
 // updateDir changes a directory's TTL (etcdctl updatedir).
 func (s *V3Store) updateDir(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
 	resp, t, m, err := s.write(ctx, "updatedir", p, o.TTL, inPlace, []*pb.Compare{s.l.isDir(p)}, func(lease int64) []*pb.RequestOp {
-		return []*pb.RequestOp{opPut(s.l.marker(p), "", lease), s.l.actionOp(p, ActionUpdate)}
+		return []*pb.RequestOp{opPut(s.l.Marker(p), "", lease), s.l.ActionOp(p, ActionUpdate)}
 	})
 	if err != nil {
 		return nil, m, err
@@ -224,7 +224,7 @@ func (s *V3Store) write(ctx context.Context, what, p string, ttl *time.Duration,
 	if !resp.Succeeded {
 		s.revokeLater(lease)
 	}
-	return resp, t, meta(resp.Header), nil
+	return resp, t, MetaOf(resp.Header), nil
 }
 
 // txnUnder runs a write whose ops need p's parent directories. The first
@@ -236,23 +236,23 @@ func (s *V3Store) write(ctx context.Context, what, p string, ttl *time.Duration,
 // its own, so a failed first try is as if the client had written a moment
 // later.
 func (s *V3Store) txnUnder(ctx context.Context, what, p string, cmp []*pb.Compare, ops []*pb.RequestOp) (*pb.TxnResponse, error) {
-	if up := ancestors(p); len(up) > 0 {
+	if up := Ancestors(p); len(up) > 0 {
 		fast := append(cmp[:len(cmp):len(cmp)], s.l.markersExist(up)...)
 		resp, err := s.txn(ctx, what, fast, ops, nil)
 		if err != nil || resp.Succeeded {
 			return resp, err
 		}
 	}
-	return s.txn(ctx, what, cmp, append(s.l.markerOps(p), ops...), s.l.probeOps(p))
+	return s.txn(ctx, what, cmp, append(s.l.MarkerOps(p), ops...), s.l.probeOps(p))
 }
 
 // createOps create p (a file, or a directory with o.Dir), not its parents.
 func (s *V3Store) createOps(p string, o SetOptions, lease int64) []*pb.RequestOp {
 	var ops []*pb.RequestOp
 	if o.Dir {
-		ops = append(ops, opPut(s.l.marker(p), "", lease))
+		ops = append(ops, opPut(s.l.Marker(p), "", lease))
 	} else {
-		ops = append(ops, opPut(s.l.key(p), o.Value, lease))
+		ops = append(ops, opPut(s.l.Key(p), o.Value, lease))
 	}
-	return append(ops, s.l.actionOp(p, ActionCreate))
+	return append(ops, s.l.ActionOp(p, ActionCreate))
 }

@@ -5,13 +5,13 @@ import "testing"
 // TestDirectoryRecordKeys: a write's record lies in its parent directory,
 // no v2 path can name it, and import/verify do not take it for a node.
 func TestDirectoryRecordKeys(t *testing.T) {
-	l := layout{prefix: "/v2"}
+	l := Layout{prefix: "/v2"}
 	for _, c := range []struct{ p, rec string }{
 		{"/alice/b", "/v2/alice/."},
 		{"/alice/sub/x", "/v2/alice/sub/."},
 		{"/a", "/v2/."},
 	} {
-		if got := string(l.record(ParentDir(c.p))); got != c.rec {
+		if got := string(l.Record(ParentDir(c.p))); got != c.rec {
 			t.Errorf("record of %s = %s, want %s", c.p, got, c.rec)
 		}
 		if !IsRecord([]byte(c.rec)) {

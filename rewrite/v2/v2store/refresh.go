@@ -27,17 +27,17 @@ func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, 
 		action = ActionCompareAndSwap
 	}
 	secs := int64(*o.TTL / time.Second)
-	if !s.l.canWrite(s.l.key(p)) {
+	if !s.l.canWrite(s.l.Key(p)) {
 		// A refresh reads before it writes: refuse it first, as 3.4
 		// checks the write permission before anything else.
 		return nil, Meta{}, fmt.Errorf("refresh %s: %w", p, rpctypes.ErrGRPCPermissionDenied)
 	}
 	for attempt := 0; attempt < 3; attempt++ {
-		r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.key(p)})
+		r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.Key(p)})
 		if err != nil {
 			return nil, Meta{}, fmt.Errorf("refresh %s: %w", p, err)
 		}
-		m := meta(r.Header)
+		m := MetaOf(r.Header)
 		if len(r.Kvs) == 0 {
 			return nil, m, s.missingAt(ctx, s.kv, p, r.Header.Revision)
 		}
@@ -67,10 +67,10 @@ func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, 
 			return nil, m, err
 		}
 		put := &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{
-			Key: s.l.key(p), IgnoreValue: true, Lease: lease}}}
-		cmp := []*pb.Compare{{Key: s.l.key(p), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
+			Key: s.l.Key(p), IgnoreValue: true, Lease: lease}}}
+		cmp := []*pb.Compare{{Key: s.l.Key(p), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
 			TargetUnion: &pb.Compare_ModRevision{ModRevision: cur.ModRevision}}}
-		resp, err := s.txn(ctx, "refresh "+p, cmp, []*pb.RequestOp{put, s.l.actionOp(p, ActionRefresh)}, nil)
+		resp, err := s.txn(ctx, "refresh "+p, cmp, []*pb.RequestOp{put, s.l.ActionOp(p, ActionRefresh)}, nil)
 		if err != nil {
 			s.revokeLater(lease)
 			return nil, m, err
@@ -80,7 +80,7 @@ func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, 
 			continue // changed meanwhile: read again
 		}
 		node.ModifiedIndex = uint64(resp.Header.Revision)
-		return &Event{Action: action, Node: node, PrevNode: prev}, meta(resp.Header), nil
+		return &Event{Action: action, Node: node, PrevNode: prev}, MetaOf(resp.Header), nil
 	}
 	return nil, Meta{}, fmt.Errorf("refresh %s: the key kept changing", p)
 }

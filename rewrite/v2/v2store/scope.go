@@ -44,8 +44,8 @@ func below(ctx context.Context) bool { b, _ := ctx.Value(belowKey{}).(bool); ret
 // onlyBelow reports whether a read of p must leave out p's own key: named
 // with a trailing slash by a caller who may not read that key. Others read
 // it as 3.4 does (GET /v2/keys/file/ answers the file).
-func (l layout) onlyBelow(ctx context.Context, p string) bool {
-	return below(ctx) && !l.canRead(l.key(p), nil)
+func (l Layout) onlyBelow(ctx context.Context, p string) bool {
+	return below(ctx) && !l.canRead(l.Key(p), nil)
 }
 
 // WithScope makes the store calls made with ctx stay inside sc (nil: no
@@ -73,9 +73,9 @@ func (s *V3Store) scoped(ctx context.Context) *V3Store {
 	return &c
 }
 
-func (l layout) canRead(key, end []byte) bool { return l.scope == nil || l.scope.CanRead(key, end) }
+func (l Layout) canRead(key, end []byte) bool { return l.scope == nil || l.scope.CanRead(key, end) }
 
-func (l layout) canWrite(key []byte) bool { return l.scope == nil || l.scope.CanWrite(key) }
+func (l Layout) canWrite(key []byte) bool { return l.scope == nil || l.scope.CanWrite(key) }
 
 // The directory record.
 //
@@ -103,8 +103,8 @@ func (l layout) canWrite(key []byte) bool { return l.scope == nil || l.scope.Can
 // recordName is the last component of a directory record's key.
 const recordName = "."
 
-// record is the v3 key of directory dir's record.
-func (l layout) record(dir string) []byte { return append(l.marker(dir), recordName...) }
+// Record is the v3 key of directory dir's record.
+func (l Layout) Record(dir string) []byte { return append(l.Marker(dir), recordName...) }
 
 // ParentDir is the directory holding the v2 path p ("/" for the root and its
 // children).
@@ -134,8 +134,8 @@ func emptyOp() *txnOp {
 
 // dropRecord deletes directory dir's record (with the directory), or holds
 // its place when the caller may not.
-func (l layout) dropRecord(dir string) *pb.RequestOp {
-	rec := l.record(dir)
+func (l Layout) dropRecord(dir string) *pb.RequestOp {
+	rec := l.Record(dir)
 	if !l.canWrite(rec) {
 		return &emptyOp().op
 	}

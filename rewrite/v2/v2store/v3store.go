@@ -17,7 +17,7 @@ import (
 
 // V3Store keeps the v2 keyspace in v3 (see the package doc for the layout).
 type V3Store struct {
-	l     layout
+	l     Layout
 	kv    pb.KVClient
 	lease pb.LeaseClient
 	now   func() time.Time
@@ -83,7 +83,7 @@ var _ Store = (*V3Store)(nil)
 
 // NewV3 returns a store on cc under prefix ("" or "/something").
 func NewV3(cc grpc.ClientConnInterface, prefix string) *V3Store {
-	return &V3Store{l: layout{prefix: prefix}, kv: etcdrpc.NewKVClient(cc), lease: etcdrpc.NewLeaseClient(cc), now: time.Now,
+	return &V3Store{l: Layout{prefix: prefix}, kv: etcdrpc.NewKVClient(cc), lease: etcdrpc.NewLeaseClient(cc), now: time.Now,
 		timeout: DefaultTimeout, inOrder: &inOrder{}, acked: &atomic.Int64{}}
 }
 
@@ -95,15 +95,6 @@ func (s *V3Store) ack(h *pb.ResponseHeader) {
 			return
 		}
 	}
-}
-
-func meta(h *pb.ResponseHeader) Meta {
-	if h == nil {
-		return Meta{}
-	}
-	// v3 does not expose the raft commit index per response; the revision
-	// is the monotonic cluster-wide counter clients can use the same way.
-	return Meta{EtcdIndex: uint64(h.Revision), RaftIndex: uint64(h.Revision), RaftTerm: h.RaftTerm, ClusterID: h.ClusterId}
 }
 
 type ttlInfo struct {
@@ -141,8 +132,7 @@ func applyTTL(n *Node, t ttlInfo, ok bool) {
 }
 
 func (s *V3Store) fileNode(kv *mvccpb.KeyValue, ttls map[int64]ttlInfo) *Node {
-	n := &Node{Key: s.l.v2Path(kv.Key), Value: strPtr(string(kv.Value)),
-		ModifiedIndex: uint64(kv.ModRevision), CreatedIndex: uint64(kv.CreateRevision)}
+	n := s.l.node(kv)
 	if kv.Lease != 0 {
 		t, ok := ttls[kv.Lease]
 		applyTTL(n, t, ok)
@@ -150,7 +140,7 @@ func (s *V3Store) fileNode(kv *mvccpb.KeyValue, ttls map[int64]ttlInfo) *Node {
 	return n
 }
 
-// prevFileNode describes a node as it was before a write (never recursive).
+// prevNode describes a node as it was before a write (never recursive).
 func (s *V3Store) prevNode(ctx context.Context, kv *mvccpb.KeyValue) *Node {
 	if kv == nil {
 		return nil
@@ -158,11 +148,6 @@ func (s *V3Store) prevNode(ctx context.Context, kv *mvccpb.KeyValue) *Node {
 	var ttls map[int64]ttlInfo
 	if kv.Lease != 0 {
 		ttls = s.leaseTTLs(ctx, map[int64]bool{kv.Lease: true})
-	}
-	if strings.HasSuffix(string(kv.Key), "/") {
-		n := s.fileNode(kv, ttls)
-		n.Key, n.Value, n.Dir = strings.TrimSuffix(n.Key, "/"), nil, true
-		return n
 	}
 	return s.fileNode(kv, ttls)
 }
@@ -180,7 +165,7 @@ type probe struct {
 
 // readProbe decodes the reads of probeOps(p), the last of resps, taken at
 // rev. It reads nothing itself.
-func (l layout) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
+func (l Layout) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
 	plan := l.probePlan(p)
 	pr := probe{rev: uint64(rev)}
 	n := len(plan)
@@ -190,7 +175,7 @@ func (l layout) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
 	resps = resps[len(resps)-n:]
 	// What the caller may not read is taken as the harmless answer: an
 	// ancestor above the grant is no file and exists.
-	nAnc := len(ancestors(p))
+	nAnc := len(Ancestors(p))
 	file := make([]bool, nAnc)
 	missing := make([]bool, nAnc)
 	for i, r := range plan {
@@ -206,7 +191,7 @@ func (l layout) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
 			pr.target = resps[i].GetResponseRange().GetKvs()[0]
 		}
 	}
-	anc := ancestors(p)
+	anc := Ancestors(p)
 	for i := range anc {
 		if file[i] {
 			pr.fileAncestor = anc[i]
@@ -309,20 +294,20 @@ func (s *V3Store) revokeLater(id int64) {
 }
 
 func rootReadOnly(ctx context.Context, s *V3Store) (*Event, Meta, error) {
-	r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.marker("/"), CountOnly: true, Serializable: true})
+	r, err := s.kv.Range(ctx, &pb.RangeRequest{Key: s.l.Marker("/"), CountOnly: true, Serializable: true})
 	if err != nil {
 		return nil, Meta{}, fmt.Errorf("reading the store index: %w", err)
 	}
-	return nil, meta(r.Header), NewError(EcodeRootROnly, "/", uint64(r.Header.Revision))
+	return nil, MetaOf(r.Header), NewError(EcodeRootROnly, "/", uint64(r.Header.Revision))
 }
 
 // Get reads a file or a directory listing.
 func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta, error) {
 	s = s.scoped(ctx)
-	start, end := s.l.subtree(p)
+	start, end := s.l.Subtree(p)
 	from := start
 	if p != "/" && !s.l.onlyBelow(ctx, p) {
-		from = s.l.key(p)
+		from = s.l.Key(p)
 	}
 	var kv Ranger
 	if !o.Quorum && s.cache != nil {
@@ -351,7 +336,7 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 	if err != nil {
 		return nil, Meta{}, fmt.Errorf("range %s: %w", p, err)
 	}
-	m := meta(r.Header)
+	m := MetaOf(r.Header)
 	var file *mvccpb.KeyValue
 	var below []*mvccpb.KeyValue
 	for _, kv := range r.Kvs {
@@ -382,11 +367,11 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 
 // missingAt names a missing key's error at rev, as probe.missing does.
 func (s *V3Store) missingAt(ctx context.Context, kv Ranger, p string, rev int64) error {
-	for _, a := range ancestors(p) {
+	for _, a := range Ancestors(p) {
 		// Above the caller's grant an ancestor is taken as an existing
 		// directory (scope.go).
-		if s.l.canRead(s.l.key(a), nil) {
-			r, err := kv.Range(ctx, &pb.RangeRequest{Key: s.l.key(a), CountOnly: true, Revision: rev, Serializable: true})
+		if s.l.canRead(s.l.Key(a), nil) {
+			r, err := kv.Range(ctx, &pb.RangeRequest{Key: s.l.Key(a), CountOnly: true, Revision: rev, Serializable: true})
 			if err != nil {
 				return fmt.Errorf("range %s: %w", a, err)
 			}
@@ -394,7 +379,7 @@ func (s *V3Store) missingAt(ctx context.Context, kv Ranger, p string, rev int64)
 				return NewError(EcodeNotDir, a, uint64(rev))
 			}
 		}
-		start, end := s.l.subtree(a)
+		start, end := s.l.Subtree(a)
 		if !s.l.canRead(start, end) {
 			continue
 		}
@@ -442,7 +427,7 @@ func (t *dirTree) add(rel string, kv *mvccpb.KeyValue) {
 }
 
 func (s *V3Store) buildDir(ctx context.Context, p string, below []*mvccpb.KeyValue, recursive bool) *Node {
-	start, _ := s.l.subtree(p)
+	start, _ := s.l.Subtree(p)
 	t := newDirTree()
 	ids := map[int64]bool{}
 	for _, kv := range below {
@@ -506,8 +491,8 @@ func (s *V3Store) dirNode(p string, t *dirTree, ttls map[int64]ttlInfo, recursiv
 // member checks the range permission without sending the subtree.
 func (s *V3Store) CanRead(ctx context.Context, p string, recursive bool) error {
 	s = s.scoped(ctx)
-	start, end := s.l.subtree(p)
-	key := s.l.key(p)
+	start, end := s.l.Subtree(p)
+	key := s.l.Key(p)
 	if !recursive {
 		end = append(append([]byte(nil), key...), 0)
 	}

@@ -2,10 +2,8 @@ package v2watch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
@@ -14,41 +12,31 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-// Direct gives a watch its client's own credentials (ctx carrying the
-// client's v3 token), for an upstream watch of the client's own when the hub
-// cannot follow the keyspace (auth on, no --user).
-type Direct func(ctx context.Context) (context.Context, error)
-
-type directKey struct{}
-
-// WithDirect lets ServeWatch fall back to a watch as the client.
-func WithDirect(ctx context.Context, d Direct) context.Context {
-	return context.WithValue(ctx, directKey{}, d)
-}
-
 // errDirectRefused: the member refused the client's own watch.
 var errDirectRefused = errors.New("the member refused the watch")
 
-// serveDirect answers a v2 watch with an upstream v3 watch opened with the
-// client's own token: the member itself decides what the client may see, so
-// nothing read under another identity is involved. It watches from the
-// directory record of the key's parent to the end of the key's subtree, so
-// that the actions of writes to the key are known; when the client may not
-// read that range, only the key (or its subtree) is watched and actions of
-// writes recorded outside it read as set or delete.
-func (h *Hub) serveDirect(w http.ResponseWriter, r *http.Request, direct Direct, key string, recursive, stream bool,
-	waitIndex uint64, writeHeaders func(http.ResponseWriter, v2store.Meta)) {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	cctx, err := direct(ctx)
-	if err != nil {
-		writeWatchError(w, err)
-		return
+// direct serves a v2 watch with an upstream v3 watch opened with the
+// client's own credentials (ctx's): the member itself decides what the
+// client may see, so nothing read under another identity is involved. It
+// watches from the directory record of the key's parent to the end of the
+// key's subtree, so that the actions of writes to the key are known; when
+// the client may not read that range, only the key (or its subtree) is
+// watched and actions of writes recorded outside it read as set or delete.
+// Such a watch is one upstream watch per client by design: it carries the
+// client's credentials, which the follower's shared watch cannot.
+func (h *Hub) direct(ctx context.Context, key string, o v2store.WatchOptions) (v2store.Watcher, v2store.Meta, error) {
+	if h.up == nil {
+		// Nothing to watch as the client with: say why the shared watch
+		// cannot serve (never the client's refusal, so not wrapped).
+		if err := h.feed.Unavailable(); err != nil {
+			return nil, v2store.Meta{}, errors.New(err.Error())
+		}
+		return nil, v2store.Meta{}, errNotReady
 	}
 	l := v2store.NewLayout(h.opts.Prefix)
 	sub, subEnd := l.Subtree(key)
 	narrow, narrowEnd := l.Key(key), append(append([]byte(nil), l.Key(key)...), 0)
-	if recursive {
+	if o.Recursive {
 		narrowEnd = subEnd
 	}
 	if key == "/" {
@@ -59,63 +47,75 @@ func (h *Hub) serveDirect(w http.ResponseWriter, r *http.Request, direct Direct,
 	if key == "/" {
 		ranges = ranges[1:]
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	var ws pb.Watch_WatchClient
 	var hd *pb.ResponseHeader
+	var err error
 	for _, rng := range ranges {
-		ws, hd, err = h.openDirect(cctx, rng[0], rng[1], waitIndex)
+		ws, hd, err = h.openDirect(ctx, rng[0], rng[1], o.WaitIndex)
 		if !errors.Is(err, errDirectRefused) {
 			break
 		}
 	}
-	var ve *v2store.Error
-	switch {
-	case errors.As(err, &ve):
-		ve.WriteTo(w)
-		return
-	case err != nil:
-		writeWatchError(w, err)
-		return
+	if err != nil {
+		cancel()
+		return nil, v2store.Meta{}, err
 	}
-	m := metaOf(hd)
-	if waitIndex == 0 {
-		waitIndex = uint64(hd.Revision) + 1
+	since := o.WaitIndex
+	if since == 0 {
+		since = uint64(hd.Revision) + 1
 	}
-	check, _ := r.Context().Value(checkKey{}).(Check)
-	if stream {
+	d := &directWatch{h: h, cancel: cancel, stream: o.Stream, ch: make(chan *v2store.Change), done: make(chan struct{})}
+	if o.Stream {
 		h.m.streams.Inc()
-		defer h.m.streams.Dec()
 	}
 	h.m.waiters.Inc()
-	defer h.m.waiters.Dec()
-	writeHeaders(w, m)
-	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	if flusher != nil {
-		flusher.Flush()
+	go d.run(ctx, ws, l, key, o.Recursive, since)
+	return d, v2store.MetaOf(hd), nil
+}
+
+// directWatch is a watch of the client's own.
+type directWatch struct {
+	h      *Hub
+	cancel context.CancelFunc
+	stream bool
+	ch     chan *v2store.Change
+	done   chan struct{}
+}
+
+func (d *directWatch) Changes() <-chan *v2store.Change { return d.ch }
+
+func (d *directWatch) Stop() {
+	d.cancel()
+	<-d.done
+}
+
+// run passes the upstream watch's v2 events on until the stream ends, the
+// first event of a long poll is taken, or the watch is stopped.
+func (d *directWatch) run(ctx context.Context, ws pb.Watch_WatchClient, l v2store.Layout, key string, recursive bool, since uint64) {
+	defer close(d.done)
+	defer d.h.m.waiters.Dec()
+	if d.stream {
+		defer d.h.m.streams.Dec()
 	}
-	enc := json.NewEncoder(w)
+	defer close(d.ch) // the client sees the stream end and watches again
 	for {
 		resp, err := ws.Recv()
 		if err != nil || resp.Canceled || resp.CompactRevision != 0 {
-			return // the client sees the stream end and watches again
+			return
 		}
-		for _, ev := range convertAll(h.opts.Prefix, resp.Events) {
-			if ev.index < waitIndex || !ev.matches(key, recursive) {
+		for _, c := range l.Changes(resp.Events) {
+			if c.Index < since || !c.Matches(key, recursive) {
 				continue
 			}
-			if check != nil {
-				if err := check(r.Context(), ev.index); err != nil {
-					return
-				}
-			}
-			if err := enc.Encode(ev.ev); err != nil {
+			select {
+			case d.ch <- c:
+			case <-ctx.Done():
 				return
 			}
-			if flusher != nil {
-				flusher.Flush()
-			}
-			h.m.events.Inc()
-			if !stream {
+			d.h.m.events.Inc()
+			if !d.stream {
+				<-ctx.Done() // nothing more for a long poll: wait for Stop
 				return
 			}
 		}
@@ -143,7 +143,7 @@ func (h *Hub) openDirect(ctx context.Context, key, end []byte, waitIndex uint64)
 		return nil, nil, v2store.NewError(v2store.EcodeEventIndexCleared,
 			fmt.Sprintf("the requested history has been cleared [%d/%d]", resp.CompactRevision, waitIndex), uint64(resp.Header.GetRevision()))
 	case resp.Canceled:
-		cerr := cancelError(resp.CancelReason)
+		cerr := etcderr.WatchCanceled(resp.CancelReason)
 		if etcderr.Denied(cerr) {
 			return nil, nil, fmt.Errorf("%w: %w", errDirectRefused, cerr)
 		}
@@ -152,14 +152,4 @@ func (h *Hub) openDirect(ctx context.Context, key, end []byte, waitIndex uint64)
 		return nil, nil, errors.New("the member did not confirm the watch")
 	}
 	return ws, resp.Header, nil
-}
-
-// writeWatchError answers a watch that could not start: refused
-// credentials or rights as 110, anything else as 300.
-func writeWatchError(w http.ResponseWriter, err error) {
-	if etcderr.Denied(err) || errors.Is(err, errDirectRefused) {
-		v2store.NewError(v2store.EcodeUnauthorized, "Insufficient credentials", 0).WriteTo(w)
-		return
-	}
-	v2store.NewError(v2store.EcodeRaftInternal, err.Error(), 0).WriteTo(w)
 }

@@ -1,28 +1,21 @@
 package v2watch_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdtest"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2follow"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2watch"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // TestHub runs every hub test on one embedded etcd; each subtest has a hub
@@ -43,18 +36,16 @@ func TestHub(t *testing.T) {
 		{"expire", testExpire},
 		{"stream", testStream},
 		{"cancel", testCancel},
-		{"one upstream watch", testOneUpstreamWatch},
-		{"resume revision", testResumeRevision},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, cc) })
 	}
 }
 
-type upstream struct{ cc *grpc.ClientConn }
+type upstream struct{ cc grpc.ClientConnInterface }
 
 func (u upstream) ClientConn() grpc.ClientConnInterface { return u.cc }
 
-// env is a hub and a v2 store on the same prefix.
+// env is a follower, a hub on it and a v2 store on the same prefix.
 type env struct {
 	hub   *v2watch.Hub
 	store *v2store.V3Store
@@ -64,23 +55,22 @@ type env struct {
 func newEnv(t *testing.T, cc *grpc.ClientConn, prefix string, history int) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	h := v2watch.New(v2watch.Options{Prefix: prefix, History: history, Registerer: reg}, upstream{cc})
+	f := v2follow.New(v2follow.Options{Prefix: prefix, Registerer: reg}, upstream{cc})
+	h := v2watch.New(v2watch.Options{Prefix: prefix, History: history, Registerer: reg}, f, upstream{cc})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { h.Run(ctx); close(done) }()
+	go func() { _ = f.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	e := &env{hub: h, store: v2store.NewV3(cc, prefix), reg: reg}
 	e.ready(t)
 	return e
 }
 
-// ready returns once the hub has read the store index (its history starts
-// there): a watch is registered only after that.
+// ready returns once the hub follows the keyspace (its history starts at
+// the follower's first watch): a watch is registered only after that.
 func (e *env) ready(t *testing.T) {
 	t.Helper()
-	w := e.watch(t, "/_ready", false, false, 0)
-	w.cancel()
-	w.ended(t)
+	e.watch(t, "/_ready", false, false, 0).stop()
 }
 
 // set writes a file through the v2 store and returns its index.
@@ -122,109 +112,66 @@ func (e *env) sync(t *testing.T, key string, idx uint64) {
 	w.event(t)
 }
 
-// lineWriter is a ResponseWriter a test can read while ServeWatch writes:
-// the status and each JSON line arrive on channels.
-type lineWriter struct {
-	header http.Header
-	status chan int
-	lines  chan string
-
-	mu  sync.Mutex
-	buf []byte
-}
-
-func newLineWriter() *lineWriter {
-	return &lineWriter{header: http.Header{}, status: make(chan int, 1), lines: make(chan string, 1000)}
-}
-
-func (w *lineWriter) Header() http.Header { return w.header }
-func (w *lineWriter) WriteHeader(code int) {
-	select {
-	case w.status <- code:
-	default:
-	}
-}
-func (w *lineWriter) Flush() {}
-func (w *lineWriter) Write(b []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, b...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		w.lines <- string(w.buf[:i])
-		w.buf = w.buf[i+1:]
-	}
-}
-
-// watchCall is one v2 wait=true request being served.
+// watchCall is one registered watch.
 type watchCall struct {
-	w      *lineWriter
-	cancel context.CancelFunc
-	done   chan struct{}
-	code   int
-	index  uint64 // X-Etcd-Index
+	wt    v2store.Watcher
+	meta  v2store.Meta
+	err   error
+	index uint64 // the store at registration: X-Etcd-Index
 }
 
 // hangGuard bounds every wait so that a broken hub fails instead of hanging;
 // it is not a performance threshold.
 const hangGuard = 20 * time.Second
 
+// watch registers a watch; a watch the hub refuses has err set.
 func (e *env) watch(t *testing.T, key string, recursive, stream bool, waitIndex uint64) *watchCall {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &watchCall{w: newLineWriter(), cancel: cancel, done: make(chan struct{})}
-	r := httptest.NewRequest(http.MethodGet, "/v2/keys"+key+"?wait=true", nil).WithContext(ctx)
-	writeHeaders := func(w http.ResponseWriter, m v2store.Meta) {
-		w.Header().Set("X-Etcd-Index", strconv.FormatUint(m.EtcdIndex, 10))
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	wt, m, err := e.hub.Watch(ctx, key, v2store.WatchOptions{Recursive: recursive, Stream: stream, WaitIndex: waitIndex})
+	c := &watchCall{wt: wt, meta: m, err: err, index: m.EtcdIndex}
+	if err == nil {
+		t.Cleanup(wt.Stop)
 	}
-	go func() {
-		defer close(c.done)
-		e.hub.ServeWatch(c.w, r, key, recursive, stream, waitIndex, writeHeaders)
-	}()
-	t.Cleanup(func() { cancel(); <-c.done })
-	// The status is written once the waiter is registered (or answered).
-	select {
-	case c.code = <-c.w.status:
-	case <-time.After(hangGuard):
-		t.Fatalf("watch %s: no response headers", key)
-	}
-	c.index, _ = strconv.ParseUint(c.w.header.Get("X-Etcd-Index"), 10, 64)
 	return c
 }
 
-func (c *watchCall) line(t *testing.T) string {
+func (c *watchCall) stop() {
+	if c.wt != nil {
+		c.wt.Stop()
+	}
+}
+
+func (c *watchCall) change(t *testing.T) *v2store.Change {
 	t.Helper()
+	if c.err != nil {
+		t.Fatalf("the watch was refused: %v", c.err)
+	}
 	select {
-	case l := <-c.w.lines:
-		return l
+	case ch, ok := <-c.wt.Changes():
+		if !ok {
+			t.Fatal("the watch ended without an event")
+		}
+		return ch
 	case <-time.After(hangGuard):
 		t.Fatal("no event")
 	}
-	return ""
+	return nil
 }
 
+// event is the next event, as the client receives it (JSON).
 func (c *watchCall) event(t *testing.T) *v2store.Event {
 	t.Helper()
+	b, err := json.Marshal(c.change(t).Event)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var ev v2store.Event
-	l := c.line(t)
-	if err := json.Unmarshal([]byte(l), &ev); err != nil {
-		t.Fatalf("event %q: %v", l, err)
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
 	}
 	return &ev
-}
-
-// ended waits for the request to finish (a long poll ends after its event).
-func (c *watchCall) ended(t *testing.T) {
-	t.Helper()
-	select {
-	case <-c.done:
-	case <-time.After(hangGuard):
-		t.Fatal("the watch did not end")
-	}
 }
 
 // wantEvent checks an event's action, key and modifiedIndex.
@@ -240,8 +187,8 @@ func testNextEvent(t *testing.T, cc *grpc.ClientConn) {
 	e := newEnv(t, cc, "/hub-next", 0)
 	before := e.set(t, "/a/b", "old")
 	w := e.watch(t, "/a/b", false, false, 0)
-	if w.code != http.StatusOK || w.index < before {
-		t.Fatalf("watch answered %d with X-Etcd-Index %d (store at %d)", w.code, w.index, before)
+	if w.err != nil || w.index < before {
+		t.Fatalf("watch answered %v with X-Etcd-Index %d (store at %d)", w.err, w.index, before)
 	}
 	e.set(t, "/a/x", "sibling")
 	e.set(t, "/a/b-c", "similar name")
@@ -255,7 +202,6 @@ func testNextEvent(t *testing.T, cc *grpc.ClientConn) {
 	if w.index >= i {
 		t.Errorf("X-Etcd-Index %d, event at %d", w.index, i)
 	}
-	w.ended(t)
 	if n := e.hub.Watchers(); n != 0 {
 		t.Errorf("%d watchers left after the long poll ended", n)
 	}
@@ -307,7 +253,9 @@ func testHistory(t *testing.T, cc *grpc.ClientConn) {
 			if *ev.Node.Value != c.value {
 				t.Errorf("value %q, want %q", *ev.Node.Value, c.value)
 			}
-			w.ended(t)
+			if n := e.hub.Watchers(); n != 0 {
+				t.Errorf("%d watchers registered for an answer from history", n)
+			}
 		})
 	}
 	t.Run("future index waits", func(t *testing.T) {
@@ -326,22 +274,19 @@ func testHistoryCleared(t *testing.T, cc *grpc.ClientConn) {
 	e.sync(t, "/", idx[4])
 	// The ring holds the last 3 events: idx[2..4].
 	w := e.watch(t, "/k0", false, false, idx[0])
-	if w.code != http.StatusBadRequest {
-		t.Errorf("status %d, want 400", w.code)
-	}
-	var got v2store.Error
-	if err := json.Unmarshal([]byte(w.line(t)), &got); err != nil {
-		t.Fatal(err)
+	var got *v2store.Error
+	if !errors.As(w.err, &got) {
+		t.Fatalf("watch before the history: %v, want a v2 error", w.err)
 	}
 	want := v2store.Error{Code: 401, Message: "The event in requested index is outdated and cleared",
 		Cause: fmt.Sprintf("the requested history has been cleared [%d/%d]", idx[2], idx[0]), Index: got.Index}
-	if got != want || got.Index < idx[4] {
-		t.Errorf("error %+v, want %+v with index >= %d", got, want, idx[4])
+	if *got != want || got.Index < idx[4] {
+		t.Errorf("error %+v, want %+v with index >= %d", *got, want, idx[4])
 	}
-	if w.index != got.Index || w.w.header.Get("X-Etcd-Cluster-Id") == "" {
-		t.Errorf("headers %v for error index %d", w.w.header, got.Index)
+	// The answer's headers: the store index, and the cluster.
+	if w.index != got.Index || w.meta.ClusterID == 0 {
+		t.Errorf("meta %+v for error index %d", w.meta, got.Index)
 	}
-	w.ended(t)
 	// The oldest event kept still answers.
 	wantEvent(t, e.watch(t, "/", true, false, idx[2]).event(t), v2store.ActionSet, "/k2", idx[2])
 	if n := e.hub.Watchers(); n != 0 {
@@ -478,8 +423,8 @@ func testStream(t *testing.T, cc *grpc.ClientConn) {
 	wantEvent(t, w.event(t), v2store.ActionSet, "/s/1", i1)
 	wantEvent(t, w.event(t), v2store.ActionDelete, "/s/0", i2)
 	select {
-	case <-w.done:
-		t.Fatal("the stream ended")
+	case c, ok := <-w.wt.Changes():
+		t.Fatalf("after the three events the stream gave %+v (open: %v)", c, ok)
 	default:
 	}
 	if n := e.hub.Watchers(); n != 1 {
@@ -505,10 +450,7 @@ func testCancel(t *testing.T, cc *grpc.ClientConn) {
 		t.Errorf("waiters gauge %v, want 50", got)
 	}
 	for _, c := range calls {
-		c.cancel()
-	}
-	for _, c := range calls {
-		c.ended(t)
+		c.stop()
 	}
 	if n := e.hub.Watchers(); n != 0 {
 		t.Errorf("%d watchers after every client went away", n)
@@ -528,213 +470,6 @@ func testCancel(t *testing.T, cc *grpc.ClientConn) {
 	// A write after the cancellations reaches nobody and breaks nothing.
 	i := e.set(t, "/w0", "late")
 	wantEvent(t, e.watch(t, "/w0", false, false, i).event(t), v2store.ActionSet, "/w0", i)
-}
-
-func testOneUpstreamWatch(t *testing.T, cc *grpc.ClientConn) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	up := &countingUpstream{cc: cc}
-	h := v2watch.New(v2watch.Options{Prefix: "/hub-upstream"}, up)
-	done := make(chan struct{})
-	go func() { h.Run(ctx); close(done) }()
-	e := &env{hub: h, store: v2store.NewV3(cc, "/hub-upstream")}
-	e.ready(t)
-	var calls []*watchCall
-	for i := 0; i < 200; i++ {
-		calls = append(calls, e.watch(t, "/many", i%2 == 0, false, 0))
-	}
-	if n := e.hub.Watchers(); n != 200 {
-		t.Fatalf("%d waiters registered, want 200", n)
-	}
-	i := e.set(t, "/many", "wake")
-	for _, c := range calls {
-		wantEvent(t, c.event(t), v2store.ActionSet, "/many", i)
-	}
-	// A second round on the same upstream watch.
-	w := e.watch(t, "/many", false, false, 0)
-	j := e.set(t, "/many", "again")
-	wantEvent(t, w.event(t), v2store.ActionSet, "/many", j)
-	if streams, creates := up.counts(); streams != 1 || creates != 1 {
-		t.Errorf("the hub opened %d watch streams with %d create requests for 201 v2 waiters, want 1 and 1", streams, creates)
-	}
-	// The member agrees: stopping the hub removes exactly one watcher.
-	// (Its gauge is process-wide and lags, hence the retries.)
-	withHub := memberWatchers(t)
-	cancel()
-	<-done
-	deadline := time.Now().Add(hangGuard)
-	for memberWatchers(t) != withHub-1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("member has %v watchers after the hub stopped, %v with it", memberWatchers(t), withHub)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// countingUpstream counts the watch streams the hub opens and the watches
-// it creates on them.
-type countingUpstream struct {
-	cc *grpc.ClientConn
-
-	mu               sync.Mutex
-	streams, creates int
-}
-
-func (u *countingUpstream) ClientConn() grpc.ClientConnInterface { return (*countingConn)(u) }
-
-func (u *countingUpstream) counts() (streams, creates int) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.streams, u.creates
-}
-
-type countingConn countingUpstream
-
-func (c *countingConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	return c.cc.Invoke(ctx, method, args, reply, opts...)
-}
-
-func (c *countingConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	s, err := c.cc.NewStream(ctx, desc, method, opts...)
-	if err != nil || method != "/etcdserverpb.Watch/Watch" {
-		return s, err
-	}
-	c.mu.Lock()
-	c.streams++
-	c.mu.Unlock()
-	return &countingStream{ClientStream: s, c: c}, nil
-}
-
-type countingStream struct {
-	grpc.ClientStream
-	c *countingConn
-}
-
-func (s *countingStream) SendMsg(m any) error {
-	if r, ok := m.(*pb.WatchRequest); ok && r.GetCreateRequest() != nil {
-		s.c.mu.Lock()
-		s.c.creates++
-		s.c.mu.Unlock()
-	}
-	return s.ClientStream.SendMsg(m)
-}
-
-// testResumeRevision checks where the hub resumes a broken upstream watch:
-// after the last event it saw, not at a response header's revision, which
-// is the member's current one even while a watch is still catching up.
-func testResumeRevision(t *testing.T, _ *grpc.ClientConn) {
-	const prefix = "/hub-resume"
-	put := func(rev int64, key, value string) *mvccpb.Event {
-		return &mvccpb.Event{Type: mvccpb.PUT, Kv: &mvccpb.KeyValue{
-			Key: []byte(prefix + key), Value: []byte(value), CreateRevision: rev, ModRevision: rev, Version: 1}}
-	}
-	hd := &pb.ResponseHeader{ClusterId: 1, RaftTerm: 2, Revision: 5000}
-	up := &scriptedUpstream{rev: 10, creates: make(chan *pb.WatchCreateRequest, 10), script: [][]*pb.WatchResponse{
-		// The member is at 5000; the watch from 11 gets a first batch of
-		// its backlog (up to 12, a refresh no v2 watcher sees), then breaks.
-		{
-			{Header: hd, Created: true},
-			{Header: hd, Events: []*mvccpb.Event{put(11, "/a", "v"),
-				put(12, "/.", v2store.ActionRefresh), put(12, "/a", "v")}},
-		},
-		// Synced, the watch gets a progress notification: its header holds.
-		{
-			{Header: hd, Created: true},
-			{Header: hd},
-		},
-	}}
-	h := v2watch.New(v2watch.Options{Prefix: prefix}, up)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { h.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	for i, want := range []int64{11, 13, 5001} {
-		select {
-		case cr := <-up.creates:
-			if cr.StartRevision != want {
-				t.Errorf("watch %d created from revision %d, want %d", i, cr.StartRevision, want)
-			}
-		case <-time.After(hangGuard):
-			t.Fatalf("the hub did not create watch %d", i)
-		}
-	}
-	// The events delivered before the break were published.
-	e := &env{hub: h}
-	wantEvent(t, e.watch(t, "/a", false, false, 11).event(t), v2store.ActionSet, "/a", 11)
-}
-
-// scriptedUpstream is a member at revision rev whose watch streams play a
-// script: stream i sends script[i] after its create request, then breaks;
-// streams past the script stay open and quiet. Create requests go to
-// creates.
-type scriptedUpstream struct {
-	rev     int64
-	script  [][]*pb.WatchResponse
-	creates chan *pb.WatchCreateRequest
-
-	mu      sync.Mutex
-	streams int
-}
-
-func (u *scriptedUpstream) ClientConn() grpc.ClientConnInterface { return u }
-
-func (u *scriptedUpstream) Invoke(_ context.Context, method string, _, reply any, _ ...grpc.CallOption) error {
-	r, ok := reply.(*pb.RangeResponse)
-	if !ok {
-		return status.Errorf(codes.Unimplemented, "scripted member: %s", method)
-	}
-	r.Header = &pb.ResponseHeader{ClusterId: 1, RaftTerm: 2, Revision: u.rev}
-	return nil
-}
-
-func (u *scriptedUpstream) NewStream(ctx context.Context, _ *grpc.StreamDesc, method string, _ ...grpc.CallOption) (grpc.ClientStream, error) {
-	if method != "/etcdserverpb.Watch/Watch" {
-		return nil, status.Errorf(codes.Unimplemented, "scripted member: %s", method)
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	s := &scriptedStream{ctx: ctx, u: u}
-	if u.streams < len(u.script) {
-		s.resps, s.breaks = u.script[u.streams], true
-	}
-	u.streams++
-	return s, nil
-}
-
-type scriptedStream struct {
-	grpc.ClientStream // nil: the hub uses SendMsg and RecvMsg only
-	ctx               context.Context
-	u                 *scriptedUpstream
-	resps             []*pb.WatchResponse
-	breaks            bool
-}
-
-func (s *scriptedStream) SendMsg(m any) error {
-	if cr := m.(*pb.WatchRequest).GetCreateRequest(); cr != nil {
-		s.u.creates <- cr
-	}
-	return nil
-}
-
-func (s *scriptedStream) RecvMsg(m any) error {
-	if len(s.resps) == 0 {
-		if s.breaks {
-			return status.Error(codes.Unavailable, "scripted stream break")
-		}
-		<-s.ctx.Done()
-		return status.FromContextError(s.ctx.Err()).Err()
-	}
-	r, next := m.(*pb.WatchResponse), s.resps[0]
-	s.resps = s.resps[1:]
-	r.Header, r.Created, r.Canceled, r.Events = next.Header, next.Created, next.Canceled, next.Events
-	return nil
-}
-
-// memberWatchers is the embedded member's count of v3 watchers (it
-// registers its metrics in the default registry).
-func memberWatchers(t *testing.T) float64 {
-	t.Helper()
-	return gauge(t, prometheus.DefaultGatherer, "etcd_debugging_mvcc_watcher_total")
 }
 
 func gauge(t *testing.T, g prometheus.Gatherer, name string) float64 {
