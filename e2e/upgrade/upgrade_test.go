@@ -20,6 +20,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/etcdshim/etcdshim/e2e/harness"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -565,6 +566,12 @@ func TestRollingUpgrade(t *testing.T) {
 		upgradeMember(i, "3.7")
 	}
 	time.Sleep(settle)
+	// The clients run on until the run has made the requests it must: a
+	// loaded machine makes fewer per second (37,564 in one CI-sized run at
+	// a load average of 50), so the count ends the run, not the clock.
+	waitfor.True(t, 15*time.Minute, fmt.Sprintf("%d requests through the shims", minRequests), func() bool {
+		return sentThroughShims(all) >= minRequests
+	})
 	stop()
 	wg.Wait()
 
@@ -744,6 +751,18 @@ func newV3Client(t *testing.T, endpoints []string) *clientv3.Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// sentThroughShims is the number of requests the clients have sent
+// through the shims so far.
+func sentThroughShims(all map[string]*stats) int {
+	n := 0
+	for _, st := range all {
+		st.mu.Lock()
+		n += st.sent
+		st.mu.Unlock()
+	}
+	return n
 }
 
 // minRequests is the least number of requests a run must make for its
