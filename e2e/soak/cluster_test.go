@@ -22,12 +22,10 @@ import (
 // expire when unused that long, so the quiet windows (quiet) outlast it.
 const tokenTTL = 3
 
-// v2History is the shims' --v2-watch-history: the compaction probes decide
-// from it which v2 answer is the correct one. 3.4 keeps 1,000 events (the
-// shim's default); the soak's shims keep 300, so that a CI-sized run on a
-// busy machine still pushes its first index out of the history. The answer
-// for an index older than the history is the same whatever its size.
-const v2History = 300
+// v2History is the shims' --v2-watch-history, 3.4's history size: the
+// compaction probes and the watchers decide from it which v2 answer is the
+// correct one.
+const v2History = 1000
 
 // The identities: root, the v2 clients' prefix user, the v3 clients'
 // prefix user and the shims' own (read on the v2 keyspace, docs/v2.md).

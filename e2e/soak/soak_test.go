@@ -138,6 +138,7 @@ func TestSoak(t *testing.T) {
 	r.ctx = ctx
 	r.ph = phase{t0: time.Now(), busy: p.busy, quiet: p.quiet}
 	probes := r.client("v2 compaction probes")
+	r.keyspaceWatch(head.Header.Revision + 1)
 	r.v2Writers()
 	r.v2Readers()
 	r.etcdctlV2()
@@ -417,7 +418,7 @@ func (r *run) restart(t *testing.T, step func(string, ...any)) int {
 // shim for v2 events by index. An index below the compaction but inside
 // the v2 history (a write just before it) must be answered with its event,
 // as 3.4 answers from its history, which v3 compaction does not touch; the
-// run's first write, with more acknowledged v2 writes after it than the
+// run's first write, with more v2 events after it than the
 // history holds,
 // must get etcd's 401 "event index cleared", and the watcher then recovers
 // as 3.4 documents (GET, watch from X-Etcd-Index+1).
@@ -480,7 +481,7 @@ func (r *run) compact(t *testing.T, root *clientv3.Client, c *counter, end time.
 		since = r.a.v2Since(firstIndex)
 	}
 	if firstIndex == 0 || since < v2History {
-		t.Errorf("the run's first write (%s, index %d) has %d acknowledged v2 writes after it, fewer than the history's %d: the probe of a cleared index would prove nothing",
+		t.Errorf("the run's first write (%s, index %d) has %d v2 events after it, fewer than the history's %d: the probe of a cleared index would prove nothing",
 			firstKey, firstIndex, since, v2History)
 		return
 	}
@@ -493,7 +494,7 @@ func (r *run) compact(t *testing.T, root *clientv3.Client, c *counter, end time.
 			c.fail(fmt.Sprintf("shim %d, waitIndex %d: %v %s", i, firstIndex, err, why))
 			continue
 		}
-		c.answered("errorCode 401 event index cleared (HTTP 400, as 3.4) for the run's first write, with a history's worth of acknowledged v2 writes since")
+		c.answered("errorCode 401 event index cleared (HTTP 400, as 3.4) for the run's first write, with a history's worth of v2 events since")
 		if i == 0 {
 			step("shim 0 answered waitIndex %d with %q", firstIndex, ans.Cause)
 		}
