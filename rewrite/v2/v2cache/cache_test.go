@@ -73,26 +73,7 @@ func newEnv(t *testing.T, cc *grpc.ClientConn, maxBytes int64) *env {
 
 // metric is one of the cache's metrics (a counter child by its result label).
 func (e *env) metric(t *testing.T, name, result string) float64 {
-	t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.Metric {
-			if result != "" && (len(m.Label) == 0 || m.Label[0].GetValue() != result) {
-				continue
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue()
-			}
-			return m.Gauge.GetValue()
-		}
-	}
-	return 0
+	return etcdtest.Metric(t, e.reg, name, result)
 }
 
 func (e *env) hits(t *testing.T) float64 {

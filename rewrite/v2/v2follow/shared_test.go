@@ -142,26 +142,7 @@ func newShim(t *testing.T, cc *grpc.ClientConn, prefix string) *shim {
 }
 
 func (s *shim) metric(t *testing.T, name, label string) float64 {
-	t.Helper()
-	mfs, err := s.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.Metric {
-			if label != "" && (len(m.Label) == 0 || m.Label[0].GetValue() != label) {
-				continue
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue()
-			}
-			return m.Gauge.GetValue()
-		}
-	}
-	return 0
+	return etcdtest.Metric(t, s.reg, name, label)
 }
 
 // until waits for cond, failing the test after hangGuard.
