@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
@@ -60,7 +61,15 @@ func AncestorBytes(p string) int {
 	return n
 }
 
-func deep(p string) bool { return len(Ancestors(p)) > shallowAncestors }
+func deep(p string) bool { return ancestorCount(p) > shallowAncestors }
+
+// ancestorCount is len(Ancestors(p)) without building the list.
+func ancestorCount(p string) int {
+	if p == "" {
+		return 0
+	}
+	return strings.Count(p[1:], "/")
+}
 
 // errParentsMoving ends a deep write whose parents changed at every try.
 var errParentsMoving = errors.New("the key's parent directories kept changing; try again")
@@ -127,7 +136,7 @@ func groupOps(ops []*pb.RequestOp) []*pb.RequestOp {
 // the per-parent ones, ops its operations (not the markers). It answers as
 // the one-transaction path would: on success the write's responses last,
 // on failure the probe reads last.
-func (s *V3Store) txnDeep(ctx context.Context, what, p string, own []*pb.Compare, ops []*pb.RequestOp) (*pb.TxnResponse, error) {
+func (s *V3Store) txnDeep(ctx context.Context, what label, p string, own []*pb.Compare, ops []*pb.RequestOp) (*pb.TxnResponse, error) {
 	anc := Ancestors(p)
 	markers := groupOps(s.l.MarkerOps(p))
 	for attempt := 0; attempt < deepAttempts; attempt++ {
@@ -169,7 +178,7 @@ func (s *V3Store) txnDeep(ctx context.Context, what, p string, own []*pb.Compare
 // txnThenProbe is txn for a deep in-place write: no probe reads in the
 // else branch (they would pass --max-txn-ops), read after a failure at the
 // failed transaction's revision instead, which sees what it saw.
-func (s *V3Store) txnThenProbe(ctx context.Context, what, p string, cmp []*pb.Compare, then []*pb.RequestOp) (*pb.TxnResponse, error) {
+func (s *V3Store) txnThenProbe(ctx context.Context, what label, p string, cmp []*pb.Compare, then []*pb.RequestOp) (*pb.TxnResponse, error) {
 	resp, err := s.txn(ctx, what, cmp, then, nil)
 	if err != nil || resp.Succeeded {
 		return resp, err

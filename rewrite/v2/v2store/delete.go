@@ -43,7 +43,7 @@ func (s *V3Store) Delete(ctx context.Context, p string, o DeleteOptions) (*Event
 			dirBranch = nil
 		}
 	}
-	resp, err := s.txn(ctx, "delete "+p, []*pb.Compare{s.l.isFile(p), s.l.NotDir(p)}, fileOps,
+	resp, err := s.txn(ctx, label{"delete", p}, []*pb.Compare{s.l.isFile(p), s.l.NotDir(p)}, fileOps,
 		[]*pb.RequestOp{opTxn([]*pb.Compare{s.l.isDir(p)}, dirBranch, probes)})
 	if err != nil {
 		return nil, Meta{}, err
@@ -96,9 +96,9 @@ func (s *V3Store) compareAndDelete(ctx context.Context, p string, o DeleteOption
 	var resp *pb.TxnResponse
 	var err error
 	if deep(p) {
-		resp, err = s.txnThenProbe(ctx, "compareAndDelete "+p, p, cmp, del)
+		resp, err = s.txnThenProbe(ctx, label{"compareAndDelete", p}, p, cmp, del)
 	} else {
-		resp, err = s.txn(ctx, "compareAndDelete "+p, cmp, del, s.l.probeOps(p))
+		resp, err = s.txn(ctx, label{"compareAndDelete", p}, cmp, del, s.l.probeOps(p))
 	}
 	if err != nil {
 		return nil, Meta{}, err

@@ -157,7 +157,7 @@ func (s *V3Store) createInOrder(ctx context.Context, dir string, o SetOptions, l
 			cmp = append(cmp, &pb.Compare{Key: rec, Target: pb.Compare_MOD, Result: pb.Compare_LESS,
 				TargetUnion: &pb.Compare_ModRevision{ModRevision: rev + 1}})
 		}
-		resp, err := s.txn(ctx, "create in order "+dir, cmp, then, els)
+		resp, err := s.txn(ctx, label{"create in order", dir}, cmp, then, els)
 		if err != nil {
 			if attempt > 1 && ctx.Err() != nil {
 				return nil, Meta{}, fmt.Errorf("create in order %s: %w (%d tries)", dir, ErrInOrderDeadline, attempt)

@@ -25,21 +25,38 @@ func NewLayout(prefix string) Layout { return Layout{prefix: prefix} }
 func (l Layout) Prefix() string { return l.prefix }
 
 // Key is the v3 key of the v2 file p.
-func (l Layout) Key(p string) []byte { return []byte(l.prefix + p) }
+func (l Layout) Key(p string) []byte { return l.keyWith(p, "", 0) }
+
+// keyWith is the v3 key of p followed by suffix, in one allocation with
+// room for extra more bytes (a write builds several keys per request).
+func (l Layout) keyWith(p, suffix string, extra int) []byte {
+	k := make([]byte, 0, len(l.prefix)+len(p)+len(suffix)+extra)
+	return append(append(append(k, l.prefix...), p...), suffix...)
+}
 
 // Marker is the v3 key that makes p a directory (p + "/").
-func (l Layout) Marker(p string) []byte {
+func (l Layout) Marker(p string) []byte { return l.markerWith(p, 0) }
+
+// markerWith is Marker with room for extra more bytes.
+func (l Layout) markerWith(p string, extra int) []byte {
 	if p == "/" {
-		return []byte(l.prefix + "/")
+		p = ""
 	}
-	return []byte(l.prefix + p + "/")
+	return l.keyWith(p, "/", extra)
 }
 
 // Subtree is the v3 range holding directory p's marker and everything below
-// it.
+// it. Both keys share one allocation, each capped at its length so that an
+// append to one copies instead of writing into the other.
 func (l Layout) Subtree(p string) (start, end []byte) {
-	start = l.Marker(p)
-	return start, prefixEnd(start)
+	m := l.markerWith(p, len(l.prefix)+len(p)+1)
+	n := len(m)
+	m = append(m, m...)
+	start, end = m[:n:n], m[n:2*n:2*n]
+	// A marker ends in '/' (not 0xff): its prefix end is the marker with
+	// that byte incremented, as prefixEnd computes.
+	end[n-1]++
+	return start, end
 }
 
 // Keyspace is the v3 range [start, end) holding the whole v2 keyspace under
@@ -113,24 +130,37 @@ func versionIs(key, end []byte, v int64) *pb.Compare {
 func (l Layout) NotFile(p string) *pb.Compare { return versionIs(l.Key(p), nil, 0) }
 
 // NoFileAbove holds when none of p's parent directories is a file.
-func (l Layout) NoFileAbove(p string) []*pb.Compare {
-	var cmp []*pb.Compare
-	for _, a := range Ancestors(p) {
-		if !l.canRead(l.Key(a), nil) {
+func (l Layout) NoFileAbove(p string) []*pb.Compare { return l.noFileAbove(nil, p) }
+
+// noFileAbove appends NoFileAbove(p) to cmp.
+func (l Layout) noFileAbove(cmp []*pb.Compare, p string) []*pb.Compare {
+	for i := 1; i < len(p); i++ {
+		if p[i] != '/' {
+			continue
+		}
+		k := l.Key(p[:i]) // the ancestor p[:i], as Ancestors lists them
+		if !l.canRead(k, nil) {
 			continue // above the caller's grant (scope.go)
 		}
-		cmp = append(cmp, l.NotFile(a))
+		cmp = append(cmp, versionIs(k, nil, 0))
 	}
 	return cmp
 }
 
-// parentsNoFile is noFileAbove for a write's own compares: nothing for a
-// deep key, whose write checks its parents another way (deep.go).
-func (l Layout) parentsNoFile(p string) []*pb.Compare {
-	if deep(p) {
-		return nil
+// parentsNoFile are a write's own compares: its parents are no files
+// (NoFileAbove; nothing for a deep key, whose write checks its parents
+// another way, deep.go), then last. The list has room for the compares
+// txnUnder adds for p's parents.
+func (l Layout) parentsNoFile(p string, last ...*pb.Compare) []*pb.Compare {
+	n := 0
+	if !deep(p) {
+		n = ancestorCount(p)
 	}
-	return l.NoFileAbove(p)
+	cmp := make([]*pb.Compare, 0, 2*n+len(last))
+	if n > 0 {
+		cmp = l.noFileAbove(cmp, p)
+	}
+	return append(cmp, last...)
 }
 
 // exists holds when the v3 key exists.
@@ -251,9 +281,24 @@ func (l Layout) MarkerOps(p string) []*pb.RequestOp {
 func (l Layout) markersExist(dirs []string) []*pb.Compare {
 	cmp := make([]*pb.Compare, 0, len(dirs))
 	for _, d := range dirs {
-		if m := l.Marker(d); l.canRead(m, nil) {
-			cmp = append(cmp, exists(m))
+		cmp = l.markerExists(cmp, d)
+	}
+	return cmp
+}
+
+// parentMarkersExist appends markersExist(Ancestors(p)) to cmp.
+func (l Layout) parentMarkersExist(cmp []*pb.Compare, p string) []*pb.Compare {
+	for i := 1; i < len(p); i++ {
+		if p[i] == '/' {
+			cmp = l.markerExists(cmp, p[:i])
 		}
+	}
+	return cmp
+}
+
+func (l Layout) markerExists(cmp []*pb.Compare, d string) []*pb.Compare {
+	if m := l.Marker(d); l.canRead(m, nil) {
+		cmp = append(cmp, exists(m))
 	}
 	return cmp
 }
@@ -318,9 +363,28 @@ func (l Layout) ActionOp(p, action string) *pb.RequestOp {
 	if !l.canWrite(rec) {
 		return &emptyOp().op
 	}
-	o := &putOp{r: pb.PutRequest{Key: rec, Value: bytesOf(action)}}
+	o := &putOp{r: pb.PutRequest{Key: rec, Value: actionValue(action)}}
 	o.w.RequestPut, o.op.Request = &o.r, &o.w
 	return &o.op
+}
+
+// actionValues are the records' values, shared by every write's request
+// (a request is only read: marshalled and sent).
+var actionValues = func() map[string][]byte {
+	m := map[string][]byte{}
+	for _, a := range []string{ActionSet, ActionCreate, ActionUpdate, ActionCompareAndSwap, ActionDelete,
+		ActionCompareAndDelete, ActionRefresh, ActionExpireSubtree} {
+		m[a] = []byte(a)
+	}
+	return m
+}()
+
+// actionValue is the record's value for action.
+func actionValue(action string) []byte {
+	if v, ok := actionValues[action]; ok {
+		return v
+	}
+	return bytesOf(action)
 }
 
 // ExpireSubtreeRequest removes what is left below directory p after its

@@ -339,3 +339,68 @@ func TestActionOp(t *testing.T) {
 		t.Errorf("dropRecord(/bob) outside the grant = %v, want an empty transaction", l.dropRecord("/bob"))
 	}
 }
+
+// TestSubtreeKeysDoNotAlias: Subtree's two keys share one allocation; an
+// append to either must not change the other, and both equal the marker
+// and its prefix end.
+func TestSubtreeKeysDoNotAlias(t *testing.T) {
+	for _, prefix := range []string{"", "/v2"} {
+		for _, p := range []string{"/", "/a", "/a/b", "/\xff"} {
+			l := testLayout(prefix)
+			start, end := l.Subtree(p)
+			if !bytes.Equal(start, l.Marker(p)) || !bytes.Equal(end, prefixEnd(l.Marker(p))) {
+				t.Fatalf("Subtree(%q) under %q = [%q, %q), want [%q, %q)", p, prefix, start, end, l.Marker(p), prefixEnd(l.Marker(p)))
+			}
+			wantEnd := string(end)
+			_ = append(start, 0, 0, 0) // as CanRead and emptyDir extend keys
+			if string(end) != wantEnd {
+				t.Errorf("appending to start changed end: %q, want %q", end, wantEnd)
+			}
+			wantStart := string(start)
+			_ = append(end, 1)
+			if string(start) != wantStart {
+				t.Errorf("appending to end changed start: %q", start)
+			}
+		}
+	}
+}
+
+// TestAncestorCount: the count deep uses equals Ancestors' length.
+func TestAncestorCount(t *testing.T) {
+	for _, p := range []string{"", "/", "/a", "/a/", "/a/b", "/a/b/c", "//", "/a//b", pathOfDepth(shallowAncestors + 3)} {
+		if got, want := ancestorCount(p), len(Ancestors(p)); got != want {
+			t.Errorf("ancestorCount(%q) = %d, want %d", p, got, want)
+		}
+	}
+}
+
+// TestWriteCompares: a write's compares are its parents' (as NoFileAbove
+// lists them, in scope) then its own, with room left for the fast path's
+// marker compares, which must not show through the returned list.
+func TestWriteCompares(t *testing.T) {
+	l := testLayout("/v2")
+	l.scope = grantScope{"/v2/a/"}
+	own := l.NotDir("/a/b/c")
+	cmp := l.parentsNoFile("/a/b/c", own)
+	want := append(l.NoFileAbove("/a/b/c"), own)
+	if fmt.Sprint(cmp) != fmt.Sprint(want) {
+		t.Fatalf("parentsNoFile = %v, want %v", cmp, want)
+	}
+	fast := l.parentMarkersExist(cmp, "/a/b/c")
+	if wantFast := append(append([]*pb.Compare(nil), want...), l.markersExist(Ancestors("/a/b/c"))...); fmt.Sprint(fast) != fmt.Sprint(wantFast) {
+		t.Errorf("fast compares = %v, want %v", fast, wantFast)
+	}
+	if len(cmp) != len(want) || cmp[len(cmp)-1] != own {
+		t.Errorf("the write's own compares changed: %v", cmp)
+	}
+}
+
+// TestActionValues: every action a record holds is sent as its own bytes.
+func TestActionValues(t *testing.T) {
+	for _, a := range []string{ActionSet, ActionCreate, ActionUpdate, ActionCompareAndSwap, ActionDelete,
+		ActionCompareAndDelete, ActionRefresh, ActionExpireSubtree, "other"} {
+		if got := string(testLayout("").ActionOp("/a/b", a).GetRequestPut().Value); got != a {
+			t.Errorf("record value for %q = %q", a, got)
+		}
+	}
+}

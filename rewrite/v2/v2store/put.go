@@ -58,7 +58,7 @@ func prevKV(r *pb.ResponseOp) *mvccpb.KeyValue {
 }
 
 func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	resp, t, m, err := s.write(ctx, "set", p, o.TTL, withParents, append(s.l.parentsNoFile(p), s.l.NotDir(p)), func(lease int64) []*pb.RequestOp {
+	resp, t, m, err := s.write(ctx, "set", p, o.TTL, withParents, s.l.parentsNoFile(p, s.l.NotDir(p)), func(lease int64) []*pb.RequestOp {
 		return []*pb.RequestOp{opPut(s.l.Key(p), o.Value, lease), s.l.ActionOp(p, ActionSet)}
 	})
 	if err != nil {
@@ -78,7 +78,7 @@ func (s *V3Store) set(ctx context.Context, p string, o SetOptions) (*Event, Meta
 
 // setDir makes p a directory, replacing a file there (3.4 does too).
 func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	resp, t, m, err := s.write(ctx, "mkdir", p, o.TTL, withParents, append(s.l.parentsNoFile(p), s.l.NotDir(p)), func(lease int64) []*pb.RequestOp {
+	resp, t, m, err := s.write(ctx, "mkdir", p, o.TTL, withParents, s.l.parentsNoFile(p, s.l.NotDir(p)), func(lease int64) []*pb.RequestOp {
 		return []*pb.RequestOp{opDelete(s.l.Key(p), nil), opPut(s.l.Marker(p), "", lease), s.l.ActionOp(p, ActionSet)}
 	})
 	if err != nil {
@@ -92,7 +92,7 @@ func (s *V3Store) setDir(ctx context.Context, p string, o SetOptions) (*Event, M
 }
 
 func (s *V3Store) create(ctx context.Context, p string, o SetOptions) (*Event, Meta, error) {
-	cmp := append(s.l.parentsNoFile(p), s.l.NotDir(p), s.l.NotFile(p))
+	cmp := s.l.parentsNoFile(p, s.l.NotDir(p), s.l.NotFile(p))
 	resp, t, m, err := s.write(ctx, "create", p, o.TTL, withParents, cmp, func(lease int64) []*pb.RequestOp {
 		return s.createOps(p, o, lease)
 	})
@@ -209,13 +209,13 @@ func (s *V3Store) write(ctx context.Context, what, p string, ttl *time.Duration,
 	var resp *pb.TxnResponse
 	switch {
 	case deep(p) && under == withParents:
-		resp, err = s.txnDeep(ctx, what+" "+p, p, cmp, then(lease))
+		resp, err = s.txnDeep(ctx, label{what, p}, p, cmp, then(lease))
 	case deep(p):
-		resp, err = s.txnThenProbe(ctx, what+" "+p, p, cmp, then(lease))
+		resp, err = s.txnThenProbe(ctx, label{what, p}, p, cmp, then(lease))
 	case under == withParents:
-		resp, err = s.txnUnder(ctx, what+" "+p, p, cmp, then(lease))
+		resp, err = s.txnUnder(ctx, label{what, p}, p, cmp, then(lease))
 	default:
-		resp, err = s.txn(ctx, what+" "+p, cmp, then(lease), s.l.probeOps(p))
+		resp, err = s.txn(ctx, label{what, p}, cmp, then(lease), s.l.probeOps(p))
 	}
 	if err != nil {
 		s.revokeLater(lease)
@@ -235,9 +235,11 @@ func (s *V3Store) write(ctx context.Context, what, p string, ttl *time.Duration,
 // reads, in its else branch, what names the error. Each try is atomic on
 // its own, so a failed first try is as if the client had written a moment
 // later.
-func (s *V3Store) txnUnder(ctx context.Context, what, p string, cmp []*pb.Compare, ops []*pb.RequestOp) (*pb.TxnResponse, error) {
-	if up := Ancestors(p); len(up) > 0 {
-		fast := append(cmp[:len(cmp):len(cmp)], s.l.markersExist(up)...)
+func (s *V3Store) txnUnder(ctx context.Context, what label, p string, cmp []*pb.Compare, ops []*pb.RequestOp) (*pb.TxnResponse, error) {
+	if ancestorCount(p) > 0 {
+		// Into cmp's spare room (parentsNoFile leaves it): cmp itself
+		// keeps its length for the full transaction.
+		fast := s.l.parentMarkersExist(cmp, p)
 		resp, err := s.txn(ctx, what, fast, ops, nil)
 		if err != nil || resp.Succeeded {
 			return resp, err

@@ -70,7 +70,7 @@ func (s *V3Store) refresh(ctx context.Context, p string, o SetOptions) (*Event, 
 			Key: s.l.Key(p), IgnoreValue: true, Lease: lease}}}
 		cmp := []*pb.Compare{{Key: s.l.Key(p), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
 			TargetUnion: &pb.Compare_ModRevision{ModRevision: cur.ModRevision}}}
-		resp, err := s.txn(ctx, "refresh "+p, cmp, []*pb.RequestOp{put, s.l.ActionOp(p, ActionRefresh)}, nil)
+		resp, err := s.txn(ctx, label{"refresh", p}, cmp, []*pb.RequestOp{put, s.l.ActionOp(p, ActionRefresh)}, nil)
 		if err != nil {
 			s.revokeLater(lease)
 			return nil, m, err

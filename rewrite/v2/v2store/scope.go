@@ -104,7 +104,9 @@ func (l Layout) canWrite(key []byte) bool { return l.scope == nil || l.scope.Can
 const recordName = "."
 
 // Record is the v3 key of directory dir's record.
-func (l Layout) Record(dir string) []byte { return append(l.Marker(dir), recordName...) }
+func (l Layout) Record(dir string) []byte {
+	return append(l.markerWith(dir, len(recordName)), recordName...)
+}
 
 // ParentDir is the directory holding the v2 path p ("/" for the root and its
 // children).

@@ -257,7 +257,13 @@ func (pr probe) updateDirError(p string) *Error {
 	return pr.missing(p)
 }
 
-func (s *V3Store) txn(ctx context.Context, what string, cmp []*pb.Compare, then, els []*pb.RequestOp) (*pb.TxnResponse, error) {
+// label names a write transaction in its errors ("set /a"); it is formatted
+// only when one occurs, not for every write.
+type label struct{ verb, path string }
+
+func (l label) String() string { return l.verb + " " + l.path }
+
+func (s *V3Store) txn(ctx context.Context, what label, cmp []*pb.Compare, then, els []*pb.RequestOp) (*pb.TxnResponse, error) {
 	resp, err := s.kv.Txn(ctx, &pb.TxnRequest{Compare: cmp, Success: then, Failure: els})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
