@@ -117,12 +117,35 @@ func rank(k []byte) int {
 // marker the directory alone. Neither carries a TTL: that needs the lease's
 // time to live, which only the store asks for.
 func (l Layout) node(kv *mvccpb.KeyValue) *Node {
-	p, dir := l.decode(kv.Key)
-	n := &Node{Key: p, Dir: dir, ModifiedIndex: uint64(kv.ModRevision), CreatedIndex: uint64(kv.CreateRevision)}
-	if !dir {
-		n.Value = strPtr(string(kv.Value))
+	k := kv.Key
+	if len(k) >= len(l.prefix) && string(k[:len(l.prefix)]) == l.prefix {
+		k = k[len(l.prefix):] // as v2Path trims it
 	}
-	return n
+	if len(k) > 0 && k[len(k)-1] == '/' {
+		p, _ := l.decode(kv.Key)
+		return &Node{Key: p, Dir: true, ModifiedIndex: uint64(kv.ModRevision), CreatedIndex: uint64(kv.CreateRevision)}
+	}
+	// A file: its path and value in one string, its node and the value's
+	// pointer in one object (every GET and every write's event makes some).
+	var b strings.Builder
+	b.Grow(len(k) + len(kv.Value))
+	b.Write(k)
+	b.Write(kv.Value)
+	s := b.String()
+	return newFileNode(s[:len(k)], s[len(k):], uint64(kv.ModRevision), uint64(kv.CreateRevision))
+}
+
+// valued is a file's node with its value, allocated together.
+type valued struct {
+	n Node
+	v string
+}
+
+// newFileNode is a file's node holding value.
+func newFileNode(p, value string, modified, created uint64) *Node {
+	vn := &valued{v: value}
+	vn.n = Node{Key: p, Value: &vn.v, ModifiedIndex: modified, CreatedIndex: created}
+	return &vn.n
 }
 
 // prevNode is the node as it was before a write, or nil for none.

@@ -3,10 +3,12 @@ package v2store
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
 // testLayout is the layout the unit tests use, built in one place.
@@ -401,6 +403,38 @@ func TestActionValues(t *testing.T) {
 		ActionCompareAndDelete, ActionRefresh, ActionExpireSubtree, "other"} {
 		if got := string(testLayout("").ActionOp("/a/b", a).GetRequestPut().Value); got != a {
 			t.Errorf("record value for %q = %q", a, got)
+		}
+	}
+}
+
+// TestNodeOfKeyValue: node makes the node decode and the key-value name
+// (the path and value share one string, the node and the value's pointer
+// one object), for files, markers, the root and keys outside the prefix.
+func TestNodeOfKeyValue(t *testing.T) {
+	for _, prefix := range []string{"", "/v2"} {
+		l := testLayout(prefix)
+		for _, c := range []struct{ key, value string }{
+			{prefix + "/a", "x"}, {prefix + "/a/b", ""}, {prefix + "/a/", ""}, {prefix + "/", ""},
+			{prefix + "/a/b/", "ignored"}, {prefix, "v"}, {"/other/k", "v"}, {prefix + "/ü", "\x00\xff"},
+		} {
+			kv := &mvccpb.KeyValue{Key: []byte(c.key), Value: []byte(c.value), ModRevision: 7, CreateRevision: 3}
+			p, dir := l.decode(kv.Key)
+			want := &Node{Key: p, Dir: dir, ModifiedIndex: 7, CreatedIndex: 3}
+			if !dir {
+				v := c.value
+				want.Value = &v
+			}
+			got := l.node(kv)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("node(%q) under %q = %+v, want %+v", c.key, prefix, got, want)
+			}
+			if len(kv.Key) == 0 {
+				continue
+			}
+			kv.Key[len(kv.Key)-1]++ // the node keeps no reference to the key-value
+			if got.Key != want.Key {
+				t.Errorf("node(%q) changed with its key-value: %q", c.key, got.Key)
+			}
 		}
 	}
 }

@@ -51,6 +51,4 @@ func (e *Event) IsCreated() bool {
 	return e.Action == ActionCreate || (e.Action == ActionSet && e.PrevNode == nil)
 }
 
-func strPtr(s string) *string { return &s }
-
 func uitoa(u uint64) string { return strconv.FormatUint(u, 10) }

@@ -37,11 +37,11 @@ func (s *V3Store) Put(ctx context.Context, p string, o SetOptions) (*Event, Meta
 
 // newNode is the node a successful write made.
 func (s *V3Store) newNode(p string, o SetOptions, rev int64, created int64, t ttlInfo) *Node {
-	n := &Node{Key: p, ModifiedIndex: uint64(rev), CreatedIndex: uint64(created)}
+	var n *Node
 	if o.Dir {
-		n.Dir = true
+		n = &Node{Key: p, Dir: true, ModifiedIndex: uint64(rev), CreatedIndex: uint64(created)}
 	} else {
-		n.Value = strPtr(o.Value)
+		n = newFileNode(p, o.Value, uint64(rev), uint64(created))
 	}
 	applyTTL(n, t, o.TTL != nil)
 	return n
