@@ -100,14 +100,15 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 	}, store)
 	auth := v2auth.New(v2auth.Options{V2Prefix: cfg.V2Prefix, Limits: limits, Logger: log.Named("v2auth")}, clientUp, tokens)
 
+	keysH := v2Metrics.Wrap(keys)
 	v2 := http.NewServeMux()
-	v2.Handle("/v2/keys", v2Metrics.Wrap(keys))
-	v2.Handle("/v2/keys/", v2Metrics.Wrap(keys))
+	v2.Handle("/v2/keys", keysH)
+	v2.Handle("/v2/keys/", keysH)
 	v2.Handle("/v2/members", cluster)
 	v2.Handle("/v2/members/", cluster)
 	v2.Handle("/v2/machines", cluster)
 	v2.Handle("/v2/stats/", cluster)
 	v2.Handle("/v2/auth/", auth)
 	v2.Handle("/", pass)
-	return v2, actors
+	return v2edge.KeysFirst(keysH, v2), actors
 }
