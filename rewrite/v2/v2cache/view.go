@@ -49,33 +49,51 @@ func (v *view) Range(_ context.Context, r *pb.RangeRequest, _ ...grpc.CallOption
 		r.MinCreateRevision != 0 || r.MaxCreateRevision != 0 || r.Limit < 0 {
 		return nil, errUnsupported
 	}
-	resp := &pb.RangeResponse{Header: &v.header}
-	collect := func(kv *mvccpb.KeyValue) bool {
-		resp.Count++
-		if r.CountOnly {
-			return true
-		}
-		if r.Limit > 0 && int64(len(resp.Kvs)) >= r.Limit {
-			resp.More = true
-			return true
-		}
-		if r.KeysOnly {
-			kv = &mvccpb.KeyValue{Key: kv.Key, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision,
-				Version: kv.Version, Lease: kv.Lease}
-		}
-		resp.Kvs = append(resp.Kvs, kv)
-		return true
-	}
-	from := &mvccpb.KeyValue{Key: r.Key}
+	// One allocation for the answer, the bounds the tree compares with, and
+	// room for one key-value: a v2 GET reads one file or one directory.
+	a := &answer{r: r}
+	a.resp.Header = &v.header
+	a.resp.Kvs = a.one[:0]
+	a.from.Key = r.Key
 	switch {
 	case len(r.RangeEnd) == 0:
-		if kv, ok := v.s.kvs.Get(from); ok {
-			collect(kv)
+		if kv, ok := v.s.kvs.Get(&a.from); ok {
+			a.collect(kv)
 		}
 	case len(r.RangeEnd) == 1 && r.RangeEnd[0] == 0:
-		v.s.kvs.AscendGreaterOrEqual(from, collect)
+		v.s.kvs.AscendGreaterOrEqual(&a.from, a.collect)
 	default:
-		v.s.kvs.AscendRange(from, &mvccpb.KeyValue{Key: r.RangeEnd}, collect)
+		a.to.Key = r.RangeEnd
+		v.s.kvs.AscendRange(&a.from, &a.to, a.collect)
 	}
-	return resp, nil
+	if len(a.resp.Kvs) == 0 {
+		a.resp.Kvs = nil // as the member answers an empty range
+	}
+	return &a.resp, nil
+}
+
+// answer is one Range's answer and what building it needs.
+type answer struct {
+	r        *pb.RangeRequest
+	resp     pb.RangeResponse
+	from, to mvccpb.KeyValue
+	one      [1]*mvccpb.KeyValue
+}
+
+func (a *answer) collect(kv *mvccpb.KeyValue) bool {
+	r, resp := a.r, &a.resp
+	resp.Count++
+	if r.CountOnly {
+		return true
+	}
+	if r.Limit > 0 && int64(len(resp.Kvs)) >= r.Limit {
+		resp.More = true
+		return true
+	}
+	if r.KeysOnly {
+		kv = &mvccpb.KeyValue{Key: kv.Key, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision,
+			Version: kv.Version, Lease: kv.Lease}
+	}
+	resp.Kvs = append(resp.Kvs, kv)
+	return true
 }
