@@ -110,21 +110,25 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve runs one method's store call as the request's client and answers
 // its event.
 func (k *Keys) serve(w http.ResponseWriter, r *http.Request, rq *request, call op) {
-	var ev *v2store.Event
-	var m v2store.Meta
-	var user string
+	// What the call returns, in one object the closure fills (three
+	// captured variables would each move to the heap).
+	var res struct {
+		ev   *v2store.Event
+		m    v2store.Meta
+		user string
+	}
 	err := k.as(r, func(ctx context.Context) (err error) {
-		user = v2auth.AuthenticatedUser(ctx)
-		ev, m, err = call(k, ctx, rq)
+		res.user = v2auth.AuthenticatedUser(ctx)
+		res.ev, res.m, err = call(k, ctx, rq)
 		return err
 	})
-	k.observe(r, user)
-	k.headers.ClusterID(w, m.ClusterID)
+	k.observe(r, res.user)
+	k.headers.ClusterID(w, res.m.ClusterID)
 	if err != nil {
 		k.writeError(w, err)
 		return
 	}
-	k.writeEvent(w, ev, m, rq.noValueOnSuccess)
+	k.writeEvent(w, res.ev, res.m, rq.noValueOnSuccess)
 }
 
 // get reads a key. The store times its member calls itself: a GET the read
