@@ -51,7 +51,7 @@ func (l Layout) change(rev int64, evs []*mvccpb.Event) *Change {
 			// The directory record of the write (its deletion goes with
 			// a directory's and is no event of its own).
 			if e.Type == mvccpb.PUT {
-				action = string(e.Kv.Value)
+				action = actionOf(e.Kv.Value)
 			}
 			continue
 		}
@@ -68,7 +68,9 @@ func (l Layout) change(rev int64, evs []*mvccpb.Event) *Change {
 		// The written node is the deepest non-marker key, else the deepest
 		// marker (markers of parents are created alongside); among equals, the
 		// first written.
-		sort.SliceStable(puts, func(i, j int) bool { return rank(puts[i].Kv.Key) > rank(puts[j].Kv.Key) })
+		if len(puts) > 1 { // a v2 set's own key alone needs no sort (which allocates)
+			sort.SliceStable(puts, func(i, j int) bool { return rank(puts[i].Kv.Key) > rank(puts[j].Kv.Key) })
+		}
 		e := puts[0]
 		if action == "" {
 			action = ActionSet
@@ -78,13 +80,14 @@ func (l Layout) change(rev int64, evs []*mvccpb.Event) *Change {
 		if prev == nil && len(dels) > 0 && node.Dir {
 			prev = dels[0].PrevKv // a directory replacing a file
 		}
-		return &Change{Index: uint64(rev), Path: node.Key, Dir: node.Dir,
-			Event: &Event{Action: action, Node: node, PrevNode: l.prevNode(prev)}}
+		return newChange(uint64(rev), node.Key, node.Dir, Event{Action: action, Node: node, PrevNode: l.prevNode(prev)})
 	}
 	// Deletes: the node is the shallowest deleted key (a recursive delete
 	// removes a directory's marker and everything below it); among equals,
 	// the first deleted.
-	sort.SliceStable(dels, func(i, j int) bool { return len(dels[i].Kv.Key) < len(dels[j].Kv.Key) })
+	if len(dels) > 1 {
+		sort.SliceStable(dels, func(i, j int) bool { return len(dels[i].Kv.Key) < len(dels[j].Kv.Key) })
+	}
 	e := dels[0]
 	p, isDir := l.decode(e.Kv.Key)
 	if !isDir && len(dels) > 1 {
@@ -100,8 +103,18 @@ func (l Layout) change(rev int64, evs []*mvccpb.Event) *Change {
 	if e.PrevKv != nil {
 		node.CreatedIndex = uint64(e.PrevKv.CreateRevision)
 	}
-	return &Change{Index: uint64(rev), Path: p, Dir: isDir,
-		Event: &Event{Action: action, Node: node, PrevNode: l.prevNode(e.PrevKv)}}
+	return newChange(uint64(rev), p, isDir, Event{Action: action, Node: node, PrevNode: l.prevNode(e.PrevKv)})
+}
+
+// newChange allocates a change and its event together (they live as long
+// as each other, in the watch history).
+func newChange(index uint64, p string, dir bool, ev Event) *Change {
+	ce := &struct {
+		c Change
+		e Event
+	}{c: Change{Index: index, Path: p, Dir: dir}, e: ev}
+	ce.c.Event = &ce.e
+	return &ce.c
 }
 
 // rank orders keys by depth, files before markers at equal depth.

@@ -372,12 +372,26 @@ func (l Layout) ActionOp(p, action string) *pb.RequestOp {
 // (a request is only read: marshalled and sent).
 var actionValues = func() map[string][]byte {
 	m := map[string][]byte{}
-	for _, a := range []string{ActionSet, ActionCreate, ActionUpdate, ActionCompareAndSwap, ActionDelete,
-		ActionCompareAndDelete, ActionRefresh, ActionExpireSubtree} {
+	for _, a := range recordActions {
 		m[a] = []byte(a)
 	}
 	return m
 }()
+
+// recordActions are the actions a v2 write records.
+var recordActions = []string{ActionSet, ActionCreate, ActionUpdate, ActionCompareAndSwap, ActionDelete,
+	ActionCompareAndDelete, ActionRefresh, ActionExpireSubtree}
+
+// actionOf is the action a record's value names, without a copy for the
+// actions v2 writes record.
+func actionOf(v []byte) string {
+	for _, a := range recordActions {
+		if string(v) == a {
+			return a
+		}
+	}
+	return string(v)
+}
 
 // actionValue is the record's value for action.
 func actionValue(action string) []byte {

@@ -404,6 +404,9 @@ func TestActionValues(t *testing.T) {
 		if got := string(testLayout("").ActionOp("/a/b", a).GetRequestPut().Value); got != a {
 			t.Errorf("record value for %q = %q", a, got)
 		}
+		if got := actionOf([]byte(a)); got != a {
+			t.Errorf("actionOf(%q) = %q", a, got)
+		}
 	}
 }
 
