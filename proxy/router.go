@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/httpguard"
+	"github.com/etcdshim/etcdshim/internal/muxfirst"
 	"github.com/etcdshim/etcdshim/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -48,24 +49,8 @@ func (s *Server) router(h Handlers) http.Handler {
 	s.debugRoutes(mux, h, func(next http.Handler) http.Handler { return guard.WrapHostOnly(s.debugAccess(next)) })
 	mux.Handle("/version", s.instrument("version", or(h.Version)))
 	mux.Handle("/", s.instrument("passthrough", pass))
-	return canonicalPaths(v2First(v2, mux))
-}
-
-// v2First sends what the mux would send to /v2/ straight there: the mux's
-// pattern matching allocates four to six times per request (a match slice
-// per path segment and a trailing-slash retry), and v2 is the busiest route.
-// No other pattern lies below /v2/; the mux matches the escaped path and
-// redirects one that is not clean, so those go to the mux.
-func v2First(v2, mux http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodConnect {
-			if p := r.URL.EscapedPath(); strings.HasPrefix(p, "/v2/") && cleanPath(p) == p {
-				v2.ServeHTTP(w, r)
-				return
-			}
-		}
-		mux.ServeHTTP(w, r)
-	})
+	// /v2/ is the busiest route: it skips the mux's pattern matching.
+	return canonicalPaths(muxfirst.Route("/v2/", v2, mux))
 }
 
 // debugRoutes mounts /debug/legacy and, with --enable-pprof, /debug/pprof

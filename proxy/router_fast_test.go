@@ -6,64 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/etcdshim/etcdshim/upstream"
 	"go.uber.org/zap/zaptest"
 )
-
-// TestV2FirstMatchesMux: every request v2First sends to v2 itself, the mux
-// would have sent there too, and the rest reach the mux unchanged.
-func TestV2FirstMatchesMux(t *testing.T) {
-	named := func(name string) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, name) })
-	}
-	mux := http.NewServeMux()
-	v2 := named("v2")
-	mux.Handle("/v2/", v2)
-	mux.Handle("/v3/", named("v3"))
-	mux.Handle("/version", named("version"))
-	mux.Handle("/", named("pass"))
-	fast := v2First(v2, mux)
-	for _, c := range []struct{ method, target string }{
-		{"GET", "/v2/keys/a"},
-		{"PUT", "/v2/keys/a/b?value=x"},
-		{"GET", "/v2/keys/dir/"},
-		{"GET", "/v2/"},
-		{"GET", "/v2"},
-		{"GET", "/v2x/keys"},
-		{"GET", "/v2/keys/a%2Fb"},
-		{"GET", "/%76%32/keys/a"},
-		{"GET", "/v2/keys/%2e%2e/x"},
-		{"GET", "/v2//keys"},
-		{"GET", "/v2/keys/./a"},
-		{"GET", "/v3/kv/range"},
-		{"GET", "/version"},
-		{"GET", "/"},
-		{"CONNECT", "/v2/keys/a"},
-	} {
-		t.Run(c.method+" "+c.target, func(t *testing.T) {
-			serve := func(h http.Handler) *httptest.ResponseRecorder {
-				r := httptest.NewRequest(c.method, "http://shim"+c.target, nil)
-				if c.method == http.MethodConnect {
-					r.URL = &url.URL{Path: strings.SplitN(c.target, "?", 2)[0]}
-				}
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, r)
-				return w
-			}
-			want, got := serve(mux), serve(fast)
-			if got.Code != want.Code || got.Body.String() != want.Body.String() || got.Header().Get("Location") != want.Header().Get("Location") {
-				t.Fatalf("v2First: %d %q %q; mux: %d %q %q", got.Code, got.Body, got.Header().Get("Location"),
-					want.Code, want.Body, want.Header().Get("Location"))
-			}
-		})
-	}
-}
 
 // TestWriteDeadlineAcrossRequests: on one keep-alive connection, the write
 // deadline of an earlier answer cuts neither a later long poll that writes

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/etcdshim/etcdshim/internal/muxfirst"
 	"github.com/etcdshim/etcdshim/metricsalias"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2auth"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cache"
@@ -110,5 +111,6 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 	v2.Handle("/v2/stats/", cluster)
 	v2.Handle("/v2/auth/", auth)
 	v2.Handle("/", pass)
-	return v2edge.KeysFirst(keysH, v2), actors
+	// Keys requests skip the mux's pattern matching (muxfirst).
+	return muxfirst.Route("/v2/keys/", keysH, v2), actors
 }

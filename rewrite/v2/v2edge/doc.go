@@ -13,8 +13,6 @@
 //     Allow for any other method;
 //   - Limits: the request timeout and the body limit, one value from the
 //     shim's config for every handler;
-//   - KeysFirst: /v2/keys/ requests reach the keys handler without the v2
-//     routes' ServeMux matching their pattern (allocations on every request);
 //   - errors: Error (3.4's {"message":…}), and WriteError and WriteKeysError,
 //     which map the errors a handler meets (v2 conditions, refused
 //     credentials, members that did not answer) to v2's answers here, at the

@@ -44,19 +44,15 @@ func decodeWatchResponse(b []byte, m *pb.WatchResponse) bool {
 	*m = pb.WatchResponse{}
 	// First pass: count the events, so that each array is allocated once.
 	n := 0
-	for rest := b; len(rest) > 0; {
-		num, typ, l := protowire.ConsumeTag(rest)
-		if l < 0 {
-			return false
-		}
+	f := fields{b: b}
+	for num, typ, more := f.next(); more; num, typ, more = f.next() {
 		if num == 11 && typ == protowire.BytesType {
 			n++
 		}
-		rest = rest[l:]
-		if l = protowire.ConsumeFieldValue(num, typ, rest); l < 0 {
-			return false
-		}
-		rest = rest[l:]
+		f.skip(num, typ)
+	}
+	if !f.ok() {
+		return false
 	}
 	var events []mvccpb.Event
 	var kvs []mvccpb.KeyValue
@@ -65,109 +61,59 @@ func decodeWatchResponse(b []byte, m *pb.WatchResponse) bool {
 		kvs = make([]mvccpb.KeyValue, 0, 2*n)
 		m.Events = make([]*mvccpb.Event, 0, n)
 	}
-	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return false
-		}
-		b = b[l:]
+	f = fields{b: b}
+	for num, typ, more := f.next(); more; num, typ, more = f.next() {
 		switch {
-		case (num >= 2 && num <= 5 || num == 7) && typ == protowire.VarintType:
-			v, l := protowire.ConsumeVarint(b)
-			if l < 0 {
+		case typ == protowire.VarintType && num == 2:
+			m.WatchId = int64(f.varint())
+		case typ == protowire.VarintType && num == 3:
+			m.Created = f.varint() != 0
+		case typ == protowire.VarintType && num == 4:
+			m.Canceled = f.varint() != 0
+		case typ == protowire.VarintType && num == 5:
+			m.CompactRevision = int64(f.varint())
+		case typ == protowire.VarintType && num == 7:
+			m.Fragment = f.varint() != 0
+		case typ == protowire.BytesType && num == 1 && m.Header == nil:
+			m.Header = &pb.ResponseHeader{}
+			if !decodeHeader(f.bytes(), m.Header) {
 				return false
 			}
-			b = b[l:]
-			switch num {
-			case 2:
-				m.WatchId = int64(v)
-			case 3:
-				m.Created = v != 0
-			case 4:
-				m.Canceled = v != 0
-			case 5:
-				m.CompactRevision = int64(v)
-			case 7:
-				m.Fragment = v != 0
-			}
-		case typ == protowire.BytesType && (num == 1 || num == 6 || num == 11):
-			v, l := protowire.ConsumeBytes(b)
-			if l < 0 {
+		case typ == protowire.BytesType && num == 6:
+			m.CancelReason = string(f.bytes())
+		case typ == protowire.BytesType && num == 11:
+			e := &events[len(m.Events)]
+			if !decodeEvent(f.bytes(), e, &kvs) {
 				return false
 			}
-			b = b[l:]
-			switch num {
-			case 1:
-				if m.Header != nil {
-					return false
-				}
-				m.Header = &pb.ResponseHeader{}
-				if !decodeHeader(v, m.Header) {
-					return false
-				}
-			case 6:
-				m.CancelReason = string(v)
-			case 11:
-				e := &events[len(m.Events)]
-				if !decodeEvent(v, e, &kvs) {
-					return false
-				}
-				m.Events = append(m.Events, e)
-			}
+			m.Events = append(m.Events, e)
 		default:
 			return false
 		}
 	}
-	return true
+	return f.ok()
 }
 
 func decodeHeader(b []byte, h *pb.ResponseHeader) bool {
-	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 || typ != protowire.VarintType || num < 1 || num > 4 {
+	var v [5]uint64 // by field number; the last of a repeated scalar wins, as in the generated code
+	f := fields{b: b}
+	for num, typ, more := f.next(); more; num, typ, more = f.next() {
+		if typ != protowire.VarintType || num < 1 || num > 4 {
 			return false
 		}
-		b = b[l:]
-		v, l := protowire.ConsumeVarint(b)
-		if l < 0 {
-			return false
-		}
-		b = b[l:]
-		switch num {
-		case 1:
-			h.ClusterId = v
-		case 2:
-			h.MemberId = v
-		case 3:
-			h.Revision = int64(v)
-		case 4:
-			h.RaftTerm = v
-		}
+		v[num] = f.varint()
 	}
-	return true
+	h.ClusterId, h.MemberId, h.Revision, h.RaftTerm = v[1], v[2], int64(v[3]), v[4]
+	return f.ok()
 }
 
 func decodeEvent(b []byte, e *mvccpb.Event, kvs *[]mvccpb.KeyValue) bool {
-	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return false
-		}
-		b = b[l:]
+	f := fields{b: b}
+	for num, typ, more := f.next(); more; num, typ, more = f.next() {
 		switch {
 		case num == 1 && typ == protowire.VarintType:
-			v, l := protowire.ConsumeVarint(b)
-			if l < 0 {
-				return false
-			}
-			b = b[l:]
-			e.Type = mvccpb.Event_EventType(int32(v))
+			e.Type = mvccpb.Event_EventType(int32(f.varint()))
 		case (num == 2 || num == 3) && typ == protowire.BytesType:
-			v, l := protowire.ConsumeBytes(b)
-			if l < 0 {
-				return false
-			}
-			b = b[l:]
 			dst := &e.Kv
 			if num == 3 {
 				dst = &e.PrevKv
@@ -177,7 +123,7 @@ func decodeEvent(b []byte, e *mvccpb.Event, kvs *[]mvccpb.KeyValue) bool {
 			}
 			*kvs = append(*kvs, mvccpb.KeyValue{})
 			kv := &(*kvs)[len(*kvs)-1]
-			if !decodeKV(v, kv) {
+			if !decodeKV(f.bytes(), kv) {
 				return false
 			}
 			*dst = kv
@@ -185,50 +131,77 @@ func decodeEvent(b []byte, e *mvccpb.Event, kvs *[]mvccpb.KeyValue) bool {
 			return false
 		}
 	}
-	return true
+	return f.ok()
 }
 
 func decodeKV(b []byte, kv *mvccpb.KeyValue) bool {
-	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return false
-		}
-		b = b[l:]
+	f := fields{b: b}
+	for num, typ, more := f.next(); more; num, typ, more = f.next() {
 		switch {
-		case (num == 1 || num == 5) && typ == protowire.BytesType:
-			v, l := protowire.ConsumeBytes(b)
-			if l < 0 {
-				return false
-			}
-			b = b[l:]
-			// Capped at its length: an append copies instead of
-			// writing over what follows in the message.
-			v = v[:len(v):len(v)]
-			if num == 1 {
-				kv.Key = v
-			} else {
-				kv.Value = v
-			}
-		case num >= 2 && num <= 6 && num != 5 && typ == protowire.VarintType:
-			v, l := protowire.ConsumeVarint(b)
-			if l < 0 {
-				return false
-			}
-			b = b[l:]
-			switch num {
-			case 2:
-				kv.CreateRevision = int64(v)
-			case 3:
-				kv.ModRevision = int64(v)
-			case 4:
-				kv.Version = int64(v)
-			case 6:
-				kv.Lease = int64(v)
-			}
+		case num == 1 && typ == protowire.BytesType:
+			kv.Key = f.bytes()
+		case num == 5 && typ == protowire.BytesType:
+			kv.Value = f.bytes()
+		case num == 2 && typ == protowire.VarintType:
+			kv.CreateRevision = int64(f.varint())
+		case num == 3 && typ == protowire.VarintType:
+			kv.ModRevision = int64(f.varint())
+		case num == 4 && typ == protowire.VarintType:
+			kv.Version = int64(f.varint())
+		case num == 6 && typ == protowire.VarintType:
+			kv.Lease = int64(f.varint())
 		default:
 			return false
 		}
 	}
-	return true
+	return f.ok()
 }
+
+// fields reads a message's fields in order; after a malformed one it reads
+// nothing more and ok is false.
+type fields struct {
+	b   []byte
+	bad bool
+}
+
+// next reads the next field's number and wire type; false at the end.
+func (f *fields) next() (protowire.Number, protowire.Type, bool) {
+	if f.bad || len(f.b) == 0 {
+		return 0, 0, false
+	}
+	num, typ, l := protowire.ConsumeTag(f.b)
+	if l < 0 {
+		f.bad = true
+		return 0, 0, false
+	}
+	f.b = f.b[l:]
+	return num, typ, true
+}
+
+func (f *fields) varint() uint64 {
+	v, l := protowire.ConsumeVarint(f.b)
+	f.advance(l)
+	return v
+}
+
+// bytes is a length-delimited field's value, capped at its length: an
+// append to it copies instead of writing over what follows in the message.
+func (f *fields) bytes() []byte {
+	v, l := protowire.ConsumeBytes(f.b)
+	f.advance(l)
+	return v[:len(v):len(v)]
+}
+
+func (f *fields) skip(num protowire.Number, typ protowire.Type) {
+	f.advance(protowire.ConsumeFieldValue(num, typ, f.b))
+}
+
+func (f *fields) advance(l int) {
+	if l < 0 {
+		f.bad, f.b = true, nil
+		return
+	}
+	f.b = f.b[l:]
+}
+
+func (f *fields) ok() bool { return !f.bad }
