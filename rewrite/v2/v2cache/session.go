@@ -24,21 +24,6 @@ type state struct {
 	max   int64
 }
 
-// ownKV is a copy of a watch event's key-value for the tree: the event's
-// shares its response's buffer (v2follow.Batch), which the cache must not
-// keep alive. The key and value share one allocation.
-func ownKV(kv *mvccpb.KeyValue) *mvccpb.KeyValue {
-	buf := make([]byte, len(kv.Key)+len(kv.Value))
-	n := copy(buf, kv.Key)
-	copy(buf[n:], kv.Value)
-	c := &mvccpb.KeyValue{Key: buf[:n:n], CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision,
-		Version: kv.Version, Lease: kv.Lease}
-	if kv.Value != nil {
-		c.Value = buf[n:]
-	}
-	return c
-}
-
 // kvCost is roughly what one key-value takes in memory.
 func kvCost(kv *mvccpb.KeyValue) int64 { return int64(len(kv.Key) + len(kv.Value) + 96) }
 
@@ -225,7 +210,7 @@ func (st *state) apply(b *v2follow.Batch) error {
 		}
 		switch ev.Type {
 		case mvccpb.PUT:
-			if err := st.put(ownKV(ev.Kv)); err != nil {
+			if err := st.put(ev.Kv); err != nil {
 				return err
 			}
 		case mvccpb.DELETE:

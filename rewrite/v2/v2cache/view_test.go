@@ -3,7 +3,6 @@ package v2cache
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -75,32 +74,6 @@ func BenchmarkViewRange(b *testing.B) {
 	for b.Loop() {
 		if resp, _ := v.Range(context.Background(), r); len(resp.Kvs) != 1 {
 			b.Fatal(keysOf(resp))
-		}
-	}
-}
-
-// TestOwnKV: the cache's copy of an event's key-value equals it, keeps
-// nothing of its buffer, and keeps a missing value missing.
-func TestOwnKV(t *testing.T) {
-	for _, kv := range []*mvccpb.KeyValue{
-		{Key: []byte("/a/b"), Value: []byte("value"), CreateRevision: 3, ModRevision: 9, Version: 4, Lease: 77},
-		{Key: []byte("/a/"), CreateRevision: 3, ModRevision: 3, Version: 1},
-		{Key: []byte("/e"), Value: []byte{}, ModRevision: 5},
-	} {
-		c := ownKV(kv)
-		if !reflect.DeepEqual(c, kv) {
-			t.Errorf("ownKV = %v, want %v", c, kv)
-		}
-		kv.Key[0]++
-		if len(kv.Value) > 0 {
-			kv.Value[0]++
-		}
-		if reflect.DeepEqual(c, kv) {
-			t.Errorf("the copy changed with the original: %v", c)
-		}
-		_ = append(c.Key, 'x')
-		if len(c.Value) > 0 && c.Value[0] == 'x' {
-			t.Errorf("appending to the key wrote into the value")
 		}
 	}
 }

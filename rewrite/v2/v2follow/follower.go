@@ -48,10 +48,7 @@ type Options struct {
 // Batch is one watch response, decoded once for every subscriber.
 // Subscribers share it and must not modify it.
 type Batch struct {
-	// Events are the v3 events as the member sent them. Their keys and
-	// values share one buffer per response (watchCodec): a subscriber that
-	// keeps a key-value after Apply returns keeps a copy, or it holds the
-	// whole response in memory.
+	// Events are the v3 events as the member sent them.
 	Events []*mvccpb.Event
 	// Changes are the v2 events they make, one per revision a v2 watcher
 	// sees.
@@ -271,7 +268,7 @@ func (f *Follower) watch(runCtx context.Context, from int64, cleanups *sync.Wait
 	// Require a leader, as clientv3 does, so a partitioned member's watch
 	// fails over instead of going silent.
 	octx = metadata.AppendToOutgoingContext(octx, "hasleader", "true")
-	ws, err := etcdrpc.NewWatchClient(f.up.ClientConn()).Watch(octx, watchCodecOption)
+	ws, err := etcdrpc.NewWatchClient(f.up.ClientConn()).Watch(octx)
 	if err != nil {
 		f.refused(ctx, octx, err)
 		return fmt.Errorf("opening the watch: %w", err)
