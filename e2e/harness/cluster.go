@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -178,6 +179,27 @@ func (c *Cluster) HTTPClient() *http.Client {
 		tr.TLSClientConfig = c.cfg.TLS.ClientConfig()
 	}
 	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+}
+
+// Leader is the index of the member whose /metrics says it leads (read with
+// HTTPClient, so it works on a TLS cluster too).
+func (c *Cluster) Leader(tb testing.TB) int {
+	tb.Helper()
+	hc := c.HTTPClient()
+	defer hc.CloseIdleConnections()
+	for i, m := range c.Members {
+		resp, err := hc.Get(m.ClientURL + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), "\netcd_server_is_leader 1") {
+			return i
+		}
+	}
+	tb.Fatal("no member reports etcd_server_is_leader 1")
+	return -1
 }
 
 // Stop sends SIGTERM and waits for the member to exit.

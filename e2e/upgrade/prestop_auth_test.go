@@ -2,7 +2,6 @@ package upgrade
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -85,15 +84,9 @@ func TestPrestopWithAuth(t *testing.T) {
 				"--health-interval", "250ms", "--listen-admin-url", adminURL}, tc.args...)})
 			defer shim.Stop(t)
 
-			resp, err := http.Get(adminURL + "/prestop")
+			rep, err := harness.PreStop(adminURL)
 			if err != nil {
-				t.Fatal(err)
-			}
-			var rep drainReport
-			err = json.NewDecoder(resp.Body).Decode(&rep)
-			resp.Body.Close()
-			if err != nil || resp.StatusCode != http.StatusOK {
-				t.Fatalf("GET /prestop: HTTP %d, %v, %+v", resp.StatusCode, err, rep)
+				t.Fatalf("GET /prestop: %v, %+v", err, rep)
 			}
 			_, now := leader()
 			if tc.moved {
@@ -161,7 +154,7 @@ func TestPrestopWithAuth(t *testing.T) {
 		for n := 0; n < moves; n++ {
 			time.Sleep(time.Second)
 			l, lid := leader()
-			rep, err := drain(admins[l])
+			rep, err := harness.Drain(admins[l])
 			if err != nil || rep.LeaderMovedTo == "" {
 				t.Fatalf("drain of the leader's shim: %v %+v", err, rep)
 			}

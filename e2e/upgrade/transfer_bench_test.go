@@ -178,8 +178,8 @@ func TestLeaderTransferFloor(t *testing.T) {
 	settle := func() {
 		waitfor.True(t, time.Minute, "every shim's relayed connection back on its own member", func() bool {
 			for i, a := range admins {
-				rep, draining, err := shimState(a)
-				if err != nil || draining || rep.Tunnels[urls[i]] != 1 {
+				rep, err := harness.AdminState(a)
+				if err != nil || rep.Draining || rep.Tunnels[urls[i]] != 1 {
 					return false
 				}
 			}
