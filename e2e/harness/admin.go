@@ -21,6 +21,11 @@ func PreStop(admin string) (AdminReport, error) { return adminCall(http.MethodGe
 // Drain drains the shim's own member (POST /drain) until DELETE /drain.
 func Drain(admin string) (AdminReport, error) { return adminCall(http.MethodPost, admin+"/drain") }
 
+// Undrain ends a drain (DELETE /drain): the member takes requests again.
+func Undrain(admin string) (AdminReport, error) {
+	return adminCall(http.MethodDelete, admin+"/drain")
+}
+
 // AdminState is the drain state and the tunnels per member (GET /drain).
 func AdminState(admin string) (AdminReport, error) { return adminCall(http.MethodGet, admin+"/drain") }
 

@@ -96,10 +96,7 @@ func TestPrestopWithAuth(t *testing.T) {
 			} else if now != lid || rep.LeaderMovedTo != "" || !strings.Contains(rep.LeaderError, tc.refusal) {
 				t.Fatalf("leadership: was %x, now %x; the shim answered %+v, want leaderError with %q", lid, now, rep, tc.refusal)
 			}
-			req, _ := http.NewRequest(http.MethodDelete, adminURL+"/drain", nil)
-			if resp, err := http.DefaultClient.Do(req); err == nil {
-				resp.Body.Close()
-			}
+			_, _ = harness.Undrain(adminURL)
 		})
 	}
 
@@ -161,10 +158,7 @@ func TestPrestopWithAuth(t *testing.T) {
 			if _, now := leader(); now == lid {
 				t.Fatalf("leadership stayed on %x", lid)
 			}
-			req, _ := http.NewRequest(http.MethodDelete, admins[l]+"/drain", nil)
-			if resp, err := http.DefaultClient.Do(req); err == nil {
-				resp.Body.Close()
-			}
+			_, _ = harness.Undrain(admins[l])
 		}
 		// Each writer ends after its request in flight, which waits out
 		// the request timeout if the last move dropped it.
