@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -15,10 +16,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // The benchmark suite (make bench): each comparison runs its arms side by
@@ -658,4 +663,114 @@ func perRound(a, b *result) string {
 		}
 	}
 	return strings.Join(r, ", ")
+}
+
+// txnShapeSection: what the parts of a v2 write's transaction cost the 3.7
+// member. Each shape runs for benchDur from 50 concurrent callers on one
+// clientv3 connection, alternating round by round; the table gives the
+// member's CPU per operation. The last shape is the shim's own code
+// (v2store's set), the others build it up from a plain put.
+func txnShapeSection(t *testing.T, out *strings.Builder, member *harness.Member) {
+	cli := newClient(t, member.ClientURL)
+	ctx := context.Background()
+	store := v2store.NewV3(cli.ActiveConnection(), "")
+	const key, parent = "/bench-shape/k", "/bench-shape"
+	absent := func(k string) clientv3.Cmp { return clientv3.Compare(clientv3.Version(k), "=", 0) }
+	// The set transaction's compares: no file at the parent's path, no
+	// directory (keys below) at the key's.
+	checks := []clientv3.Cmp{absent(parent), absent(key + "/").WithRange(key + "0")}
+	put := clientv3.OpPut(key, "x", clientv3.WithPrevKV())
+	marker := clientv3.OpTxn([]clientv3.Cmp{absent(parent + "/")}, []clientv3.Op{clientv3.OpPut(parent+"/", "")}, nil)
+	action := clientv3.OpPut(parent+"/.", v2store.ActionSet) // the directory record
+	shapes := []struct {
+		name string
+		op   func() error
+	}{
+		{"plain put", func() error { _, err := cli.Put(ctx, key, "x"); return err }},
+		{"put in a txn (with prevKv)", func() error { _, err := cli.Txn(ctx).Then(put).Commit(); return err }},
+		{"+ the two precondition compares", func() error { _, err := cli.Txn(ctx).If(checks...).Then(put).Commit(); return err }},
+		{"+ the parent directory's marker (nested txn)", func() error {
+			_, err := cli.Txn(ctx).If(checks...).Then(marker, put).Commit()
+			return err
+		}},
+		{"+ the action record", func() error {
+			_, err := cli.Txn(ctx).If(checks...).Then(marker, put, action).Commit()
+			return err
+		}},
+		{"the shim's v2 set (v2store.V3Store.Put)", func() error {
+			_, _, err := store.Put(ctx, key, v2store.SetOptions{Value: "x"})
+			return err
+		}},
+	}
+	arms := make([]arm, len(shapes))
+	order := make([]string, len(shapes))
+	for i, s := range shapes {
+		order[i] = s.name
+		arms[i] = arm{name: s.name, procs: []proc{{"3.7 member", member.PID()}}, run: func() sample {
+			var n atomic.Int64
+			var failed atomic.Value
+			start := time.Now()
+			var wg sync.WaitGroup
+			for range 50 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for time.Since(start) < benchDur() {
+						if err := s.op(); err != nil {
+							failed.Store(err)
+							return
+						}
+						n.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			if err, _ := failed.Load().(error); err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+			elapsed := time.Since(start)
+			return sample{ops: int(n.Load()), elapsed: elapsed}
+		}}
+	}
+	res := alternate(arms)
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n### What a v2 write's transaction costs the member, part by part\n\n`%s (clientv3, 50 concurrent callers on one connection, %s)`\n\n"+
+		"| transaction | ops/s | 3.7 member µs/op |\n|---|---|---|\n", rerun("txnshape"), key)
+	for _, name := range order {
+		r := res[name]
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f |\n", name, median(r.qps), r.procCPU["3.7 member"]/float64(r.allOps)*1e6)
+	}
+	out.WriteString(b.String())
+}
+
+// importSection: `etcdshim v2 import` of 10,000 keys of mixed sizes from
+// etcd 3.4's v2 store into a 3.7 member, each round into a fresh
+// --v2-prefix so every round copies everything.
+func importSection(t *testing.T, out *strings.Builder, native string, member string) {
+	const keys = 10000
+	fillBulk(t, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}, native, "/imp", keys)
+	if t.Failed() {
+		t.FailNow()
+	}
+	var inCmd, endToEnd []float64
+	for r := 0; r < benchRounds(); r++ {
+		begin := time.Now()
+		o, e, code := harness.RunShim(t, nil, "v2", "import", "--from", native, "--endpoints", member, "--source-prefix", "/imp",
+			"--v2-prefix", fmt.Sprintf("/bench-import-%d", r), "--log-level", "warn")
+		took := time.Since(begin)
+		m := importSummary.FindStringSubmatch(o)
+		if code != 0 || m == nil {
+			t.Fatalf("import: exit %d\n%s%s", code, o, e)
+		}
+		n, _ := strconv.Atoi(m[2])
+		if n < keys {
+			t.Fatalf("imported %d keys, want %d: %s", n, keys, o)
+		}
+		kps, _ := strconv.ParseFloat(m[3], 64)
+		inCmd = append(inCmd, kps)
+		endToEnd = append(endToEnd, float64(n)/took.Seconds())
+	}
+	fmt.Fprintf(out, "\n### v2 import: %d keys (16 B–8 KiB values in 50 directories), etcd 3.4 v2 → 3.7\n\n`%s (etcdshim v2 import --from <3.4> --endpoints <3.7> --source-prefix /imp)`\n\n", keys, rerun("import"))
+	fmt.Fprintf(out, "| measure | keys/s (median of %d) |\n|---|---|\n| copy (the command's own summary: consistent read, batched txns) | %.0f |\n| end to end (process start, read, write, summary) | %.0f |\n",
+		benchRounds(), median(inCmd), median(endToEnd))
 }
