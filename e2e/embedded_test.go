@@ -14,7 +14,6 @@ import (
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
 	"github.com/etcdshim/etcdshim/internal/waitfor"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestEmbeddedMode runs the README's first command, `etcdshim --embedded`
@@ -72,11 +71,7 @@ func TestEmbeddedCtrlC(t *testing.T) {
 
 	// Traffic on every kind of connection the shim holds: a v3 client with
 	// a watch open, a v2 write and a v2 long poll, the gateway.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := harness.Client(t, []string{ep})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	wch := cli.Watch(ctx, "foo")

@@ -12,8 +12,6 @@ import (
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
 	"github.com/etcdshim/etcdshim/internal/waitfor"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // TestPrestopWithAuth: with auth on, a 3.7 member answers Status only to an
@@ -29,11 +27,7 @@ func TestPrestopWithAuth(t *testing.T) {
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 3})
 	urls := cl.ClientURLs()
 	ctx := context.Background()
-	admin, err := clientv3.New(clientv3.Config{Endpoints: urls, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := harness.Client(t, urls)
 	for _, step := range []func() error{
 		func() error { _, err := admin.UserAdd(ctx, "root", "rootpw"); return err },
 		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
@@ -46,12 +40,7 @@ func TestPrestopWithAuth(t *testing.T) {
 			t.Fatalf("setting up auth: %v", err)
 		}
 	}
-	root, err := clientv3.New(clientv3.Config{Endpoints: urls, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		Username: "root", Password: "rootpw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
+	root := harness.Client(t, urls, harness.WithUser("root", "rootpw"))
 	leader := func() (int, uint64) {
 		t.Helper()
 		for i, u := range urls {

@@ -21,7 +21,6 @@ import (
 	"github.com/etcdshim/etcdshim/e2e/harness"
 	"github.com/etcdshim/etcdshim/internal/waitfor"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // TestLeaderTransferFloor measures what leadership transfers cost v3 writers
@@ -78,14 +77,7 @@ func TestLeaderTransferFloor(t *testing.T) {
 			}
 		})
 	}
-	newClient := func(ep string) *clientv3.Client {
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	newClient := func(ep string) *clientv3.Client { return harness.Client(t, []string{ep}) }
 
 	// One failure: which writer, when, what.
 	type failure struct {

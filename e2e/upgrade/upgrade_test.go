@@ -22,7 +22,6 @@ import (
 	"github.com/etcdshim/etcdshim/e2e/harness"
 	"github.com/etcdshim/etcdshim/internal/waitfor"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 )
@@ -744,13 +743,9 @@ func newV3Client(t *testing.T, endpoints []string) *clientv3.Client {
 		}
 		return err
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(record)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return harness.Client(t, endpoints, func(c *clientv3.Config) {
+		c.DialOptions = []grpc.DialOption{grpc.WithChainUnaryInterceptor(record)}
+	})
 }
 
 // sentThroughShims is the number of requests the clients have sent
