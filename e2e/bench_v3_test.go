@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -179,27 +178,13 @@ func proxyCacheStaleness(t *testing.T, member, shim, grpcProxy string) string {
 // wsBenchSockets is how many websocket watches each arm holds open.
 const wsBenchSockets = 1000
 
-// gaugeSet reads gauges from a Prometheus text page.
+// gaugeSet reads unlabelled gauges from a Prometheus text page (absent: 0).
 func gaugeSet(t *testing.T, url string, names ...string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
+	_, _, values := textPage(t, url)
 	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && want[f[0]] {
-			v, _ := strconv.ParseFloat(f[1], 64)
-			out[f[0]] = v
-		}
+	for _, n := range names {
+		out[n], _ = strconv.ParseFloat(values[n], 64)
 	}
 	return out
 }
