@@ -107,6 +107,14 @@ func (c *Cluster) ClientURLs() []string {
 	return out
 }
 
+// SidecarEndpoints are the endpoints of a sidecar shim on member i: its own
+// client URL first (the shim prefers it), then the others in order.
+func (c *Cluster) SidecarEndpoints(i int) []string {
+	urls := c.ClientURLs()
+	eps := append([]string{urls[i]}, urls[:i]...)
+	return append(eps, urls[i+1:]...)
+}
+
 // Endpoints is ClientURLs joined by commas.
 func (c *Cluster) Endpoints() string { return strings.Join(c.ClientURLs(), ",") }
 

@@ -67,7 +67,7 @@ func TestPrestopWithAuth(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l, lid := leader()
-			eps := append([]string{urls[l]}, append(append([]string{}, urls[:l]...), urls[l+1:]...)...)
+			eps := cl.SidecarEndpoints(l)
 			adminURL := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 			shim := harness.StartShim(t, harness.ShimConfig{Endpoints: eps, Env: tc.env, Args: append([]string{
 				"--health-interval", "250ms", "--listen-admin-url", adminURL}, tc.args...)})
@@ -98,7 +98,7 @@ func TestPrestopWithAuth(t *testing.T) {
 		var shims []*harness.Shim
 		var admins []string
 		for i := range urls {
-			eps := append([]string{urls[i]}, append(append([]string{}, urls[:i]...), urls[i+1:]...)...)
+			eps := cl.SidecarEndpoints(i)
 			a := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 			admins = append(admins, a)
 			shims = append(shims, harness.StartShim(t, harness.ShimConfig{Endpoints: eps, Env: []string{"ETCDSHIM_PASSWORD=shimpw"},

@@ -58,7 +58,7 @@ func TestLeaderTransferFloor(t *testing.T) {
 	var shims []*harness.Shim
 	var admins []string
 	for i := range cl.Members {
-		eps := append([]string{urls[i]}, append(append([]string{}, urls[:i]...), urls[i+1:]...)...)
+		eps := cl.SidecarEndpoints(i)
 		admin := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 		admins = append(admins, admin)
 		shims = append(shims, harness.StartShim(t, harness.ShimConfig{Endpoints: eps, Args: []string{

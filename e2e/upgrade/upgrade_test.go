@@ -184,7 +184,7 @@ func TestRollingUpgrade(t *testing.T) {
 		failbackWindow = "10s"
 	}
 	for i := range cl.Members {
-		eps := append([]string{urls[i]}, append(append([]string{}, urls[:i]...), urls[i+1:]...)...)
+		eps := cl.SidecarEndpoints(i)
 		admin := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 		admins = append(admins, admin)
 		shims = append(shims, harness.StartShim(t, harness.ShimConfig{Endpoints: eps, Args: []string{
