@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // ClusterConfig describes a cluster to start.
@@ -105,6 +107,24 @@ func (c *Cluster) ClientURLs() []string {
 		out[i] = m.ClientURL
 	}
 	return out
+}
+
+// LeaderStatus asks each member's Status through c and answers the index
+// and member id of the one that leads: with auth on, where /metrics (what
+// Cluster.Leader reads) says nothing about who c may ask, and where the id
+// is what a test compares.
+func (cl *Cluster) LeaderStatus(tb testing.TB, c *clientv3.Client) (int, uint64) {
+	tb.Helper()
+	for i, u := range cl.ClientURLs() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		st, err := c.Status(ctx, u)
+		cancel()
+		if err == nil && st.Leader == st.Header.MemberId {
+			return i, st.Leader
+		}
+	}
+	tb.Fatal("no member's Status says it leads")
+	return -1, 0
 }
 
 // SidecarEndpoints are the endpoints of a sidecar shim on member i: its own

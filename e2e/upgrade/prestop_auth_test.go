@@ -41,17 +41,7 @@ func TestPrestopWithAuth(t *testing.T) {
 		}
 	}
 	root := harness.Client(t, urls, harness.WithUser("root", "rootpw"))
-	leader := func() (int, uint64) {
-		t.Helper()
-		for i, u := range urls {
-			st, err := root.Status(ctx, u)
-			if err == nil && st.Leader == st.Header.MemberId {
-				return i, st.Leader
-			}
-		}
-		t.Fatal("no leader")
-		return -1, 0
-	}
+	leader := func() (int, uint64) { return cl.LeaderStatus(t, root) }
 
 	for _, tc := range []struct {
 		name string

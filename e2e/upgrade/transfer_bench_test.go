@@ -157,16 +157,7 @@ func TestLeaderTransferFloor(t *testing.T) {
 		}
 		return -1
 	}
-	leader := func() (int, uint64) {
-		for i, u := range urls {
-			st, err := mc.Status(context.Background(), u)
-			if err == nil && st.Leader == st.Header.MemberId {
-				return i, st.Leader
-			}
-		}
-		t.Fatal("no leader")
-		return -1, 0
-	}
+	leader := func() (int, uint64) { return cl.LeaderStatus(t, mc) }
 	settle := func() {
 		waitfor.True(t, time.Minute, "every shim's relayed connection back on its own member", func() bool {
 			for i, a := range admins {
