@@ -43,7 +43,7 @@ func inOrderSection(t *testing.T, out *strings.Builder, v34one *harness.Member, 
 	var shims []string
 	var shimPIDs []int
 	for i := range urls {
-		eps := append([]string{urls[i]}, append(append([]string{}, urls[:i]...), urls[i+1:]...)...)
+		eps := three.SidecarEndpoints(i)
 		s := harness.StartShim(t, harness.ShimConfig{Endpoints: eps, Args: []string{"--log-level", "warn"}})
 		defer s.Stop(t)
 		shims = append(shims, s.URL)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -206,21 +204,15 @@ func tryOnce(newClient func() (*clientv3.Client, error), key string) error {
 // scrapeSum adds up every series of one metric on the shim's /metrics/shim.
 func scrapeSum(t *testing.T, shimURL, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(shimURL + "/metrics/shim")
-	if err != nil {
-		t.Fatalf("scraping the shim: %v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	_, _, values := textPage(t, shimURL+"/metrics/shim")
 	sum := 0.0
-	for _, line := range strings.Split(string(body), "\n") {
-		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+	for series, value := range values {
+		if series != name && !strings.HasPrefix(series, name+"{") {
 			continue
 		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		v, err := strconv.ParseFloat(value, 64)
 		if err != nil {
-			t.Fatalf("metric line %q", line)
+			t.Fatalf("metric %s %q", series, value)
 		}
 		sum += v
 	}

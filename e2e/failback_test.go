@@ -16,7 +16,6 @@ import (
 	"github.com/etcdshim/etcdshim/e2e/harness"
 	"github.com/etcdshim/etcdshim/internal/waitfor"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // shimGauge reads one etcdshim_* gauge per label value from /metrics/shim.
@@ -69,14 +68,7 @@ func TestFailback(t *testing.T) {
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(),
 		Args: []string{"--health-interval", "200ms", "--failback-window", "3s"}})
 
-	newClient := func() *clientv3.Client {
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{shim.URL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	newClient := func() *clientv3.Client { return harness.Client(t, []string{shim.URL}) }
 	// tunnelsAre reports whether onM1 tunnels go to m1 and elsewhere to m2
 	// and m3 together, and logs them when asked.
 	tunnelsAre := func(onM1, elsewhere int, when string) bool {
@@ -220,11 +212,7 @@ func TestDrainCommand(t *testing.T) {
 	admin := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(),
 		Args: []string{"--health-interval", "200ms", "--failback-window", "1s", "--listen-admin-url", admin}})
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{shim.URL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := harness.Client(t, []string{shim.URL})
 	ctx := context.Background()
 	put := func(i int) {
 		t.Helper()
@@ -304,11 +292,7 @@ func TestDrainCommand(t *testing.T) {
 // leads, talking to the members directly.
 func moveLeaderOff(t *testing.T, cl *harness.Cluster, i int) {
 	t.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: cl.ClientURLs(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := harness.Client(t, cl.ClientURLs())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := c.Status(ctx, cl.Members[i].ClientURL)
@@ -323,11 +307,7 @@ func moveLeaderOff(t *testing.T, cl *harness.Cluster, i int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := clientv3.New(clientv3.Config{Endpoints: []string{cl.Members[i].ClientURL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lc.Close()
+	lc := harness.Client(t, []string{cl.Members[i].ClientURL})
 	if _, err := lc.MoveLeader(ctx, ost.Header.MemberId); err != nil {
 		t.Fatalf("move leadership off %s: %v", cl.Members[i].Name, err)
 	}

@@ -138,16 +138,7 @@ func etcdctlSuite(t *testing.T, ep string) {
 
 func newClient(t *testing.T, ep string, opts ...func(*clientv3.Config)) *clientv3.Client {
 	t.Helper()
-	cfg := clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	c, err := clientv3.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return harness.Client(t, []string{ep}, opts...)
 }
 
 func clientv3Suite(t *testing.T, ep string) {

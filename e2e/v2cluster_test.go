@@ -120,7 +120,7 @@ func TestV2ClusterRealClients(t *testing.T) {
 		mapping = append(mapping, fmt.Sprintf("%s=http://127.0.0.1:%d", m.Name, ports[i]))
 	}
 	for i := range cl.Members {
-		eps := append([]string{urls[i]}, append(append([]string{}, urls[:i]...), urls[i+1:]...)...)
+		eps := cl.SidecarEndpoints(i)
 		harness.StartShim(t, harness.ShimConfig{Endpoints: eps, Args: []string{
 			"--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", ports[i]),
 			"--v2-member-shim-urls", strings.Join(mapping, ","),

@@ -298,7 +298,7 @@ func TestV2Recipes(t *testing.T) {
 	var shims []string
 	for i := range urls {
 		// Each shim prefers its own member, as a sidecar does.
-		eps := append([]string{urls[i]}, append(append([]string{}, urls[:i]...), urls[i+1:]...)...)
+		eps := cl.SidecarEndpoints(i)
 		shims = append(shims, harness.StartShim(t, harness.ShimConfig{Endpoints: eps}).URL)
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}, Timeout: 60 * time.Second}

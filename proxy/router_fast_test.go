@@ -9,9 +9,6 @@ import (
 	"net/url"
 	"testing"
 	"time"
-
-	"github.com/etcdshim/etcdshim/upstream"
-	"go.uber.org/zap/zaptest"
 )
 
 // TestWriteDeadlineAcrossRequests: on one keep-alive connection, the write
@@ -47,17 +44,7 @@ func TestWriteDeadlineAcrossRequests(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	opts := testOptions("http://" + addr)
 	opts.ResponseWriteTimeout = timeout
-	u, _ := url.Parse("http://127.0.0.1:1")
-	pool, err := upstream.NewPool(upstream.Options{Endpoints: []*url.URL{u}, DialTimeout: time.Second, HealthInterval: time.Hour, HealthTimeout: time.Second, Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	srv, err := New(opts, pool, h, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	serve(t, srv)
+	serve(t, idleServer(t, opts, "http://127.0.0.1:1", h))
 
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -3,33 +3,19 @@ package proxy
 import (
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/etcdshim/etcdshim/upstream"
-	"go.uber.org/zap/zaptest"
 )
 
 // routerFor builds the client-listener router with opts and a /debug/legacy
 // page, in front of an HTTP member.
 func routerFor(t *testing.T, opts Options, member string) http.Handler {
 	t.Helper()
-	u, _ := url.Parse(member)
-	pool, err := upstream.NewPool(upstream.Options{Endpoints: []*url.URL{u}, DialTimeout: time.Second, HealthInterval: time.Hour, HealthTimeout: time.Second, Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	srv, err := New(opts, pool, Handlers{
+	srv := idleServer(t, opts, member, Handlers{
 		Legacy: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("{}")) }),
 		V2:     http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("v2")) }),
-	}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	return srv.httpSrv.Handler
 }
 

@@ -5,13 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/etcdshim/etcdshim/upstream"
-	"go.uber.org/zap/zaptest"
 )
 
 // TestSlowReaderIsCut: a client that requests a 64 MiB answer and never
@@ -40,17 +36,7 @@ func TestSlowReaderIsCut(t *testing.T) {
 	port := freeTestPort(t)
 	opts := testOptions(fmt.Sprintf("http://127.0.0.1:%d", port))
 	opts.ResponseWriteTimeout = 500 * time.Millisecond
-	u, _ := url.Parse("http://127.0.0.1:1")
-	pool, err := upstream.NewPool(upstream.Options{Endpoints: []*url.URL{u}, DialTimeout: time.Second, HealthInterval: time.Hour, HealthTimeout: time.Second, Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	srv, err := New(opts, pool, h, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	serve(t, srv)
+	serve(t, idleServer(t, opts, "http://127.0.0.1:1", h))
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
 	c, err := net.Dial("tcp", addr)

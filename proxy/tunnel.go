@@ -230,30 +230,26 @@ func (t *tunnel) runPrescanned(initial []byte) {
 func (t *tunnel) prescan(p []byte) { t.cScan.scan(p, false) }
 
 func (t *tunnel) pumpClient() error {
-	buf := make([]byte, 32*1024)
-	counter := t.m.grpcBytes.WithLabelValues("client_to_upstream")
-	for {
-		n, err := t.client.Read(buf)
-		if n > 0 {
-			t.cScan.scan(buf[:n], false)
-			if _, werr := t.upstream.Write(buf[:n]); werr != nil {
-				return werr
-			}
-			counter.Add(float64(n))
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return t.pump(t.client, "client_to_upstream", func(p []byte) error {
+		t.cScan.scan(p, false)
+		_, err := t.upstream.Write(p)
+		return err
+	})
 }
 
 func (t *tunnel) pumpUpstream() error {
+	return t.pump(t.upstream, "upstream_to_client", t.forwardToClient)
+}
+
+// pump reads src and hands what it read to forward until either fails,
+// counting the bytes relayed in that direction.
+func (t *tunnel) pump(src io.Reader, direction string, forward func([]byte) error) error {
 	buf := make([]byte, 32*1024)
-	counter := t.m.grpcBytes.WithLabelValues("upstream_to_client")
+	counter := t.m.grpcBytes.WithLabelValues(direction)
 	for {
-		n, err := t.upstream.Read(buf)
+		n, err := src.Read(buf)
 		if n > 0 {
-			if werr := t.forwardToClient(buf[:n]); werr != nil {
+			if werr := forward(buf[:n]); werr != nil {
 				return werr
 			}
 			counter.Add(float64(n))

@@ -4,28 +4,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/etcdshim/etcdshim/proxy"
 )
 
 // AdminReport is the shim's answer on its admin listener
-// (--listen-admin-url, proxy/admin.go) to /drain and /prestop.
-type AdminReport struct {
-	Member        string `json:"member"`
-	Draining      bool   `json:"draining"`
-	LeaderMovedTo string `json:"leaderMovedTo"`
-	LeaderError   string `json:"leaderError"`
-	InFlight      struct {
-		Tunnels int   `json:"tunnels"`
-		Calls   int64 `json:"calls"`
-	} `json:"inFlight"`
-	// Tunnels are the relayed client connections per member client URL.
-	Tunnels map[string]int `json:"tunnels"`
-	Error   string         `json:"error"`
-}
+// (--listen-admin-url) to /drain and /prestop: the proxy's own type, so the
+// tests read exactly what the shim writes.
+type AdminReport = proxy.DrainReport
 
 // PreStop drains the shim's own member as the Kubernetes preStop hook does
 // (GET /prestop): leadership moves away when the member leads, and the
 // answer comes once nothing of the shim's is in flight on the member.
 func PreStop(admin string) (AdminReport, error) { return adminCall(http.MethodGet, admin+"/prestop") }
+
+// Drain drains the shim's own member (POST /drain) until DELETE /drain.
+func Drain(admin string) (AdminReport, error) { return adminCall(http.MethodPost, admin+"/drain") }
+
+// Undrain ends a drain (DELETE /drain): the member takes requests again.
+func Undrain(admin string) (AdminReport, error) {
+	return adminCall(http.MethodDelete, admin+"/drain")
+}
 
 // AdminState is the drain state and the tunnels per member (GET /drain).
 func AdminState(admin string) (AdminReport, error) { return adminCall(http.MethodGet, admin+"/drain") }

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // ClusterConfig describes a cluster to start.
@@ -106,6 +109,32 @@ func (c *Cluster) ClientURLs() []string {
 	return out
 }
 
+// LeaderStatus asks each member's Status through c and answers the index
+// and member id of the one that leads: with auth on, where /metrics (what
+// Cluster.Leader reads) says nothing about who c may ask, and where the id
+// is what a test compares.
+func (cl *Cluster) LeaderStatus(tb testing.TB, c *clientv3.Client) (int, uint64) {
+	tb.Helper()
+	for i, u := range cl.ClientURLs() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		st, err := c.Status(ctx, u)
+		cancel()
+		if err == nil && st.Leader == st.Header.MemberId {
+			return i, st.Leader
+		}
+	}
+	tb.Fatal("no member's Status says it leads")
+	return -1, 0
+}
+
+// SidecarEndpoints are the endpoints of a sidecar shim on member i: its own
+// client URL first (the shim prefers it), then the others in order.
+func (c *Cluster) SidecarEndpoints(i int) []string {
+	urls := c.ClientURLs()
+	eps := append([]string{urls[i]}, urls[:i]...)
+	return append(eps, urls[i+1:]...)
+}
+
 // Endpoints is ClientURLs joined by commas.
 func (c *Cluster) Endpoints() string { return strings.Join(c.ClientURLs(), ",") }
 
@@ -178,6 +207,27 @@ func (c *Cluster) HTTPClient() *http.Client {
 		tr.TLSClientConfig = c.cfg.TLS.ClientConfig()
 	}
 	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+}
+
+// Leader is the index of the member whose /metrics says it leads (read with
+// HTTPClient, so it works on a TLS cluster too).
+func (c *Cluster) Leader(tb testing.TB) int {
+	tb.Helper()
+	hc := c.HTTPClient()
+	defer hc.CloseIdleConnections()
+	for i, m := range c.Members {
+		resp, err := hc.Get(m.ClientURL + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), "\netcd_server_is_leader 1") {
+			return i
+		}
+	}
+	tb.Fatal("no member reports etcd_server_is_leader 1")
+	return -1
 }
 
 // Stop sends SIGTERM and waits for the member to exit.

@@ -208,26 +208,6 @@ func (e *env) rootClient(t *testing.T) *clientv3.Client {
 	return c
 }
 
-// leader is the index of the member whose /metrics says it leads.
-func (e *env) leader(t *testing.T) int {
-	t.Helper()
-	hc := e.cl.HTTPClient()
-	defer hc.CloseIdleConnections()
-	for i, m := range e.cl.Members {
-		resp, err := hc.Get(m.ClientURL + "/metrics")
-		if err != nil {
-			continue
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if strings.Contains(string(b), "\netcd_server_is_leader 1") {
-			return i
-		}
-	}
-	t.Fatal("no member reports etcd_server_is_leader 1")
-	return -1
-}
-
 // tunnels sums every shim's relayed client connections per member.
 func (e *env) tunnels() string {
 	per := make([]int, len(e.cl.Members))

@@ -382,7 +382,7 @@ func servedSerial(e *env, shimURL string) (int64, error) {
 // by itself once the member serves again. It returns the member's index.
 func (r *run) restart(t *testing.T, step func(string, ...any)) int {
 	e := r.e
-	lead := e.leader(t)
+	lead := e.cl.Leader(t)
 	k := (lead + 1) % len(e.cl.Members)
 	m := e.cl.Members[k]
 	before := e.tunnelsOn(k)

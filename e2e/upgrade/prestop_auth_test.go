@@ -2,7 +2,6 @@ package upgrade
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +12,6 @@ import (
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
 	"github.com/etcdshim/etcdshim/internal/waitfor"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // TestPrestopWithAuth: with auth on, a 3.7 member answers Status only to an
@@ -30,11 +27,7 @@ func TestPrestopWithAuth(t *testing.T) {
 	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7", Size: 3})
 	urls := cl.ClientURLs()
 	ctx := context.Background()
-	admin, err := clientv3.New(clientv3.Config{Endpoints: urls, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := harness.Client(t, urls)
 	for _, step := range []func() error{
 		func() error { _, err := admin.UserAdd(ctx, "root", "rootpw"); return err },
 		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
@@ -47,23 +40,8 @@ func TestPrestopWithAuth(t *testing.T) {
 			t.Fatalf("setting up auth: %v", err)
 		}
 	}
-	root, err := clientv3.New(clientv3.Config{Endpoints: urls, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		Username: "root", Password: "rootpw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	leader := func() (int, uint64) {
-		t.Helper()
-		for i, u := range urls {
-			st, err := root.Status(ctx, u)
-			if err == nil && st.Leader == st.Header.MemberId {
-				return i, st.Leader
-			}
-		}
-		t.Fatal("no leader")
-		return -1, 0
-	}
+	root := harness.Client(t, urls, harness.WithUser("root", "rootpw"))
+	leader := func() (int, uint64) { return cl.LeaderStatus(t, root) }
 
 	for _, tc := range []struct {
 		name string
@@ -79,21 +57,15 @@ func TestPrestopWithAuth(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l, lid := leader()
-			eps := append([]string{urls[l]}, append(append([]string{}, urls[:l]...), urls[l+1:]...)...)
+			eps := cl.SidecarEndpoints(l)
 			adminURL := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 			shim := harness.StartShim(t, harness.ShimConfig{Endpoints: eps, Env: tc.env, Args: append([]string{
 				"--health-interval", "250ms", "--listen-admin-url", adminURL}, tc.args...)})
 			defer shim.Stop(t)
 
-			resp, err := http.Get(adminURL + "/prestop")
+			rep, err := harness.PreStop(adminURL)
 			if err != nil {
-				t.Fatal(err)
-			}
-			var rep drainReport
-			err = json.NewDecoder(resp.Body).Decode(&rep)
-			resp.Body.Close()
-			if err != nil || resp.StatusCode != http.StatusOK {
-				t.Fatalf("GET /prestop: HTTP %d, %v, %+v", resp.StatusCode, err, rep)
+				t.Fatalf("GET /prestop: %v, %+v", err, rep)
 			}
 			_, now := leader()
 			if tc.moved {
@@ -103,10 +75,7 @@ func TestPrestopWithAuth(t *testing.T) {
 			} else if now != lid || rep.LeaderMovedTo != "" || !strings.Contains(rep.LeaderError, tc.refusal) {
 				t.Fatalf("leadership: was %x, now %x; the shim answered %+v, want leaderError with %q", lid, now, rep, tc.refusal)
 			}
-			req, _ := http.NewRequest(http.MethodDelete, adminURL+"/drain", nil)
-			if resp, err := http.DefaultClient.Do(req); err == nil {
-				resp.Body.Close()
-			}
+			_, _ = harness.Undrain(adminURL)
 		})
 	}
 
@@ -119,7 +88,7 @@ func TestPrestopWithAuth(t *testing.T) {
 		var shims []*harness.Shim
 		var admins []string
 		for i := range urls {
-			eps := append([]string{urls[i]}, append(append([]string{}, urls[:i]...), urls[i+1:]...)...)
+			eps := cl.SidecarEndpoints(i)
 			a := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 			admins = append(admins, a)
 			shims = append(shims, harness.StartShim(t, harness.ShimConfig{Endpoints: eps, Env: []string{"ETCDSHIM_PASSWORD=shimpw"},
@@ -161,17 +130,14 @@ func TestPrestopWithAuth(t *testing.T) {
 		for n := 0; n < moves; n++ {
 			time.Sleep(time.Second)
 			l, lid := leader()
-			rep, err := drain(admins[l])
+			rep, err := harness.Drain(admins[l])
 			if err != nil || rep.LeaderMovedTo == "" {
 				t.Fatalf("drain of the leader's shim: %v %+v", err, rep)
 			}
 			if _, now := leader(); now == lid {
 				t.Fatalf("leadership stayed on %x", lid)
 			}
-			req, _ := http.NewRequest(http.MethodDelete, admins[l]+"/drain", nil)
-			if resp, err := http.DefaultClient.Do(req); err == nil {
-				resp.Body.Close()
-			}
+			_, _ = harness.Undrain(admins[l])
 		}
 		// Each writer ends after its request in flight, which waits out
 		// the request timeout if the last move dropped it.

@@ -22,7 +22,6 @@ import (
 	"github.com/etcdshim/etcdshim/e2e/harness"
 	"github.com/etcdshim/etcdshim/internal/waitfor"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 )
@@ -185,7 +184,7 @@ func TestRollingUpgrade(t *testing.T) {
 		failbackWindow = "10s"
 	}
 	for i := range cl.Members {
-		eps := append([]string{urls[i]}, append(append([]string{}, urls[:i]...), urls[i+1:]...)...)
+		eps := cl.SidecarEndpoints(i)
 		admin := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
 		admins = append(admins, admin)
 		shims = append(shims, harness.StartShim(t, harness.ShimConfig{Endpoints: eps, Args: []string{
@@ -489,7 +488,7 @@ func TestRollingUpgrade(t *testing.T) {
 	upgradeMember := func(i int, v string) {
 		logStep("tunnels before %s's turn: %s", cl.Members[i].Name, tunnelReport(admins, cl))
 		drainStart := time.Now()
-		rep, err := drain(admins[i])
+		rep, err := harness.Drain(admins[i])
 		if err == nil && rep.LeaderMovedTo != "" {
 			win := moveWindow{rep.LeaderMoveStarted, rep.LeaderMoveEnded}
 			if win.start.IsZero() || win.end.IsZero() {
@@ -529,7 +528,7 @@ func TestRollingUpgrade(t *testing.T) {
 		for _, m := range cl.Members {
 			m.WaitHealthy(t)
 		}
-		leader := leaderIndex(t, cl)
+		leader := cl.Leader(t)
 		snap := filepath.Join(t.TempDir(), "backup.db")
 		if out, err := harness.Etcdctl(t, []string{"ETCDCTL_API=3"}, "--endpoints", urls[leader], "snapshot", "save", snap); err != nil {
 			t.Fatalf("snapshot from the leader: %v %s", err, out)
@@ -744,13 +743,9 @@ func newV3Client(t *testing.T, endpoints []string) *clientv3.Client {
 		}
 		return err
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(record)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return harness.Client(t, endpoints, func(c *clientv3.Config) {
+		c.DialOptions = []grpc.DialOption{grpc.WithChainUnaryInterceptor(record)}
+	})
 }
 
 // sentThroughShims is the number of requests the clients have sent
@@ -769,58 +764,12 @@ func sentThroughShims(all map[string]*stats) int {
 // zero-failure result to mean something.
 const minRequests = 40000
 
-// drainReport is the part of the shim's POST /drain answer the test reads.
-type drainReport struct {
-	LeaderMovedTo     string    `json:"leaderMovedTo"`
-	LeaderError       string    `json:"leaderError"`
-	LeaderMoveStarted time.Time `json:"leaderMoveStarted"`
-	LeaderMoveEnded   time.Time `json:"leaderMoveEnded"`
-	InFlight          struct {
-		Tunnels int   `json:"tunnels"`
-		Calls   int64 `json:"calls"`
-	} `json:"inFlight"`
-	Tunnels map[string]int `json:"tunnels"`
-	Error   string         `json:"error"`
-}
-
-// drain asks a shim to drain its own member, as the preStop hook does.
-func drain(admin string) (drainReport, error) {
-	var rep drainReport
-	resp, err := http.Post(admin+"/drain", "", nil)
-	if err != nil {
-		return rep, err
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
-		return rep, fmt.Errorf("HTTP %d: %w", resp.StatusCode, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return rep, fmt.Errorf("HTTP %d: %s", resp.StatusCode, rep.Error)
-	}
-	return rep, nil
-}
-
-// shimState is a shim's GET /drain answer.
-func shimState(admin string) (drainReport, bool, error) {
-	var rep struct {
-		drainReport
-		Draining bool `json:"draining"`
-	}
-	resp, err := http.Get(admin + "/drain")
-	if err != nil {
-		return rep.drainReport, false, err
-	}
-	defer resp.Body.Close()
-	err = json.NewDecoder(resp.Body).Decode(&rep)
-	return rep.drainReport, rep.Draining, err
-}
-
 // tunnelReport sums every shim's relayed connections per member: "m0=a m1=b m2=c".
 func tunnelReport(admins []string, cl *harness.Cluster) string {
 	urls := cl.ClientURLs()
 	per := make([]int, len(urls))
 	for _, a := range admins {
-		rep, _, err := shimState(a)
+		rep, err := harness.AdminState(a)
 		if err != nil {
 			return "unavailable: " + err.Error()
 		}
@@ -841,7 +790,7 @@ func waitFailback(t *testing.T, admin, member string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, draining, err := shimState(admin); err == nil && !draining {
+		if rep, err := harness.AdminState(admin); err == nil && !rep.Draining {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -898,23 +847,6 @@ func errText(err error, code int, ev *v2Event) string {
 		return fmt.Sprintf("HTTP %d v2 error %d (%s)", code, ev.ErrorCode, ev.Cause)
 	}
 	return fmt.Sprintf("HTTP %d", code)
-}
-
-func leaderIndex(t *testing.T, cl *harness.Cluster) int {
-	t.Helper()
-	for i, m := range cl.Members {
-		resp, err := http.Get(m.ClientURL + "/metrics")
-		if err != nil {
-			continue
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if strings.Contains(string(b), "\netcd_server_is_leader 1") {
-			return i
-		}
-	}
-	t.Fatal("no leader found from etcd_server_is_leader")
-	return -1
 }
 
 func waitClusterVersion(t *testing.T, u, v string) {
