@@ -6,23 +6,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"github.com/etcdshim/etcdshim/upstream"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
 
-// waitFor polls cond (no timing assertion: the deadline only ends a hung test).
+// waitFor waits for cond (no timing assertion: the deadline only ends a
+// test that would otherwise hang).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitfor.True(t, hangGuard, what, cond)
 }
+
+// hangGuard bounds every wait of these tests.
+const hangGuard = 20 * time.Second
 
 func tunnelsOn(p *upstream.Pool, addr string) int { return p.TunnelCounts()["http://"+addr] }
 
@@ -56,18 +55,21 @@ func TestFailbackMovesTunnelsGracefully(t *testing.T) {
 		_, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "slow"})
 		slow <- err
 	}()
-	<-second.started
+	waitfor.Recv(t, second.started, hangGuard, "the slow call to reach the fallback")
 
 	first.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	waitFor(t, "the preferred member to be current again", func() bool { return shim.pool.Current().Host == first.addr })
-	// The move waits for the unary call: the stream is still open.
+	// The move waits for the unary call: the tunnel stays on the fallback.
+	if n := tunnelsOn(shim.pool, second.addr); n != 1 {
+		t.Fatalf("tunnels on the fallback while a unary call is in flight there: %d, want 1", n)
+	}
 	select {
 	case err := <-slow:
 		t.Fatalf("the unary call ended before it was released: %v", err)
-	case <-time.After(200 * time.Millisecond):
+	default:
 	}
 	close(second.release)
-	if err := <-slow; err != nil {
+	if err := waitfor.Recv(t, slow, hangGuard, "the released unary call"); err != nil {
 		t.Fatalf("a unary call in flight during failback failed: %v", err)
 	}
 	_, err = w.Recv()
@@ -111,14 +113,16 @@ func TestDrainMovesEverythingAndReturns(t *testing.T) {
 	if n := tunnelsOn(shim.pool, second.addr); n != 1 {
 		t.Fatalf("tunnels on the other member after drain: %d, want 1", n)
 	}
-	// Still serving: the drain holds.
-	time.Sleep(300 * time.Millisecond)
+	// Still serving: the drain holds. Probes are rounds: once a second one
+	// asks, the first one's verdict (serving) is in, and was not taken for
+	// a return.
+	probed := first.checks()
+	waitFor(t, "two probes of the drained member", func() bool { return first.checks() >= probed+2 })
 	if !shim.pool.Draining(nil) || shim.pool.Current().Host != second.addr {
 		t.Fatal("a drained member that never stopped returned to rotation")
 	}
-	// It stops and comes back (restarted): traffic returns. Probes are
-	// rounds: once a second one asks, the first one's verdict is in.
-	probed := first.checks()
+	// It stops and comes back (restarted): traffic returns.
+	probed = first.checks()
 	first.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	waitFor(t, "two probes of the stopped member", func() bool { return first.checks() >= probed+2 })
 	first.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

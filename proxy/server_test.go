@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/freeport"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"github.com/etcdshim/etcdshim/upstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -247,7 +248,7 @@ func TestGracefulShutdownFinishesUnaryEndsStreams(t *testing.T) {
 		_, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "slow"})
 		slow <- err
 	}()
-	<-member.started
+	waitfor.Recv(t, member.started, hangGuard, "the slow call to reach the member")
 
 	done := make(chan error, 1)
 	go func() {
@@ -255,17 +256,18 @@ func TestGracefulShutdownFinishesUnaryEndsStreams(t *testing.T) {
 		defer cancel()
 		done <- shim.srv.Shutdown(ctx)
 	}()
-	// Shutdown must wait for the unary call in flight.
+	// Shutdown must wait for the unary call in flight. (A bounded look:
+	// it cannot fail a correct shim, only miss a wrong one.)
 	select {
 	case err := <-done:
 		t.Fatalf("shutdown returned while a unary call was in flight: %v", err)
 	case <-time.After(300 * time.Millisecond):
 	}
 	close(member.release)
-	if err := <-slow; err != nil {
+	if err := waitfor.Recv(t, slow, hangGuard, "the released unary call"); err != nil {
 		t.Fatalf("unary call accepted before shutdown failed: %v", err)
 	}
-	if err := <-done; err != nil {
+	if err := waitfor.Recv(t, done, hangGuard, "Shutdown to return"); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	_, err = w.Recv()
@@ -375,7 +377,7 @@ func TestConnectionAtStartIsServed(t *testing.T) {
 			answered <- errors.New("never connected")
 		}()
 		startTestShimOn(t, port, member.addr)
-		if err := <-answered; err != nil {
+		if err := waitfor.Recv(t, answered, hangGuard, "the early client's answer"); err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
 	}
