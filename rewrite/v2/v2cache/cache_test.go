@@ -11,12 +11,15 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdtest"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cache"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2follow"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 )
@@ -52,15 +55,17 @@ type env struct {
 	kv             pb.KVClient
 	cached, direct *v2store.V3Store
 	reg            *prometheus.Registry
+	logs           *observer.ObservedLogs // the cache's, from info up
 }
 
 func newEnv(t *testing.T, cc *grpc.ClientConn, maxBytes int64) *env {
 	t.Helper()
 	prefix := "/" + t.Name()
+	core, logs := observer.New(zap.InfoLevel)
 	e := &env{prefix: prefix, kv: pb.NewKVClient(cc), reg: prometheus.NewRegistry(),
-		direct: v2store.NewV3(cc, prefix)}
+		direct: v2store.NewV3(cc, prefix), logs: logs}
 	f := v2follow.New(v2follow.Options{Prefix: prefix}, upstream{cc})
-	c := v2cache.New(v2cache.Options{Prefix: prefix, MaxBytes: maxBytes, Registerer: e.reg}, cc, f)
+	c := v2cache.New(v2cache.Options{Prefix: prefix, MaxBytes: maxBytes, Registerer: e.reg, Logger: zap.New(core)}, cc, f)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -85,14 +90,11 @@ func (e *env) hits(t *testing.T) float64 {
 func (e *env) serving(t *testing.T) {
 	t.Helper()
 	_, _, _ = e.cached.Get(context.Background(), "/", v2store.GetOptions{})
-	deadline := time.Now().Add(10 * time.Second)
-	for e.metric(t, "etcdshim_v2_read_cache_serving", "") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the cache never started serving")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitfor.True(t, hangGuard, "the cache to serve", func() bool { return e.metric(t, "etcdshim_v2_read_cache_serving", "") == 1 })
 }
+
+// hangGuard bounds every wait of these tests.
+const hangGuard = 20 * time.Second
 
 // result is what a Get answered, with what may differ between two reads
 // made at different moments taken out: the expiration time (the TTL in
@@ -282,11 +284,15 @@ func testTooBig(t *testing.T, cc *grpc.ClientConn) {
 			t.Fatal(err)
 		}
 	}
-	for range 20 {
+	// The first read starts the cache; its load finds the keyspace too big.
+	if got, want := get(ctx, e.cached, "/", v2store.GetOptions{}), get(ctx, e.direct, "/", v2store.GetOptions{}); !reflect.DeepEqual(got, want) {
+		t.Fatalf("cache %s\nmember %s", dump(got), dump(want))
+	}
+	waitfor.True(t, hangGuard, "the cache to turn itself off", func() bool { return e.logs.FilterMessage("v2 read cache off: v2 GETs go to the member").Len() > 0 })
+	for range 5 {
 		if got, want := get(ctx, e.cached, "/", v2store.GetOptions{}), get(ctx, e.direct, "/", v2store.GetOptions{}); !reflect.DeepEqual(got, want) {
 			t.Fatalf("cache %s\nmember %s", dump(got), dump(want))
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	if e.hits(t) != 0 || e.metric(t, "etcdshim_v2_read_cache_serving", "") != 0 {
 		t.Fatal("the cache served a keyspace larger than its bound")
@@ -343,17 +349,16 @@ func testOldMember(t *testing.T, cc *grpc.ClientConn) {
 	defer restore()
 	e := newEnv(t, cc, 1<<30)
 	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
-	for e.metric(t, "etcdshim_v2_read_cache_restarts_total", "") == 0 && time.Now().Before(deadline) {
-		if _, _, err := e.cached.Get(ctx, "/", v2store.GetOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if _, _, err := e.cached.Get(ctx, "/", v2store.GetOptions{}); err != nil { // starts the cache
+		t.Fatal(err)
+	}
+	waitfor.True(t, hangGuard, "the cache to try the member", func() bool {
+		return e.metric(t, "etcdshim_v2_read_cache_restarts_total", "") > 0
+	})
+	if _, _, err := e.cached.Get(ctx, "/", v2store.GetOptions{}); err != nil {
+		t.Fatal(err)
 	}
 	if e.hits(t) != 0 {
 		t.Fatal("the cache served behind a member it must not trust")
-	}
-	if e.metric(t, "etcdshim_v2_read_cache_restarts_total", "") == 0 {
-		t.Fatal("the cache never tried the member")
 	}
 }

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdtest"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2cache"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2follow"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
@@ -148,13 +148,7 @@ func (s *shim) metric(t *testing.T, name, label string) float64 {
 // until waits for cond, failing the test after hangGuard.
 func until(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(hangGuard)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitfor.True(t, hangGuard, what, cond)
 }
 
 // serving makes a first cached read (the cache starts with it) and waits
@@ -187,16 +181,11 @@ func (s *shim) watch(t *testing.T, key string, waitIndex uint64) (v2store.Watche
 
 func next(t *testing.T, w v2store.Watcher) *v2store.Change {
 	t.Helper()
-	select {
-	case c, ok := <-w.Changes():
-		if !ok {
-			t.Fatal("the watch ended")
-		}
-		return c
-	case <-time.After(hangGuard):
-		t.Fatal("no event")
+	c := waitfor.Recv(t, w.Changes(), hangGuard, "an event")
+	if c == nil {
+		t.Fatal("the watch ended")
 	}
-	return nil
+	return c
 }
 
 // memberWatchers is the embedded member's count of v3 watchers (it

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdtest"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2follow"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2watch"
@@ -60,7 +61,7 @@ func newEnv(t *testing.T, cc *grpc.ClientConn, prefix string, history int) *env 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = f.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); waitfor.Recv(t, done, hangGuard, "the follower to stop") })
 	e := &env{hub: h, store: v2store.NewV3(cc, prefix), reg: reg}
 	e.ready(t)
 	return e
@@ -148,16 +149,11 @@ func (c *watchCall) change(t *testing.T) *v2store.Change {
 	if c.err != nil {
 		t.Fatalf("the watch was refused: %v", c.err)
 	}
-	select {
-	case ch, ok := <-c.wt.Changes():
-		if !ok {
-			t.Fatal("the watch ended without an event")
-		}
-		return ch
-	case <-time.After(hangGuard):
-		t.Fatal("no event")
+	ch := waitfor.Recv(t, c.wt.Changes(), hangGuard, "an event")
+	if ch == nil {
+		t.Fatal("the watch ended without an event")
 	}
-	return nil
+	return ch
 }
 
 // event is the next event, as the client receives it (JSON).
@@ -399,17 +395,11 @@ func testExpire(t *testing.T, cc *grpc.ClientConn) {
 		t.Errorf("a dir's expiry reaches the key below: %+v", ev.Node)
 	}
 	// The hub removes what was left below the expired dir.
-	deadline := time.Now().Add(hangGuard)
-	for {
+	waitfor.True(t, hangGuard, "/expdir to be gone", func() bool {
 		_, _, err := e.store.Get(context.Background(), "/expdir", v2store.GetOptions{Quorum: true})
-		if ve, ok := err.(*v2store.Error); ok && ve.Code == v2store.EcodeKeyNotFound {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/expdir still there: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		ve, ok := err.(*v2store.Error)
+		return ok && ve.Code == v2store.EcodeKeyNotFound
+	})
 }
 
 func testStream(t *testing.T, cc *grpc.ClientConn) {
@@ -460,13 +450,9 @@ func testCancel(t *testing.T, cc *grpc.ClientConn) {
 	}
 	// Nothing is left running for them (the embedded member's own
 	// goroutines come and go, hence a little slack and a retry).
-	deadline := time.Now().Add(hangGuard)
-	for runtime.NumGoroutine() > base+5 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines, %d before the 50 watches", runtime.NumGoroutine(), base)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitfor.True(t, hangGuard, fmt.Sprintf("the goroutines to return to about %d, as before the 50 watches", base), func() bool {
+		return runtime.NumGoroutine() <= base+5
+	})
 	// A write after the cancellations reaches nobody and breaks nothing.
 	i := e.set(t, "/w0", "late")
 	wantEvent(t, e.watch(t, "/w0", false, false, i).event(t), v2store.ActionSet, "/w0", i)
