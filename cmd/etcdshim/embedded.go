@@ -4,10 +4,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/etcdshim/etcdshim/config"
@@ -61,30 +63,10 @@ func (q quietClose) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.
 // startEmbedded runs an in-process etcd with client and peer ports on free
 // loopback ports, so the shim can be tried without a cluster.
 func startEmbedded(ctx context.Context, cfg config.Config, log *zap.Logger) (*embedded, error) {
-	clientPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	peerPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	ec := embed.NewConfig()
-	ec.Name = "etcdshim-embedded"
-	ec.Dir = cfg.EmbeddedDataDir
-	cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", clientPort))
-	pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", peerPort))
-	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	ec.InitialCluster = ec.Name + "=" + pu.String()
-	ec.LogLevel = "warn"
-	ec.Logger = "zap"
-	// The member logs errors only; its request stats would drown the shim's logs.
 	closing := &atomic.Bool{}
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(log.WithOptions(
-		zap.WrapCore(func(c zapcore.Core) zapcore.Core { return quietClose{Core: c, closing: closing} }),
-		zap.IncreaseLevel(zap.ErrorLevel)))
-	e, err := embed.StartEtcd(ec)
+	e, cu, err := startEtcdOnFreePorts(func(clientPort, peerPort int) *embed.Config {
+		return embedConfig(cfg, log, closing, clientPort, peerPort)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("starting embedded etcd in %s: %w", cfg.EmbeddedDataDir, err)
 	}
@@ -97,8 +79,62 @@ func startEmbedded(ctx context.Context, cfg config.Config, log *zap.Logger) (*em
 		e.Close()
 		return nil, ctx.Err()
 	}
-	log.Info("embedded etcd ready", zap.String("client-url", cu.String()), zap.String("data-dir", cfg.EmbeddedDataDir))
-	return &embedded{etcd: e, ClientURL: cu.String(), closing: closing}, nil
+	log.Info("embedded etcd ready", zap.String("client-url", cu), zap.String("data-dir", cfg.EmbeddedDataDir))
+	return &embedded{etcd: e, ClientURL: cu, closing: closing}, nil
+}
+
+// embedConfig is the member's configuration on the given loopback ports.
+func embedConfig(cfg config.Config, log *zap.Logger, closing *atomic.Bool, clientPort, peerPort int) *embed.Config {
+	ec := embed.NewConfig()
+	ec.Name = "etcdshim-embedded"
+	ec.Dir = cfg.EmbeddedDataDir
+	cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", clientPort))
+	pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", peerPort))
+	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	ec.InitialCluster = ec.Name + "=" + pu.String()
+	ec.LogLevel = "warn"
+	ec.Logger = "zap"
+	// The member logs errors only; its request stats would drown the shim's logs.
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(log.WithOptions(
+		zap.WrapCore(func(c zapcore.Core) zapcore.Core { return quietClose{Core: c, closing: closing} }),
+		zap.IncreaseLevel(zap.ErrorLevel)))
+	return ec
+}
+
+// bindTries bounds the starts on ports another process took first.
+const bindTries = 5
+
+// pickPort finds a port nobody listens on now (a variable for tests).
+var pickPort = freePort
+
+// startEtcdOnFreePorts starts the member on picked ports, and again on new
+// ones while one was taken meanwhile. The ports cannot be bound once and
+// handed in: embed takes only URLs and binds them itself, and port 0 does
+// not do either, since the member dials its own configured client address
+// for its /v3 JSON gateway (":0" fails) and publishes the advertised URLs
+// in its member list. A port picked by listening and closing can be taken
+// before etcd binds it; etcd binds both before it writes anything to the
+// data directory, so that failure is clean and a new pair is tried.
+func startEtcdOnFreePorts(config func(clientPort, peerPort int) *embed.Config) (*embed.Etcd, string, error) {
+	for try := 1; ; try++ {
+		clientPort, err := pickPort()
+		if err != nil {
+			return nil, "", err
+		}
+		peerPort, err := pickPort()
+		if err != nil {
+			return nil, "", err
+		}
+		ec := config(clientPort, peerPort)
+		e, err := embed.StartEtcd(ec)
+		if err == nil {
+			return e, ec.AdvertiseClientUrls[0].String(), nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || try == bindTries {
+			return nil, "", err
+		}
+	}
 }
 
 func freePort() (int, error) {
