@@ -155,7 +155,7 @@ func runUntilEnd(t *testing.T, what string, run func(context.Context) error) {
 	go func() { done <- run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := waitfor.Recv(t, done, hangGuard, what+" to stop"); err != nil {
 			t.Errorf("%s: %v", what, err)
 		}
 	})

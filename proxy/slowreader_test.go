@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 )
 
 // TestSlowReaderIsCut: a client that requests a 64 MiB answer and never
@@ -61,7 +63,7 @@ func TestSlowReaderIsCut(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
-	if err := <-waited; err != nil || strings.TrimSpace(line) != "event" {
+	if err := waitfor.Recv(t, waited, hangGuard, "the long poll's handler"); err != nil || strings.TrimSpace(line) != "event" {
 		t.Fatalf("a long poll was cut: %v %q", err, line)
 	}
 }

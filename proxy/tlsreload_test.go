@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/testpki"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -74,19 +75,19 @@ func TestServerTLSReloadsFiles(t *testing.T) {
 	}
 
 	old := accepted("before rotation, a client from CA A", pairA, 101)
-	<-clientSerials
+	waitfor.Recv(t, clientSerials, hangGuard, "the server's view of the client")
 	refused("a client certificate from CA B was accepted while --trusted-ca-file holds only CA A", pairB)
-	<-clientSerials
+	waitfor.Recv(t, clientSerials, hangGuard, "the server's view of the refused client")
 
 	// Rotate: a new server pair from CA B, and a bundle trusting only B.
 	files.Rotate(t, caB, 102, caB)
 
 	accepted("after rotation, a client from CA B", pairB, 102)
-	if s := <-clientSerials; s != 202 {
+	if s := waitfor.Recv(t, clientSerials, hangGuard, "the server's view of the client"); s != 202 {
 		t.Fatalf("server saw client serial %d", s)
 	}
 	refused("after rotation a client certificate from CA A was still accepted", pairA)
-	<-clientSerials
+	waitfor.Recv(t, clientSerials, hangGuard, "the server's view of the refused client")
 	testpki.RoundTrip(t, old)
 
 	// A half-done rotation (certificate replaced, key not yet) keeps the

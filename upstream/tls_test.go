@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"testing"
+	"time"
 
 	"github.com/etcdshim/etcdshim/internal/testpki"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
@@ -56,7 +58,7 @@ func TestUpstreamTLSReloadsFiles(t *testing.T) {
 		}
 		t.Cleanup(func() { c.Close() })
 		testpki.RoundTrip(t, c)
-		if s := <-serials; s != want {
+		if s := waitfor.Recv(t, serials, 20*time.Second, "the member's view of the client"); s != want {
 			t.Fatalf("%s: the member saw client serial %d, want %d", when, s, want)
 		}
 		return c
@@ -71,7 +73,7 @@ func TestUpstreamTLSReloadsFiles(t *testing.T) {
 
 	old := verified("before rotation, a member from CA A", addrA, serialsA, 301)
 	refused("a member certificate from CA B verified while --cacert holds only CA A", addrB)
-	<-serialsB // the refused handshake
+	waitfor.Recv(t, serialsB, 20*time.Second, "the refused handshake")
 
 	files.Rotate(t, caA, 302, caB)
 

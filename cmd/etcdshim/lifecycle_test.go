@@ -18,6 +18,7 @@ import (
 
 	"github.com/etcdshim/etcdshim/config"
 	"github.com/etcdshim/etcdshim/internal/freeport"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
@@ -295,7 +296,7 @@ func TestSIGTERMStopsAllInOrder(t *testing.T) {
 	if _, err := w.Recv(); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "shutting down") {
 		t.Fatalf("the stream ended with %v, want Unavailable from the shim's drain", err)
 	}
-	if err := <-done; err != nil {
+	if err := waitfor.Recv(t, done, time.Minute, "run to return after SIGTERM"); err != nil {
 		t.Fatalf("run after SIGTERM: %v", err)
 	}
 	cc.Close()
