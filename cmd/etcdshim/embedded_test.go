@@ -55,6 +55,9 @@ func embedTestConfig(t *testing.T) func(clientPort, peerPort int) *embed.Config 
 // TestEmbeddedPortTakenMeanwhile: a picked port that another process binds
 // before the member does costs a new pair of ports, not the start.
 func TestEmbeddedPortTakenMeanwhile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded etcd")
+	}
 	busy := busyPort(t)
 	n := picks(t, busy) // the client port is taken
 	e, clientURL, err := startEtcdOnFreePorts(embedTestConfig(t))
