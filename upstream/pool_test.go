@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
@@ -69,12 +70,10 @@ func TestProbeVerdicts(t *testing.T) {
 			warned := func() bool { return logs.FilterMessage("upstream member is unhealthy").Len() > 0 }
 			if !c.stopDuring {
 				// The probe times out; its round ends with the verdict.
-				for deadline := time.Now().Add(10 * time.Second); !warned() && time.Now().Before(deadline); {
-					time.Sleep(10 * time.Millisecond)
-				}
+				waitfor.True(t, 20*time.Second, "the unhealthy warning", warned)
 			}
 			cancel()
-			<-done
+			waitfor.Recv(t, done, 20*time.Second, "the pool to stop")
 			p.Close()
 			if warned() != c.wantWarning {
 				t.Fatalf("unhealthy warning logged: %v, want %v (logs: %v)", warned(), c.wantWarning, logs.All())
