@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -154,6 +155,7 @@ func runCase(t *testing.T, s v2store.Store, c goldenCase) string {
 	t.Helper()
 	ctx := context.Background()
 	saved := map[string]uint64{}
+	grants := ttlGrants{}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n", c.note)
 	for i, o := range c.ops {
@@ -169,6 +171,7 @@ func runCase(t *testing.T, s v2store.Store, c goldenCase) string {
 			m   v2store.Meta
 			err error
 		)
+		start := time.Now()
 		switch o.method {
 		case "GET":
 			ev, m, err = s.Get(ctx, o.key, o.get)
@@ -179,7 +182,10 @@ func runCase(t *testing.T, s v2store.Store, c goldenCase) string {
 		case "DELETE":
 			ev, m, err = s.Delete(ctx, o.key, o.del)
 		}
-		status, body, index := render(t, ev, m, err)
+		if err == nil && o.set.TTL != nil && ev != nil && ev.Node != nil {
+			grants.add(ev.Node.Key, int64(*o.set.TTL/time.Second), start)
+		}
+		status, body, index := renderAt(t, ev, m, err, start, grants.normalize)
 		if status != o.want {
 			t.Errorf("op %d %s: status %d, want %d: %s", i, o.describe(), status, o.want, body)
 		}
@@ -194,9 +200,50 @@ func runCase(t *testing.T, s v2store.Store, c goldenCase) string {
 	return canonical(b.String())
 }
 
+// ttlGrants are the ttls a case granted, by key, and when: a node's ttl
+// counts down in whole seconds, so how many have passed since its grant
+// depends on the machine's speed (under load, a prevNode showed 39 for a
+// grant of 40). normalize writes the granted ttl for one that counted down
+// no further than the time since the grant allows, so the golden file
+// holds the grant; anything else stays, and differs from the file.
+type ttlGrants map[string][]ttlGrant
+
+type ttlGrant struct {
+	ttl int64
+	at  time.Time
+}
+
+func (g ttlGrants) add(key string, ttl int64, at time.Time) {
+	g[key] = append(g[key], ttlGrant{ttl: ttl, at: at})
+}
+
+func (g ttlGrants) normalize(n *v2store.Node) {
+	if n == nil {
+		return
+	}
+	for _, gr := range g[n.Key] {
+		passed := int64(math.Ceil(time.Since(gr.at).Seconds()))
+		if n.TTL != 0 && n.TTL <= gr.ttl && n.TTL >= gr.ttl-passed {
+			n.TTL = gr.ttl
+			break
+		}
+	}
+	for _, c := range n.Nodes {
+		g.normalize(c)
+	}
+}
+
 // render answers as the v2 HTTP layer does: 201 for a created node, else
 // 200, body encoded by json.Encoder; errors with Error.WriteTo.
 func render(t *testing.T, ev *v2store.Event, m v2store.Meta, err error) (status int, body string, index uint64) {
+	t.Helper()
+	return renderAt(t, ev, m, err, time.Now(), nil)
+}
+
+// renderAt is render for an answer to a request sent at start, with the
+// nodes' ttls normalized (after their expirations were checked) when
+// normalize is not nil.
+func renderAt(t *testing.T, ev *v2store.Event, m v2store.Meta, err error, start time.Time, normalize func(*v2store.Node)) (status int, body string, index uint64) {
 	t.Helper()
 	if err != nil {
 		ve, ok := err.(*v2store.Error)
@@ -211,8 +258,12 @@ func render(t *testing.T, ev *v2store.Event, m v2store.Meta, err error) (status 
 		idx, _ := strconv.ParseUint(rec.Header().Get("X-Etcd-Index"), 10, 64)
 		return rec.Code, rec.Body.String(), idx
 	}
-	checkExpirations(t, ev.Node)
-	checkExpirations(t, ev.PrevNode)
+	checkExpirations(t, ev.Node, start)
+	checkExpirations(t, ev.PrevNode, start)
+	if normalize != nil {
+		normalize(ev.Node)
+		normalize(ev.PrevNode)
+	}
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(ev); err != nil {
 		t.Fatal(err)
@@ -228,8 +279,11 @@ func render(t *testing.T, ev *v2store.Event, m v2store.Meta, err error) (status 
 }
 
 // checkExpirations: a node has an expiration exactly when it has a ttl,
-// and it lies ttl seconds ahead (to within the second the ttl rounds).
-func checkExpirations(t *testing.T, n *v2store.Node) {
+// and it lies ttl seconds ahead (to within the second the ttl rounds) of
+// when the member answered, some time after start (the request was sent)
+// and before now: no more than ttl seconds from now, no less than ttl-2
+// from start, however long the answer took.
+func checkExpirations(t *testing.T, n *v2store.Node, start time.Time) {
 	t.Helper()
 	if n == nil {
 		return
@@ -238,16 +292,18 @@ func checkExpirations(t *testing.T, n *v2store.Node) {
 		t.Errorf("%s: expiration %v with ttl %d", n.Key, n.Expiration, n.TTL)
 	}
 	if n.Expiration != nil {
-		left := time.Until(*n.Expiration)
-		if left > time.Duration(n.TTL)*time.Second || left < time.Duration(n.TTL-2)*time.Second {
+		if left := time.Until(*n.Expiration); left > time.Duration(n.TTL)*time.Second {
 			t.Errorf("%s: expires in %v, ttl %d", n.Key, left, n.TTL)
+		}
+		if left := n.Expiration.Sub(start); left < time.Duration(n.TTL-2)*time.Second {
+			t.Errorf("%s: expires %v after the request was sent, ttl %d", n.Key, left, n.TTL)
 		}
 		if n.Expiration.Location() != time.UTC {
 			t.Errorf("%s: expiration %v not in UTC", n.Key, n.Expiration)
 		}
 	}
 	for _, c := range n.Nodes {
-		checkExpirations(t, c)
+		checkExpirations(t, c, start)
 	}
 }
 
