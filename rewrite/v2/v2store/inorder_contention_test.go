@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
 	"github.com/etcdshim/etcdshim/internal/etcdtest"
@@ -60,6 +61,15 @@ func TestInOrderContention(t *testing.T) {
 		created uint64
 		by      int
 		seq     int
+	}
+	// store is a v2 store on cc under prefix. The test checks names, not
+	// latency: each create waits its turn behind the other producers of its
+	// store, and under -race on a loaded machine the turns took longer than
+	// the default 10 s request timeout ("the request's deadline passed
+	// before a free in-order name was won"). The bound stays, as a hang
+	// guard.
+	store := func(cc grpc.ClientConnInterface, prefix string) *v2.V3Store {
+		return v2.NewV3(cc, prefix).WithTimeout(2 * time.Minute)
 	}
 	// produce runs stores×workers×n creates into dir and returns them.
 	produce := func(t *testing.T, stores []*v2.V3Store, dir string, workers, n int) []created {
@@ -119,7 +129,7 @@ func TestInOrderContention(t *testing.T) {
 
 	t.Run("one store, 8 producers", func(t *testing.T) {
 		cn := &countingConn{ClientConnInterface: cc}
-		s := v2.NewV3(cn, "/unit-contention-one")
+		s := store(cn, "/unit-contention-one")
 		got := produce(t, []*v2.V3Store{s}, "/q", 8, 25)
 		check(t, got, 200)
 		// Creates within one store take turns: none lost a race, so each
@@ -136,7 +146,7 @@ func TestInOrderContention(t *testing.T) {
 	})
 
 	t.Run("two stores, 4 producers each, a consumer", func(t *testing.T) {
-		a, b := v2.NewV3(cc, "/unit-contention-two"), v2.NewV3(cc, "/unit-contention-two")
+		a, b := store(cc, "/unit-contention-two"), store(cc, "/unit-contention-two")
 		// The consumer empties the queue as it fills, so a name given
 		// above another store's read is often gone by the time that
 		// store's create lands: names must still never repeat or go back.
@@ -180,8 +190,8 @@ func TestInOrderContention(t *testing.T) {
 				ops = ops[:0]
 			}
 		}
-		s := v2.NewV3(cc, prefix)
-		got := produce(t, []*v2.V3Store{s, v2.NewV3(cc, prefix)}, "/q", 2, 10)
+		s := store(cc, prefix)
+		got := produce(t, []*v2.V3Store{s, store(cc, prefix)}, "/q", 2, 10)
 		check(t, got, 40)
 		for _, c := range got {
 			if n, _ := strconv.ParseUint(c.name, 10, 64); n <= 100599 {
