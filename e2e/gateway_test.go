@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 )
 
 // gwStep is one JSON gateway request; route is below the prefix.
@@ -284,16 +285,11 @@ func TestGatewayWatchStream(t *testing.T) {
 	during := watchers()
 	cancel()
 	resp.Body.Close()
-	var after string
-	for i := 0; i < 50; i++ {
-		if after = watchers(); after == before {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+	if during == before {
+		t.Fatalf("upstream watchers: %s before the watch and %s during it", before, during)
 	}
-	if during == before || after != before {
-		t.Fatalf("upstream watchers: before %s, during %s, after close %s", before, during, after)
-	}
+	waitfor.True(t, 30*time.Second, "the member's watchers back to "+before+" after the watch closed",
+		func() bool { return watchers() == before })
 }
 
 // watchEventValues decodes one message of a gateway watch (a line of the

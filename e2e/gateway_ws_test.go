@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
+	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"github.com/gorilla/websocket"
 )
 
@@ -520,19 +521,13 @@ func TestGatewayWebsocketRelease(t *testing.T) {
 		conns = append(conns, c)
 		mu.Unlock()
 	}
-	waitWatchers := func(want int) int {
-		var got int
-		for i := 0; i < 100; i++ {
-			if got, err = wsMemberWatchers(t, client, cl.ClientURLs()[0]); err == nil && got == want {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		return got
+	waitWatchers := func(want int, what string) {
+		waitfor.True(t, 30*time.Second, fmt.Sprintf("%d member watchers %s", want, what), func() bool {
+			got, err := wsMemberWatchers(t, client, cl.ClientURLs()[0])
+			return err == nil && got == want
+		})
 	}
-	if got := waitWatchers(before + 2*n); got != before+2*n {
-		t.Fatalf("member watchers with %d sockets of 2 watches: %d, want %d", n, got, before+2*n)
-	}
+	waitWatchers(before+2*n, fmt.Sprintf("with %d sockets of 2 watches", n))
 	if g := shimGoroutines(); g < g0+5*n {
 		t.Fatalf("shim goroutines with %d sockets open: %d, from %d", n, g, g0)
 	}
@@ -542,19 +537,11 @@ func TestGatewayWebsocketRelease(t *testing.T) {
 		}
 		c.Close()
 	}
-	if got := waitWatchers(before); got != before {
-		t.Fatalf("member watchers after the sockets closed: %d, want %d", got, before)
-	}
+	waitWatchers(before, "after the sockets closed")
 	// The shim's goroutines for the sockets (six each) end with them; a few
 	// of its own (probes, idle connections) come and go meanwhile.
-	g := shimGoroutines()
-	for i := 0; i < 50 && g > g0+5; i++ {
-		time.Sleep(100 * time.Millisecond)
-		g = shimGoroutines()
-	}
-	if g > g0+5 {
-		t.Fatalf("shim goroutines: %d before %d sockets, %d after they closed", g0, n, g)
-	}
+	waitfor.True(t, 30*time.Second, fmt.Sprintf("shim goroutines back within 5 of %d after %d sockets closed", g0, n),
+		func() bool { return shimGoroutines() <= g0+5 })
 }
 
 // TestGatewayWebsocketOrigin: with --cors set, a browser page from another

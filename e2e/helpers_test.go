@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 )
 
@@ -51,4 +53,23 @@ func getStatus(t *testing.T, client *http.Client, url string) int {
 	}
 	resp, _ := send(t, client, req)
 	return resp.StatusCode
+}
+
+// lockedBuffer is a bytes.Buffer a test may read while a process it
+// started writes to it (exec copies a pipe on its own goroutine).
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -263,7 +262,7 @@ func TestV2Import(t *testing.T) {
 		fctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(fctx, harness.ShimBinary(t), append([]string{"v2", "import", "--follow"}, common...)...)
-		var out, errb bytes.Buffer
+		var out, errb lockedBuffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
