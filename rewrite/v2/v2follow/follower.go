@@ -86,6 +86,8 @@ type Follower struct {
 	log      *zap.Logger
 	restarts prometheus.Counter
 	progress chan struct{} // asks the running watch for a progress notification
+	// pause waits between watches (ctxtime.Sleep; tests record it).
+	pause func(ctx context.Context, d time.Duration) bool
 
 	mu      sync.Mutex // held while subscribers are told anything
 	subs    map[*subscription]struct{}
@@ -112,7 +114,7 @@ func New(opts Options, up Upstream) *Follower {
 		opts.Registerer.MustRegister(restarts)
 	}
 	return &Follower{opts: opts, up: up, layout: v2store.NewLayout(opts.Prefix), log: opts.Logger, restarts: restarts,
-		progress: make(chan struct{}, 1), subs: map[*subscription]struct{}{}}
+		progress: make(chan struct{}, 1), pause: ctxtime.Sleep, subs: map[*subscription]struct{}{}}
 }
 
 // Subscribe makes s receive what the follower sees from now on; if a watch
@@ -183,6 +185,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		}
 		break
 	}
+	renewed := 0 // consecutive watches refused for their token
 	for ctx.Err() == nil {
 		from := f.position() + 1
 		err := f.watch(ctx, from, &cleanups)
@@ -191,17 +194,47 @@ func (f *Follower) Run(ctx context.Context) error {
 		}
 		f.restarts.Inc()
 		pause := 200 * time.Millisecond
-		if uerr := f.Unavailable(); uerr != nil {
+		switch uerr := f.Unavailable(); {
+		case f.tokenRefused(err):
+			// The token, not the identity: it expired, or the member
+			// does not know it (it restarted, or has not applied the
+			// Authenticate yet). watch renewed it; try again at once, so
+			// that the long polls waiting on the history see no gap.
+			// A fresh token refused again waits a little, growing.
+			pause = time.Duration(renewed) * freshTokenPause
+			renewed = min(renewed+1, maxFreshTokenPauses)
+			f.log.Info("v2 follower's token refused by the member: renewed, resuming the upstream watch",
+				zap.Int64("from-revision", from), zap.Error(err))
+		case uerr != nil:
 			// Refused for its identity: that changes when an operator
 			// acts (auth off, --user, a grant), not in milliseconds.
+			renewed = 0
 			pause = time.Second
 			f.log.Warn("v2 follower refused by the member", zap.Error(uerr))
-		} else {
+		default:
+			renewed = 0
 			f.log.Info("v2 follower resuming the upstream watch", zap.Int64("from-revision", from), zap.Error(err))
 		}
-		ctxtime.Sleep(ctx, pause)
+		if pause > 0 {
+			f.pause(ctx, pause)
+		}
 	}
 	return nil
+}
+
+// A watch refused for a token just renewed is retried freshTokenPause
+// later, then twice that, up to maxFreshTokenPauses times it: a member
+// applies an Authenticate within milliseconds of its commit unless it is
+// overloaded or still catching up after a restart.
+const (
+	freshTokenPause     = 100 * time.Millisecond
+	maxFreshTokenPauses = 10
+)
+
+// tokenRefused reports whether err is the member refusing the token the
+// follower's identity carried (which refused has renewed).
+func (f *Follower) tokenRefused(err error) bool {
+	return f.opts.Identity != nil && etcderr.InvalidToken(err)
 }
 
 func (f *Follower) position() int64 {
@@ -219,11 +252,12 @@ func (f *Follower) own(ctx context.Context) (context.Context, error) {
 }
 
 // refused records whether err is the member refusing the follower's
-// identity, and renews the identity's token when the member no longer
-// accepts it.
+// identity or its rights. A refused token is not that: the identity renews
+// it, and whether the identity is refused stays as it was.
 func (f *Follower) refused(ctx, used context.Context, err error) {
-	if f.opts.Identity != nil && err != nil {
+	if f.tokenRefused(err) {
 		f.opts.Identity.Renew(ctx, used, err)
+		return
 	}
 	var authErr error
 	if err != nil && etcderr.Denied(err) {
