@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/ctxtime"
+	"github.com/etcdshim/etcdshim/internal/etcderr"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -152,7 +154,7 @@ func (pk picker) Invoke(ctx context.Context, method string, args, reply any, opt
 		// Made on the first failure: most calls succeed at once.
 		var tried map[*endpoint]bool
 	members:
-		for ep := pk.p.firstFor(method); ep != nil; ep = pk.p.nextHealthy(tried) {
+		for ep := pk.p.firstFor(method); ep != nil; {
 			callOpts, from := sentOption(opts)
 			ep.inflight.Add(1)
 			err = ep.conn.Invoke(ctx, method, args, reply, callOpts...)
@@ -164,9 +166,13 @@ func (pk picker) Invoke(ctx context.Context, method string, args, reply any, opt
 				tried = make(map[*endpoint]bool, len(pk.p.eps))
 			}
 			tried[ep] = true
+			var next *endpoint
 			switch classify(method, err, from.Addr != nil) {
 			case noRetry:
-				return err
+				next = pk.p.tokenFallback(ep, err, tried)
+				if next == nil {
+					return err
+				}
 			case retryMemberDown:
 				ep.markDown("call failed: " + status.Convert(err).Message())
 			case retryCluster:
@@ -179,6 +185,10 @@ func (pk picker) Invoke(ctx context.Context, method string, args, reply any, opt
 					break members
 				}
 			}
+			if next == nil {
+				next = pk.p.nextHealthy(tried)
+			}
+			ep = next
 		}
 		if round+1 >= maxRetryRounds {
 			return err
@@ -199,6 +209,28 @@ func (pk picker) Invoke(ctx context.Context, method string, args, reply any, opt
 		}
 		pause = min(2*pause, maxRetryPause)
 	}
+}
+
+// tokenFallback is the current member when ep is not it and refused a call
+// for its token, so the call is sent there instead; nil otherwise.
+//
+// That is a write sent to the leader (firstFor) instead of the current
+// member, refused for its token before anything was proposed: nothing was
+// applied. Simple tokens are per member: each assigns one when it applies
+// the Authenticate, and drops it when nobody used it there for
+// --auth-token-ttl. The client authenticated through the current member
+// (Authenticate is not a write) and uses its token there, but the leader
+// may not have applied that Authenticate yet, or may have dropped the token
+// already while the current member was still catching up (after a
+// restart). The current member knows the token and forwards the proposal.
+// A token the current member refuses too goes back to the client, which
+// authenticates again.
+func (p *Pool) tokenFallback(ep *endpoint, err error, tried map[*endpoint]bool) *endpoint {
+	cur := p.current()
+	if ep == cur || tried[cur] || !etcderr.Is(err, rpctypes.ErrGRPCInvalidAuthToken) {
+		return nil
+	}
+	return cur
 }
 
 // nextHealthy is the first healthy member not tried yet in this round.
