@@ -41,6 +41,8 @@ type Tokens struct {
 	// (bcrypt on the member, a raft round trip) instead of each sending
 	// its own, as every client of a user does after the TTL passed.
 	authenticating map[[32]byte]*authCall
+	// refreshing are the tokens whose user's scope is being read again.
+	refreshing map[string]bool
 }
 
 // authCall is one Authenticate (and permissions read) shared by the
@@ -63,8 +65,9 @@ type entry struct {
 }
 
 // scopeMaxAge is how long a user's permissions are used before they are
-// read again. A stale scope only changes which checks the store makes: the
-// member enforces the permissions of the moment on every request.
+// read again (in the background: token). A stale scope only changes which
+// checks the store makes: the member enforces the permissions of the moment
+// on every request.
 const scopeMaxAge = 10 * time.Second
 
 // NewTokens returns a cache of at most max tokens. guestUser (with its
@@ -74,7 +77,8 @@ func NewTokens(up Upstream, guestUser, guestPassword string, max int) *Tokens {
 		max = 1024
 	}
 	return &Tokens{up: up, guestUser: guestUser, guestPassword: guestPassword, max: max,
-		lru: list.New(), byKey: map[[32]byte]*list.Element{}, authenticating: map[[32]byte]*authCall{}}
+		lru: list.New(), byKey: map[[32]byte]*list.Element{}, authenticating: map[[32]byte]*authCall{},
+		refreshing: map[string]bool{}}
 }
 
 // MarkAnonymous makes anonymous requests carry AnonymousToken; the shim
@@ -249,41 +253,70 @@ func credKey(id Identity) [32]byte {
 // token returns id's cached token, or authenticates. stale is a token the
 // member refused: it is replaced, unless another request has replaced it
 // already (then that newer token is returned).
+//
+// Nothing but a missing or refused token makes a request wait for the
+// member: a scope older than scopeMaxAge is read again in the background
+// (the user's UserGet and RoleGet are raft requests in etcd, a quorum's
+// disk writes each), and the request goes on with the one it has.
 func (t *Tokens) token(ctx context.Context, id Identity, stale string) (entry, error) {
 	k := credKey(id)
 	t.mu.Lock()
+	var prev *entry
 	if el, ok := t.byKey[k]; ok {
 		e := el.Value.(*entry)
 		if stale == "" || e.token != stale {
 			t.lru.MoveToFront(el)
 			cp := *e
 			t.mu.Unlock()
-			if cp.token == "" || time.Since(cp.fetched) < scopeMaxAge {
-				return cp, nil
+			if cp.token != "" && time.Since(cp.fetched) >= scopeMaxAge {
+				t.refreshScope(id, cp)
 			}
-			sc, root, err := fetchScope(withToken(ctx, cp.token),
-				etcdrpc.NewAuthClient(t.up.ClientConn()), id.User)
-			if err == nil {
-				cp.scope, cp.root, cp.fetched = sc, root, time.Now()
-				t.store(cp)
-				return cp, nil
-			}
-			if !etcderr.InvalidToken(err) {
-				return entry{}, fmt.Errorf("reading the permissions of %s: %w", id.User, err)
-			}
-			t.mu.Lock() // the token expired: authenticate again
-			if el, ok := t.byKey[k]; ok && el.Value.(*entry).token == cp.token {
-				t.lru.Remove(el)
-				delete(t.byKey, k)
-			}
-			t.mu.Unlock()
-			return t.authenticate(ctx, id, k)
+			return cp, nil
 		}
+		cp := *e
+		prev = &cp
 		t.lru.Remove(el)
 		delete(t.byKey, k)
 	}
 	t.mu.Unlock()
-	return t.authenticate(ctx, id, k)
+	return t.authenticate(ctx, id, k, prev)
+}
+
+// refreshScope reads e's user's permissions again, once at a time per
+// token, and keeps them if e's token is still the cached one. A token
+// the member refuses meanwhile is dropped: the next request authenticates.
+func (t *Tokens) refreshScope(id Identity, e entry) {
+	t.mu.Lock()
+	if t.refreshing[e.token] {
+		t.mu.Unlock()
+		return
+	}
+	t.refreshing[e.token] = true
+	t.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+		sc, root, err := fetchScope(withToken(ctx, e.token), etcdrpc.NewAuthClient(t.up.ClientConn()), id.User)
+		cancel()
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		delete(t.refreshing, e.token)
+		el, ok := t.byKey[e.key]
+		if !ok || el.Value.(*entry).token != e.token {
+			return // replaced meanwhile: its scope is newer
+		}
+		cur := el.Value.(*entry)
+		switch {
+		case err == nil:
+			cur.scope, cur.root, cur.fetched = sc, root, time.Now()
+		case etcderr.InvalidToken(err):
+			t.lru.Remove(el)
+			delete(t.byKey, e.key)
+		default:
+			// The member could not answer: the scope is read again
+			// after another scopeMaxAge, not on every request.
+			cur.fetched = time.Now()
+		}
+	}()
 }
 
 // authTimeout bounds a shared Authenticate, which outlives the request
@@ -292,8 +325,10 @@ const authTimeout = v2store.DefaultTimeout
 
 // authenticate gets a new token for id, sharing the call with every
 // request that needs one for the same credentials meanwhile. Each waits
-// until its own context ends at most.
-func (t *Tokens) authenticate(ctx context.Context, id Identity, k [32]byte) (entry, error) {
+// until its own context ends at most. prev is the entry whose token the
+// member refused, if any: its scope goes on with the new token when it is
+// recent (scopeReuse), read again in the background.
+func (t *Tokens) authenticate(ctx context.Context, id Identity, k [32]byte, prev *entry) (entry, error) {
 	t.mu.Lock()
 	c, joined := t.authenticating[k]
 	if !joined {
@@ -304,7 +339,7 @@ func (t *Tokens) authenticate(ctx context.Context, id Identity, k [32]byte) (ent
 	if !joined {
 		go func() {
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), authTimeout)
-			c.e, c.err = t.authenticateOnce(actx, id, k)
+			c.e, c.err = t.authenticateOnce(actx, id, k, prev)
 			cancel()
 			t.mu.Lock()
 			delete(t.authenticating, k)
@@ -320,7 +355,12 @@ func (t *Tokens) authenticate(ctx context.Context, id Identity, k [32]byte) (ent
 	}
 }
 
-func (t *Tokens) authenticateOnce(ctx context.Context, id Identity, k [32]byte) (entry, error) {
+// scopeReuse is how old a refused token's scope may be to go on with its
+// renewal: a token that expires while its user is busy is renewed with one
+// raft round trip, not three (Authenticate, UserGet, RoleGet).
+const scopeReuse = time.Minute
+
+func (t *Tokens) authenticateOnce(ctx context.Context, id Identity, k [32]byte, prev *entry) (entry, error) {
 	resp, err := etcdrpc.NewAuthClient(t.up.ClientConn()).Authenticate(ctx, &pb.AuthenticateRequest{Name: id.User, Password: id.Password})
 	switch {
 	case err == nil:
@@ -331,6 +371,14 @@ func (t *Tokens) authenticateOnce(ctx context.Context, id Identity, k [32]byte) 
 		return entry{}, etcderr.ErrBadCredentials
 	default:
 		return entry{}, err
+	}
+	if prev != nil && prev.token != "" && time.Since(prev.fetched) < scopeReuse {
+		e := entry{key: k, user: id.User, token: resp.Token, scope: prev.scope, root: prev.root, fetched: prev.fetched}
+		t.store(e)
+		if time.Since(e.fetched) >= scopeMaxAge {
+			t.refreshScope(id, e)
+		}
+		return e, nil
 	}
 	sc, root, err := fetchScope(withToken(ctx, resp.Token),
 		etcdrpc.NewAuthClient(t.up.ClientConn()), id.User)
