@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"go.uber.org/zap"
 )
+
+// slowWatchHeaders is when a long poll's headers are logged as late.
+const slowWatchHeaders = time.Second
 
 // serveWatch answers a wait=true request as 3.4 does: the headers at once
 // (X-Etcd-Index is the store's at registration), then one JSON line per
@@ -24,6 +28,7 @@ func (k *Keys) serveWatch(w http.ResponseWriter, r *http.Request, rq *request) {
 		k.writeError(w, errors.New("watch is not available"))
 		return
 	}
+	start := time.Now()
 	user, err := k.canReadAs(r, rq)
 	k.observe(r, user)
 	if err != nil {
@@ -39,6 +44,7 @@ func (k *Keys) serveWatch(w http.ResponseWriter, r *http.Request, rq *request) {
 			return
 		}
 	}
+	checked := time.Now()
 	wt, m, err := k.opts.Watches.Watch(ctx, rq.key, v2store.WatchOptions{Recursive: rq.recursive, Stream: rq.stream, WaitIndex: rq.waitIndex})
 	k.headers.ClusterID(w, m.ClusterID)
 	if err != nil {
@@ -52,6 +58,12 @@ func (k *Keys) serveWatch(w http.ResponseWriter, r *http.Request, rq *request) {
 	flusher, _ := w.(http.Flusher)
 	if flusher != nil {
 		flusher.Flush() // headers at once, as 3.4
+	}
+	if took := time.Since(start); took > slowWatchHeaders {
+		// Clients give a long poll's headers little time (Patroni 2.5 s,
+		// and counts a miss as a failed request): say which step was slow.
+		k.opts.Logger.Warn("v2 watch headers answered late", zap.String("key", rq.key), zap.Duration("took", took),
+			zap.Duration("read-access-check", checked.Sub(start)), zap.Duration("registration", time.Since(checked)))
 	}
 	enc := json.NewEncoder(w)
 	for {
