@@ -15,6 +15,19 @@
 // the Kubernetes preStop hook does) and a v3 compaction to a recent revision
 // with v2 long polls asking for indexes below it.
 //
+// What counts as a failure is each client's own verdict. Patroni (3.0.2)
+// logs a v2 long poll whose response headers do not arrive within its read
+// timeout (the watch's 2 s plus 0.5) as a failed request (urllib3 wraps that
+// ReadTimeoutError in MaxRetryError), while one that has its headers and no
+// event by then is its normal "watch timed out": so the shims must answer a
+// long poll's headers without waiting on raft (a token's scope is read in
+// the background) and keep its events coming when the v2 follower's token
+// is refused (it renews and resumes at once). /v3beta clients authenticate
+// again once when the member refuses their token, as clientv3 does; the
+// repeat must succeed, also when the write goes to a leader that has not
+// applied the Authenticate yet (the shim then sends it to the member that
+// issued the token).
+//
 // It requires, per client, exactly 0 failed requests; every acknowledged
 // write read back at the end; the v2 watchers to see every acknowledged
 // index of what they watch; and each shim's goroutines back at their
