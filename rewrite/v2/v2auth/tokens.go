@@ -216,26 +216,44 @@ func (c renewingConn) Invoke(ctx context.Context, method string, args, reply any
 	if terr != nil {
 		return terr
 	}
+	pause := freshTokenWait
 	for i := 0; ; i++ {
 		err = c.ClientConnInterface.Invoke(withToken(ctx, e.token), method, args, reply, opts...)
-		// A token just issued and refused: the member serving this call
-		// has not applied its Authenticate yet. Each member assigns a
-		// simple token when it applies the raft entry, and the call may go
-		// to another member than the Authenticate did (writes go to the
-		// leader; the pool may have switched). Give it a moment rather
-		// than answer a client whose credentials are good with 110.
-		if err == nil || !etcderr.InvalidToken(err) || i == freshTokenRetries || !ctxtime.Sleep(ctx, freshTokenWait) {
+		// A token just issued and refused. Either the member serving
+		// this call has not applied its Authenticate yet (each member
+		// assigns a simple token when it applies the raft entry, and the
+		// call may go to another member than the Authenticate did: writes
+		// go to the leader, the pool may have switched), or the token
+		// already expired there: on an overloaded machine more than
+		// --auth-token-ttl can pass between the Authenticate and this
+		// call. The refusal is definite (nothing was applied), so the
+		// call is tried again after a pause that grows, first with the
+		// same token (freshTokenKeep times), then with a new one each
+		// time (shared with the other requests that had it refused),
+		// until the request's deadline or freshTokenRetries, rather than
+		// answer a client whose credentials are good with 110.
+		if err == nil || !etcderr.InvalidToken(err) || i == freshTokenRetries || !ctxtime.Sleep(ctx, pause) {
 			return err
+		}
+		pause = min(2*pause, freshTokenMaxWait)
+		if i >= freshTokenKeep {
+			if e, terr = c.t.token(ctx, id, e.token); terr != nil {
+				return terr
+			}
 		}
 	}
 }
 
-// A fresh token the member refused is tried again freshTokenRetries times,
-// freshTokenWait apart: a member applies an entry within milliseconds of
-// its commit unless it is overloaded.
+// A fresh token the member refused is tried again up to freshTokenRetries
+// times, freshTokenWait after the refusal, then twice as long each time up
+// to freshTokenMaxWait (about 5 s in all, within a v2 request's 10 s): a
+// member applies an entry within milliseconds of its commit unless it, or
+// the machine, is overloaded.
 const (
-	freshTokenRetries = 3
+	freshTokenRetries = 8
+	freshTokenKeep    = 2
 	freshTokenWait    = 100 * time.Millisecond
+	freshTokenMaxWait = time.Second
 )
 
 // withToken is ctx carrying token instead of any token it carried.
