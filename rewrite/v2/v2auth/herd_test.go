@@ -148,7 +148,7 @@ func TestFreshTokenRefusedByALaggingMember(t *testing.T) {
 	waitfor.True(t, 10*time.Second, "the renewal", func() bool { return b.auths.Load() > 0 })
 	b.lagRanges.Store(2)
 	close(b.gate)
-	if err := <-done; err != nil {
+	if err := waitfor.Recv(t, done, 30*time.Second, "the request after the renewal"); err != nil {
 		t.Fatalf("with a member two calls behind the new token: %v", err)
 	}
 	if got := b.auths.Load(); got != 1 {
