@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -114,14 +113,7 @@ func (m *healthMember) probed(t *testing.T, n int) {
 // startHealthMember is a member that answers only the gRPC health service.
 func startHealthMember(t *testing.T) *healthMember {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &healthMember{Server: health.NewServer(), addr: ln.Addr().String(), checks: make(chan struct{}, 1)}
-	srv := grpc.NewServer()
-	healthpb.RegisterHealthServer(srv, m)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
+	m := &healthMember{Server: health.NewServer(), checks: make(chan struct{}, 1)}
+	m.addr = serveFake(t, func(srv *grpc.Server) { healthpb.RegisterHealthServer(srv, m) })
 	return m
 }

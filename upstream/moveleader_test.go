@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"context"
-	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -58,16 +57,10 @@ func (m *maintenanceMember) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequ
 
 func startMaintenanceMember(t *testing.T, m *maintenanceMember) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	healthpb.RegisterHealthServer(srv, health.NewServer())
-	pb.RegisterMaintenanceServer(srv, m)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	return ln.Addr().String()
+	return serveFake(t, func(srv *grpc.Server) {
+		healthpb.RegisterHealthServer(srv, health.NewServer())
+		pb.RegisterMaintenanceServer(srv, m)
+	})
 }
 
 // tokenCreds is an identity whose token is "tok".

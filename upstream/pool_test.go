@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"context"
-	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -43,18 +42,11 @@ func TestProbeVerdicts(t *testing.T) {
 		{"pool stops mid-probe", time.Minute, true, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
 			member := &silentHealth{called: make(chan struct{}, 1)}
-			srv := grpc.NewServer()
-			healthpb.RegisterHealthServer(srv, member)
-			go func() { _ = srv.Serve(ln) }()
-			t.Cleanup(srv.Stop)
+			addr := serveFake(t, func(srv *grpc.Server) { healthpb.RegisterHealthServer(srv, member) })
 
 			core, logs := observer.New(zap.InfoLevel)
-			p, err := NewPool(Options{Endpoints: []*url.URL{{Scheme: "http", Host: ln.Addr().String()}},
+			p, err := NewPool(Options{Endpoints: []*url.URL{{Scheme: "http", Host: addr}},
 				DialTimeout: time.Second, HealthInterval: time.Hour, HealthTimeout: c.healthTimeout, Logger: zap.New(core)})
 			if err != nil {
 				t.Fatal(err)

@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"context"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,17 +64,11 @@ func (m *tokenMember) Status(context.Context, *pb.StatusRequest) (*pb.StatusResp
 
 func startTokenMember(t *testing.T, m *tokenMember) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	healthpb.RegisterHealthServer(srv, health.NewServer())
-	pb.RegisterKVServer(srv, m)
-	pb.RegisterMaintenanceServer(srv, m)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	return ln.Addr().String()
+	return serveFake(t, func(srv *grpc.Server) {
+		healthpb.RegisterHealthServer(srv, health.NewServer())
+		pb.RegisterKVServer(srv, m)
+		pb.RegisterMaintenanceServer(srv, m)
+	})
 }
 
 // TestWriteToLeaderRefusedForToken: issue 19's soak, a /v3beta put

@@ -2,6 +2,7 @@ package v2auth
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,24 +60,35 @@ func TestFreshTokenRefusedAgain(t *testing.T) {
 			t.Fatalf("%d Authenticate calls, want 2 (the dropped token replaced once)", got)
 		}
 	})
-	t.Run("a member five calls behind the Authenticate", func(t *testing.T) {
-		m := newBusyMember()
-		tokens := NewTokens(m, "", "", 8)
-		up := tokens.Upstream(m)
-		if err := rangeAsAlice(tokens, up); err != nil {
-			t.Fatal(err)
-		}
-		m.expire()
-		m.gate = make(chan struct{})
-		done := make(chan error, 1)
-		go func() { done <- rangeAsAlice(tokens, up) }()
-		waitfor.True(t, 10*time.Second, "the renewal", func() bool { return m.auths.Load() > 0 })
-		// The expired token's refusal (by the fake itself), then five
-		// refusals of whatever token comes next.
-		m.lagRanges.Store(5)
-		close(m.gate)
-		if err := <-done; err != nil {
-			t.Fatalf("with a member five calls behind: %v", err)
-		}
-	})
+	for _, lag := range []struct {
+		calls int64
+		auths int64 // Authenticate calls the renewal makes; 0: not checked
+	}{
+		{calls: 2, auths: 1}, // fewer refusals than a token is tried: it is kept
+		{calls: 5},
+	} {
+		t.Run(fmt.Sprintf("a member %d calls behind the Authenticate", lag.calls), func(t *testing.T) {
+			m := newBusyMember()
+			tokens := NewTokens(m, "", "", 8)
+			up := tokens.Upstream(m)
+			if err := rangeAsAlice(tokens, up); err != nil {
+				t.Fatal(err)
+			}
+			m.expire()
+			m.gate = make(chan struct{})
+			done := make(chan error, 1)
+			go func() { done <- rangeAsAlice(tokens, up) }()
+			waitfor.True(t, 10*time.Second, "the renewal", func() bool { return m.auths.Load() > 0 })
+			// The expired token's refusal (by the fake itself), then
+			// lag.calls refusals of whatever token comes next.
+			m.lagRanges.Store(lag.calls)
+			close(m.gate)
+			if err := waitfor.Recv(t, done, 30*time.Second, "the request after the renewal"); err != nil {
+				t.Fatalf("with a member %d calls behind: %v", lag.calls, err)
+			}
+			if got := m.auths.Load(); lag.auths != 0 && got != lag.auths {
+				t.Fatalf("%d Authenticate calls, want %d (the new token is kept)", got, lag.auths)
+			}
+		})
+	}
 }

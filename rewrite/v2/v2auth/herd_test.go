@@ -128,30 +128,3 @@ func TestExpiredTokenRenewedOnceForAllRequests(t *testing.T) {
 		t.Fatalf("%d Authenticate calls for %d requests with one expired token, want 1", got, n)
 	}
 }
-
-// TestFreshTokenRefusedByALaggingMember: a token just issued that the
-// member serving the call refuses (it has not applied the Authenticate yet)
-// is tried again shortly, instead of answering the client 110.
-func TestFreshTokenRefusedByALaggingMember(t *testing.T) {
-	b := newBusyMember()
-	tokens := NewTokens(b, "", "", 8)
-	up := tokens.Upstream(b)
-	if err := rangeAsAlice(tokens, up); err != nil {
-		t.Fatal(err)
-	}
-	b.expire()
-	// The expired token's refusal (by the fake itself), then two refusals
-	// of the new one.
-	b.gate = make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- rangeAsAlice(tokens, up) }()
-	waitfor.True(t, 10*time.Second, "the renewal", func() bool { return b.auths.Load() > 0 })
-	b.lagRanges.Store(2)
-	close(b.gate)
-	if err := waitfor.Recv(t, done, 30*time.Second, "the request after the renewal"); err != nil {
-		t.Fatalf("with a member two calls behind the new token: %v", err)
-	}
-	if got := b.auths.Load(); got != 1 {
-		t.Fatalf("%d Authenticate calls, want 1 (the new token is kept)", got)
-	}
-}
