@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/etcdtest"
 	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -114,6 +115,6 @@ func (m *healthMember) probed(t *testing.T, n int) {
 func startHealthMember(t *testing.T) *healthMember {
 	t.Helper()
 	m := &healthMember{Server: health.NewServer(), checks: make(chan struct{}, 1)}
-	m.addr = serveFake(t, func(srv *grpc.Server) { healthpb.RegisterHealthServer(srv, m) })
+	m.addr = etcdtest.ServeGRPC(t, func(srv *grpc.Server) { healthpb.RegisterHealthServer(srv, m) })
 	return m
 }

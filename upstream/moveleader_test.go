@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/etcdtest"
 	"github.com/etcdshim/etcdshim/internal/waitfor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -57,7 +58,7 @@ func (m *maintenanceMember) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequ
 
 func startMaintenanceMember(t *testing.T, m *maintenanceMember) string {
 	t.Helper()
-	return serveFake(t, func(srv *grpc.Server) {
+	return etcdtest.ServeGRPC(t, func(srv *grpc.Server) {
 		healthpb.RegisterHealthServer(srv, health.NewServer())
 		pb.RegisterMaintenanceServer(srv, m)
 	})

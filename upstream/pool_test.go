@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdshim/etcdshim/internal/etcdtest"
 	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -43,7 +44,7 @@ func TestProbeVerdicts(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			member := &silentHealth{called: make(chan struct{}, 1)}
-			addr := serveFake(t, func(srv *grpc.Server) { healthpb.RegisterHealthServer(srv, member) })
+			addr := etcdtest.ServeGRPC(t, func(srv *grpc.Server) { healthpb.RegisterHealthServer(srv, member) })
 
 			core, logs := observer.New(zap.InfoLevel)
 			p, err := NewPool(Options{Endpoints: []*url.URL{{Scheme: "http", Host: addr}},

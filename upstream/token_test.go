@@ -8,6 +8,7 @@ import (
 
 	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/etcdrpc"
+	"github.com/etcdshim/etcdshim/internal/etcdtest"
 	"github.com/etcdshim/etcdshim/internal/waitfor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -64,7 +65,7 @@ func (m *tokenMember) Status(context.Context, *pb.StatusRequest) (*pb.StatusResp
 
 func startTokenMember(t *testing.T, m *tokenMember) string {
 	t.Helper()
-	return serveFake(t, func(srv *grpc.Server) {
+	return etcdtest.ServeGRPC(t, func(srv *grpc.Server) {
 		healthpb.RegisterHealthServer(srv, health.NewServer())
 		pb.RegisterKVServer(srv, m)
 		pb.RegisterMaintenanceServer(srv, m)
