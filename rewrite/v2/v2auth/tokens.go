@@ -286,9 +286,7 @@ func (t *Tokens) token(ctx context.Context, id Identity, stale string) (entry, e
 			t.lru.MoveToFront(el)
 			cp := *e
 			t.mu.Unlock()
-			if cp.token != "" && time.Since(cp.fetched) >= scopeMaxAge {
-				t.refreshScope(id, cp)
-			}
+			t.refreshScope(id, cp)
 			return cp, nil
 		}
 		cp := *e
@@ -300,10 +298,14 @@ func (t *Tokens) token(ctx context.Context, id Identity, stale string) (entry, e
 	return t.authenticate(ctx, id, k, prev)
 }
 
-// refreshScope reads e's user's permissions again, once at a time per
-// token, and keeps them if e's token is still the cached one. A token
-// the member refuses meanwhile is dropped: the next request authenticates.
+// refreshScope reads e's user's permissions again when they are older
+// than scopeMaxAge, once at a time per token, and keeps them if e's token
+// is still the cached one. A token the member refuses meanwhile is
+// dropped: the next request authenticates.
 func (t *Tokens) refreshScope(id Identity, e entry) {
+	if e.token == "" || time.Since(e.fetched) < scopeMaxAge {
+		return
+	}
 	t.mu.Lock()
 	if t.refreshing[e.token] {
 		t.mu.Unlock()
@@ -393,9 +395,7 @@ func (t *Tokens) authenticateOnce(ctx context.Context, id Identity, k [32]byte, 
 	if prev != nil && prev.token != "" && time.Since(prev.fetched) < scopeReuse {
 		e := entry{key: k, user: id.User, token: resp.Token, scope: prev.scope, root: prev.root, fetched: prev.fetched}
 		t.store(e)
-		if time.Since(e.fetched) >= scopeMaxAge {
-			t.refreshScope(id, e)
-		}
+		t.refreshScope(id, e)
 		return e, nil
 	}
 	sc, root, err := fetchScope(withToken(ctx, resp.Token),
