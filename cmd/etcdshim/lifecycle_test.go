@@ -305,7 +305,7 @@ func TestSIGTERMStopsAllInOrder(t *testing.T) {
 	for _, e := range logs.FilterMessage("component stopped").All() {
 		stopped = append(stopped, e.ContextMap()["component"].(string))
 	}
-	want := []string{"signals", "front", "admin listener", "v2 read cache", "v2 follower", "upstream pool"}
+	want := []string{"signals", "front", "admin listener", "v2 read cache", "v2 follower", "v2 tokens", "upstream pool"}
 	if !slices.Equal(stopped, want) {
 		t.Fatalf("components stopped in the order %v, want %v", stopped, want)
 	}

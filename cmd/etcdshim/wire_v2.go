@@ -28,6 +28,9 @@ func wireV2(d deps, v2Metrics *metricsalias.V2HTTPMetrics) (http.Handler, []acto
 		advertise = cfg.ListenClientURLs
 	}
 	tokens := v2auth.NewTokens(pool, cfg.V2GuestUser, cfg.V2GuestPassword, cfg.V2TokenCacheSize)
+	// Its background reads (shared Authenticate calls, permissions read
+	// again) stop after every request is answered.
+	actors = append(actors, actor{name: "v2 tokens", run: tokens.Run})
 	// With a client certificate towards the members, a request without a
 	// token would run as the certificate's CN: mark anonymous requests.
 	markAnonymous := d.markAnonymous

@@ -9,6 +9,8 @@ import (
 	"github.com/etcdshim/etcdshim/internal/waitfor"
 	"go.etcd.io/etcd/api/v3/authpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // slowAuthMember is a fakeMember whose UserGet waits for gate while it is
@@ -130,5 +132,64 @@ func TestScopeReadOffTheRequestPath(t *testing.T) {
 	}
 	if time.Since(fetched()) >= scopeMaxAge {
 		t.Fatal("the renewed token kept a scope older than scopeReuse")
+	}
+}
+
+// TestBackgroundReadsStopWithRun: a scope read in the background used to
+// run on its own 10 s timeout, so a member slow to answer kept it (and the
+// shim's connection) busy after the shim stopped. Run now ends it, waits
+// for it, and no read starts after Run returned.
+func TestBackgroundReadsStopWithRun(t *testing.T) {
+	m := &slowAuthMember{fakeMember: &fakeMember{calls: map[string]int{},
+		perms: []*authpb.Permission{{PermType: authpb.READWRITE, Key: []byte("/app/"), RangeEnd: []byte("/app0")}}}}
+	tokens := NewTokens(m, "", "", 8)
+	up := tokens.Upstream(m)
+	if err := rangeAsAlice(tokens, up); err != nil {
+		t.Fatal(err)
+	}
+	age := func() {
+		tokens.mu.Lock()
+		defer tokens.mu.Unlock()
+		for el := tokens.lru.Front(); el != nil; el = el.Next() {
+			el.Value.(*entry).fetched = time.Now().Add(-scopeMaxAge - time.Second)
+		}
+	}
+	gate := make(chan struct{}) // never closed: the member does not answer UserGet
+	m.gate.Store(&gate)
+	age()
+	if err := rangeAsAlice(tokens, up); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.True(t, 10*time.Second, "the background read of the scope", func() bool { return m.userGets.Load() == 2 })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- tokens.Run(ctx) }()
+	cancel()
+	// Well inside authTimeout (10 s): the read ended with Run's context.
+	if err := waitfor.Recv(t, ran, 5*time.Second, "Run waiting for the hanging read"); err != nil {
+		t.Fatal(err)
+	}
+	tokens.mu.Lock()
+	reading := len(tokens.refreshing)
+	tokens.mu.Unlock()
+	if reading != 0 {
+		t.Fatalf("%d scope reads still marked in flight after Run returned", reading)
+	}
+
+	// After Run: requests still answer with the cached token, and start no
+	// background read.
+	age()
+	if err := rangeAsAlice(tokens, up); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.userGets.Load(); got != 2 {
+		t.Fatalf("%d UserGet calls after Run returned, want 2 (none started)", got)
+	}
+	// A credential with no token yet is refused with a gRPC status, not
+	// left waiting.
+	_, err := tokens.token(context.Background(), Identity{User: "bob", Password: "pw"}, "")
+	if status.Code(err) != codes.Canceled {
+		t.Fatalf("a new credential after Run returned: %v, want code Canceled", err)
 	}
 }

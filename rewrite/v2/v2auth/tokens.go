@@ -43,6 +43,12 @@ type Tokens struct {
 	authenticating map[[32]byte]*authCall
 	// refreshing are the tokens whose user's scope is being read again.
 	refreshing map[string]bool
+
+	// The background reads of scopes run on bg and are waited for by Run
+	// when the shim stops, so none outlives it.
+	bg         context.Context
+	stopBg     context.CancelFunc
+	background sync.WaitGroup
 }
 
 // authCall is one Authenticate (and permissions read) shared by the
@@ -76,9 +82,31 @@ func NewTokens(up Upstream, guestUser, guestPassword string, max int) *Tokens {
 	if max <= 0 {
 		max = 1024
 	}
+	bg, stop := context.WithCancel(context.Background())
 	return &Tokens{up: up, guestUser: guestUser, guestPassword: guestPassword, max: max,
 		lru: list.New(), byKey: map[[32]byte]*list.Element{}, authenticating: map[[32]byte]*authCall{},
-		refreshing: map[string]bool{}}
+		refreshing: map[string]bool{}, bg: bg, stopBg: stop}
+}
+
+// inBackground runs f on a goroutine that Run waits for, unless Run is
+// stopping them: then it runs nothing and returns false. t.mu is held.
+func (t *Tokens) inBackground(f func()) bool {
+	if t.bg.Err() != nil {
+		return false
+	}
+	t.background.Go(f)
+	return true
+}
+
+// Run returns when ctx ends, once the background reads of scopes have
+// stopped; none starts after that.
+func (t *Tokens) Run(ctx context.Context) error {
+	<-ctx.Done()
+	t.mu.Lock()
+	t.stopBg()
+	t.mu.Unlock()
+	t.background.Wait()
+	return nil
 }
 
 // MarkAnonymous makes anonymous requests carry AnonymousToken; the shim
@@ -307,14 +335,13 @@ func (t *Tokens) refreshScope(id Identity, e entry) {
 		return
 	}
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.refreshing[e.token] {
-		t.mu.Unlock()
 		return
 	}
-	t.refreshing[e.token] = true
-	t.mu.Unlock()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+	// The read takes t.mu when it ends, after this call released it.
+	t.refreshing[e.token] = t.inBackground(func() {
+		ctx, cancel := context.WithTimeout(t.bg, authTimeout)
 		sc, root, err := fetchScope(withToken(ctx, e.token), etcdrpc.NewAuthClient(t.up.ClientConn()), id.User)
 		cancel()
 		t.mu.Lock()
@@ -336,7 +363,7 @@ func (t *Tokens) refreshScope(id Identity, e entry) {
 			// after another scopeMaxAge, not on every request.
 			cur.fetched = time.Now()
 		}
-	}()
+	})
 }
 
 // authTimeout bounds a shared Authenticate, which outlives the request
@@ -354,19 +381,24 @@ func (t *Tokens) authenticate(ctx context.Context, id Identity, k [32]byte, prev
 	if !joined {
 		c = &authCall{done: make(chan struct{})}
 		t.authenticating[k] = c
-	}
-	t.mu.Unlock()
-	if !joined {
-		go func() {
+		started := t.inBackground(func() {
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), authTimeout)
+			stop := context.AfterFunc(t.bg, cancel)
 			c.e, c.err = t.authenticateOnce(actx, id, k, prev)
+			stop()
 			cancel()
 			t.mu.Lock()
 			delete(t.authenticating, k)
 			t.mu.Unlock()
 			close(c.done)
-		}()
+		})
+		if !started {
+			delete(t.authenticating, k)
+			c.err = status.FromContextError(context.Canceled).Err()
+			close(c.done)
+		}
 	}
+	t.mu.Unlock()
 	select {
 	case <-c.done:
 		return c.e, c.err
