@@ -1,6 +1,7 @@
 package v2store
 
 import (
+	"iter"
 	"strings"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -110,13 +111,23 @@ func prefixEnd(k []byte) []byte {
 // Ancestors lists p's parent directories below the root, top down:
 // "/a/b/c" → "/a", "/a/b".
 func Ancestors(p string) []string {
-	var out []string
-	for i := 1; i < len(p); i++ {
-		if p[i] == '/' {
-			out = append(out, p[:i])
-		}
+	out := make([]string, 0, ancestorCount(p))
+	for a := range ancestors(p) {
+		out = append(out, a)
 	}
 	return out
+}
+
+// ancestors yields what Ancestors lists without building the list: a
+// write's compares walk p's parents on every request.
+func ancestors(p string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for i := 1; i < len(p); i++ {
+			if p[i] == '/' && !yield(p[:i]) {
+				return
+			}
+		}
+	}
 }
 
 // Compares and requests the transactions are built from.
@@ -134,11 +145,8 @@ func (l Layout) NoFileAbove(p string) []*pb.Compare { return l.noFileAbove(nil, 
 
 // noFileAbove appends NoFileAbove(p) to cmp.
 func (l Layout) noFileAbove(cmp []*pb.Compare, p string) []*pb.Compare {
-	for i := 1; i < len(p); i++ {
-		if p[i] != '/' {
-			continue
-		}
-		k := l.Key(p[:i]) // the ancestor p[:i], as Ancestors lists them
+	for a := range ancestors(p) {
+		k := l.Key(a)
 		if !l.canRead(k, nil) {
 			continue // above the caller's grant (scope.go)
 		}
@@ -267,7 +275,7 @@ func opTxn(cmp []*pb.Compare, then, els []*pb.RequestOp) *pb.RequestOp {
 // in a transaction).
 func (l Layout) MarkerOps(p string) []*pb.RequestOp {
 	var ops []*pb.RequestOp
-	for _, a := range Ancestors(p) {
+	for a := range ancestors(p) {
 		m := l.Marker(a)
 		if !l.canRead(m, nil) || !l.canWrite(m) {
 			continue // above the caller's grant: the directory exists by its children
@@ -288,10 +296,8 @@ func (l Layout) markersExist(dirs []string) []*pb.Compare {
 
 // parentMarkersExist appends markersExist(Ancestors(p)) to cmp.
 func (l Layout) parentMarkersExist(cmp []*pb.Compare, p string) []*pb.Compare {
-	for i := 1; i < len(p); i++ {
-		if p[i] == '/' {
-			cmp = l.markerExists(cmp, p[:i])
-		}
+	for a := range ancestors(p) {
+		cmp = l.markerExists(cmp, a)
 	}
 	return cmp
 }

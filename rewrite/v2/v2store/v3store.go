@@ -175,7 +175,7 @@ func (l Layout) readProbe(p string, resps []*pb.ResponseOp, rev int64) probe {
 	resps = resps[len(resps)-n:]
 	// What the caller may not read is taken as the harmless answer: an
 	// ancestor above the grant is no file and exists.
-	nAnc := len(Ancestors(p))
+	nAnc := ancestorCount(p)
 	file := make([]bool, nAnc)
 	missing := make([]bool, nAnc)
 	for i, r := range plan {
