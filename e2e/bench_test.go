@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
+	"github.com/etcdshim/etcdshim/internal/testnet"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -70,25 +71,16 @@ func splice(t *testing.T, target string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				u, err := net.Dial("tcp", target)
-				if err != nil {
-					c.Close()
-					return
-				}
-				go func() { _, _ = io.Copy(u, c); u.Close() }()
-				_, _ = io.Copy(c, u)
-				c.Close()
-			}()
+	testnet.Serve(t, ln, func(c net.Conn) {
+		u, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Close()
+			return
 		}
-	}()
+		go func() { _, _ = io.Copy(u, c); u.Close() }()
+		_, _ = io.Copy(c, u)
+		c.Close()
+	})
 	return "http://" + ln.Addr().String()
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
 	"github.com/etcdshim/etcdshim/internal/waitfor"
+	"github.com/etcdshim/etcdshim/rewrite/gateway/gatewaytest"
 	"github.com/gorilla/websocket"
 )
 
@@ -74,7 +75,7 @@ type wsConn struct {
 // dial opens a socket on <prefix>/watch with header; it records the status.
 func (tg wsTarget) dial(t *testing.T, rec *[]string, header http.Header) *wsConn {
 	t.Helper()
-	u := "ws" + strings.TrimPrefix(tg.base, "http") + tg.prefix + "/watch"
+	u := gatewaytest.WatchURL(tg.base, tg.prefix)
 	d := websocket.Dialer{TLSClientConfig: tg.tls, HandshakeTimeout: 10 * time.Second}
 	c, resp, err := d.Dial(u, header)
 	if err != nil {
@@ -505,7 +506,7 @@ func TestGatewayWebsocketRelease(t *testing.T) {
 	var mu sync.Mutex
 	var conns []*websocket.Conn
 	for i := 0; i < n; i++ {
-		c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(shim.URL, "http")+"/v3/watch", nil)
+		c, _, err := websocket.DefaultDialer.Dial(gatewaytest.WatchURL(shim.URL, "/v3"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -568,15 +569,8 @@ func TestGatewayWebsocketOrigin(t *testing.T) {
 		{"member, other origin", cl.ClientURLs()[0], "/v3", http.Header{"Origin": {"https://evil.example"}}, 101},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(c.base, "http")+c.prefix+"/watch", c.header)
-			if conn != nil {
-				conn.Close()
-			}
-			if resp == nil {
-				t.Fatalf("no answer: %v", err)
-			}
-			if resp.StatusCode != c.want {
-				t.Errorf("status %d, want %d", resp.StatusCode, c.want)
+			if got := gatewaytest.UpgradeStatus(t, c.base, c.prefix, c.header); got != c.want {
+				t.Errorf("status %d, want %d", got, c.want)
 			}
 		})
 	}

@@ -21,3 +21,11 @@ func ServeGRPC(tb testing.TB, register func(*grpc.Server)) string {
 	tb.Cleanup(srv.Stop)
 	return ln.Addr().String()
 }
+
+// Upstream offers a connection (Start's, or one to a fake member) where the
+// shim's packages take their upstream, which in the shim is an
+// upstream.Pool: anything with a ClientConn method.
+type Upstream struct{ Conn grpc.ClientConnInterface }
+
+// ClientConn returns u.Conn.
+func (u Upstream) ClientConn() grpc.ClientConnInterface { return u.Conn }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/etcdshim/etcdshim/internal/testnet"
 )
 
 // Echo serves TLS with cfg on a loopback port and echoes what each
@@ -17,30 +19,21 @@ func Echo(tb testing.TB, cfg *tls.Config) (string, <-chan int64) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { ln.Close() })
 	serials := make(chan int64, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				tc := c.(*tls.Conn)
-				if err := tc.Handshake(); err != nil {
-					serials <- -1
-					return
-				}
-				var s int64
-				if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
-					s = pc[0].SerialNumber.Int64()
-				}
-				serials <- s
-				_, _ = io.Copy(c, c)
-			}()
+	testnet.Serve(tb, ln, func(c net.Conn) {
+		defer c.Close()
+		tc := c.(*tls.Conn)
+		if err := tc.Handshake(); err != nil {
+			serials <- -1
+			return
 		}
-	}()
+		var s int64
+		if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
+			s = pc[0].SerialNumber.Int64()
+		}
+		serials <- s
+		_, _ = io.Copy(c, c)
+	})
 	return ln.Addr().String(), serials
 }
 

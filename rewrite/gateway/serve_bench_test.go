@@ -18,9 +18,6 @@ import (
 // against an etcd 3.7 process: the member's allocations are not counted, so
 // allocs/op is the shim's own per-request cost.
 func BenchmarkServe(b *testing.B) {
-	if testing.Short() {
-		b.Skip("starts an etcd process")
-	}
 	pool := harness.StartMemberPool(b, "3.7")
 	reg := prometheus.NewRegistry()
 	g, err := New(Options{LegacyPrefixes: []string{"/v3beta", "/v3alpha"}, LegacyMode: "rewrite", MaxRequestBytes: 3 << 20,

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdshim/etcdshim/rewrite/gateway/gatewaytest"
 	"github.com/gorilla/websocket"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
@@ -60,7 +61,7 @@ func TestStreamEndsOnUpstreamError(t *testing.T) {
 		{"/v3", `{"error":{"code":14,"message":"member going away"}}`},
 	} {
 		t.Run("websocket"+c.prefix, func(t *testing.T) {
-			conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+c.prefix+"/watch", nil)
+			conn, resp, err := websocket.DefaultDialer.Dial(gatewaytest.WatchURL(srv.URL, c.prefix), nil)
 			if err != nil {
 				t.Fatalf("dial: %v (%v)", err, resp)
 			}
@@ -145,15 +146,8 @@ func TestWebsocketOrigin(t *testing.T) {
 			if c.origin != "" {
 				h.Set("Origin", c.origin)
 			}
-			conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+c.prefix+"/watch", h)
-			if conn != nil {
-				conn.Close()
-			}
-			if resp == nil {
-				t.Fatalf("no answer: %v", err)
-			}
-			if resp.StatusCode != c.want {
-				t.Errorf("status %d, want %d", resp.StatusCode, c.want)
+			if got := gatewaytest.UpgradeStatus(t, srv.URL, c.prefix, h); got != c.want {
+				t.Errorf("status %d, want %d", got, c.want)
 			}
 		})
 	}
@@ -184,7 +178,7 @@ func TestLegacyMalformedFirstRequest(t *testing.T) {
 		})
 	}
 	t.Run("websocket", func(t *testing.T) {
-		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/v3beta/watch", nil)
+		conn, _, err := websocket.DefaultDialer.Dial(gatewaytest.WatchURL(srv.URL, "/v3beta"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

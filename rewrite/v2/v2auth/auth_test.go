@@ -20,10 +20,6 @@ import (
 	"google.golang.org/grpc"
 )
 
-type connUpstream struct{ cc *grpc.ClientConn }
-
-func (u connUpstream) ClientConn() grpc.ClientConnInterface { return u.cc }
-
 func startEtcd(t *testing.T) *grpc.ClientConn {
 	_, cc := etcdtest.Start(t)
 	return cc
@@ -61,7 +57,7 @@ func run(t *testing.T, h http.Handler, steps []step) {
 
 func TestV2AuthOnV3(t *testing.T) {
 	cc := startEtcd(t)
-	up := connUpstream{cc}
+	up := etcdtest.Upstream{Conn: cc}
 	tokens := NewTokens(up, "", "", 8)
 	h := New(Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}, up, tokens)
 	run(t, h, []step{

@@ -44,10 +44,6 @@ func TestCache(t *testing.T) {
 	t.Run("auth turned on", testAuthOn)
 }
 
-type upstream struct{ cc *grpc.ClientConn }
-
-func (u upstream) ClientConn() grpc.ClientConnInterface { return u.cc }
-
 // env is a cached and an uncached store over one prefix, the cache fed by a
 // follower of its own.
 type env struct {
@@ -64,7 +60,7 @@ func newEnv(t *testing.T, cc *grpc.ClientConn, maxBytes int64) *env {
 	core, logs := observer.New(zap.InfoLevel)
 	e := &env{prefix: prefix, kv: pb.NewKVClient(cc), reg: prometheus.NewRegistry(),
 		direct: v2store.NewV3(cc, prefix), logs: logs}
-	f := v2follow.New(v2follow.Options{Prefix: prefix}, upstream{cc})
+	f := v2follow.New(v2follow.Options{Prefix: prefix}, etcdtest.Upstream{Conn: cc})
 	c := v2cache.New(v2cache.Options{Prefix: prefix, MaxBytes: maxBytes, Registerer: e.reg, Logger: zap.New(core)}, cc, f)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

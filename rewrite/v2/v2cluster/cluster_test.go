@@ -16,10 +16,6 @@ import (
 	"google.golang.org/grpc"
 )
 
-type connUpstream struct{ cc *grpc.ClientConn }
-
-func (u connUpstream) ClientConn() grpc.ClientConnInterface { return u.cc }
-
 func startEtcd(t *testing.T) (*embed.Etcd, *grpc.ClientConn) { return etcdtest.Start(t) }
 
 type reply struct {
@@ -42,7 +38,7 @@ func do(t *testing.T, h http.Handler, method, path, ctype, body string) reply {
 
 func TestMembersAgainstEtcd(t *testing.T) {
 	e, cc := startEtcd(t)
-	h := New(Options{AdvertiseClientURLs: []string{"http://shim-a:2379"}, MemberShimURLs: map[string]string{"m9": "http://shim-z:2379"}}, connUpstream{cc})
+	h := New(Options{AdvertiseClientURLs: []string{"http://shim-a:2379"}, MemberShimURLs: map[string]string{"m9": "http://shim-z:2379"}}, etcdtest.Upstream{Conn: cc})
 	id := fmt.Sprintf("%x", uint64(e.Server.MemberID()))
 
 	r := do(t, h, "GET", "/v2/members", "", "")
@@ -114,7 +110,7 @@ func TestMembersAgainstEtcd(t *testing.T) {
 
 func TestStatsAgainstEtcd(t *testing.T) {
 	e, cc := startEtcd(t)
-	h := New(Options{StoreStats: func() StoreStats { return StoreStats{GetSuccess: 7} }}, connUpstream{cc})
+	h := New(Options{StoreStats: func() StoreStats { return StoreStats{GetSuccess: 7} }}, etcdtest.Upstream{Conn: cc})
 	id := fmt.Sprintf("%x", uint64(e.Server.MemberID()))
 	r := do(t, h, "GET", "/v2/stats/self", "", "")
 	if r.code != 200 || !strings.Contains(r.body, `"name":"m0","id":"`+id+`","state":"StateLeader"`) || !strings.Contains(r.body, `"leaderInfo":{"leader":"`+id+`"`) {

@@ -186,21 +186,34 @@ func run(t *testing.T, m *fakeMember, opts v2follow.Options) (*v2follow.Follower
 	f := v2follow.New(opts, m)
 	r := newRecorder()
 	f.Subscribe(r)
+	serve(t, f)
+	return f, r
+}
+
+// serve runs f until stop is called or the test ends: stop ends Run's
+// context and waits for Run to return, failing the test if Run returns an
+// error or does not return.
+func serve(t *testing.T, f *v2follow.Follower) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(hangGuard):
+				t.Error("Run did not return after its context ended")
 			}
-		case <-time.After(hangGuard):
-			t.Error("Run did not return after its context ended")
-		}
-	})
-	return f, r
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // TestResume: the follower starts after the store index and resumes a
@@ -374,20 +387,10 @@ func TestStopTellsSubscribers(t *testing.T) {
 	f := v2follow.New(v2follow.Options{Prefix: prefix}, m)
 	r := newRecorder()
 	f.Subscribe(r)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
+	stop := serve(t, f)
 	s, _ := m.stream(t)
 	s.created(10)
 	r.want(t, "resumed 10 on 7")
-	cancel()
+	stop()
 	r.want(t, "broken, compacted 0")
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(hangGuard):
-		t.Fatal("Run did not return")
-	}
 }

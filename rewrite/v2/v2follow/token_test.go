@@ -93,17 +93,7 @@ func TestTokenRefused(t *testing.T) {
 	}
 	r := newRecorder()
 	f.Subscribe(r)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(hangGuard):
-			t.Error("Run did not return after its context ended")
-		}
-	}()
+	serve(t, f)
 
 	s, _ := m.stream(t)
 	if got := s.token(); got != "t1" {

@@ -23,9 +23,6 @@ import (
 // etcd 3.7 process: the member's allocations are not counted, so allocs/op
 // is the shim's own per-request cost.
 func BenchmarkV2Member(b *testing.B) {
-	if testing.Short() {
-		b.Skip("starts an etcd process")
-	}
 	pool := harness.StartMemberPool(b, "3.7")
 	reg := prometheus.NewRegistry()
 	tokens := v2auth.NewTokens(pool, "", "", 0)

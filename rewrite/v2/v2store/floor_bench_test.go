@@ -22,9 +22,6 @@ import (
 // (getrusage; the member is not counted): the floor under the shim CPU per
 // v2 PUT of BENCHMARKS.md, which adds HTTP and the watch events.
 func BenchmarkWriteFloor(b *testing.B) {
-	if testing.Short() {
-		b.Skip("starts an etcd process")
-	}
 	pool := harness.StartMemberPool(b, "3.7")
 	kv := etcdrpc.NewKVClient(pool.ClientConn())
 	store := v2store.NewV3(pool.ClientConn(), "")

@@ -42,10 +42,6 @@ func TestHub(t *testing.T) {
 	}
 }
 
-type upstream struct{ cc grpc.ClientConnInterface }
-
-func (u upstream) ClientConn() grpc.ClientConnInterface { return u.cc }
-
 // env is a follower, a hub on it and a v2 store on the same prefix.
 type env struct {
 	hub   *v2watch.Hub
@@ -56,8 +52,8 @@ type env struct {
 func newEnv(t *testing.T, cc *grpc.ClientConn, prefix string, history int) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	f := v2follow.New(v2follow.Options{Prefix: prefix, Registerer: reg}, upstream{cc})
-	h := v2watch.New(v2watch.Options{Prefix: prefix, History: history, Registerer: reg}, f, upstream{cc})
+	f := v2follow.New(v2follow.Options{Prefix: prefix, Registerer: reg}, etcdtest.Upstream{Conn: cc})
+	h := v2watch.New(v2watch.Options{Prefix: prefix, History: history, Registerer: reg}, f, etcdtest.Upstream{Conn: cc})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = f.Run(ctx); close(done) }()
