@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/etcdshim/etcdshim/e2e/harness"
 	"github.com/etcdshim/etcdshim/internal/waitfor"
+	"github.com/etcdshim/etcdshim/rewrite/gateway/gatewaytest"
+	"github.com/gorilla/websocket"
 )
 
 // Hostile input and resource bounds (issue 18): each test is an attack that
@@ -477,5 +480,73 @@ func TestTLSClassificationBound(t *testing.T) {
 	}
 	if grown := peakRSS(t, shim.PID()) - before; grown > 16<<20 {
 		t.Errorf("peak RSS grew by %d MiB", grown>>20)
+	}
+}
+
+// TestWebsocketMessageBound: over wss, one 128 MiB websocket message on
+// the watch route. grpc-websocket-proxy (the member's gateway too) reads a
+// message whole before passing it on, so the shim once held all of it. Now
+// the socket ends with close 1009 once the message passes
+// --max-request-bytes, before its payload is read, and the shim's peak RSS
+// barely moves; the next socket is served.
+func TestWebsocketMessageBound(t *testing.T) {
+	e2eSerial(t)
+	pki := harness.NewTestPKI(t, t.TempDir())
+	cl := harness.StartCluster(t, harness.ClusterConfig{Version: "3.7"})
+	shim := harness.StartShim(t, harness.ShimConfig{Endpoints: cl.ClientURLs(), TLS: pki})
+	dialer := websocket.Dialer{TLSClientConfig: pki.ClientConfig(), HandshakeTimeout: 10 * time.Second}
+	url := gatewaytest.WatchURL(shim.URL, "/v3")
+	before := peakRSS(t, shim.PID())
+
+	conn, _, err := dialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const size = 128 << 20
+	sent := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { sent <- n }()
+		w, err := conn.NextWriter(websocket.TextMessage)
+		if err != nil {
+			return
+		}
+		chunk := []byte(strings.Repeat("x", 32<<10))
+		for n < size {
+			m, err := w.Write(chunk)
+			n += m
+			if err != nil {
+				return
+			}
+		}
+		_ = w.Close()
+	}()
+	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	_, _, err = conn.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+		t.Fatalf("the socket ended with %v, want close 1009 (message too big)", err)
+	}
+	conn.Close()
+	if n := <-sent; n >= size {
+		t.Errorf("the shim read all %d MiB of the message", n>>20)
+	}
+	if grown := peakRSS(t, shim.PID()) - before; grown > 32<<20 {
+		t.Errorf("peak RSS grew by %d MiB", grown>>20)
+	}
+
+	// A well-behaved watch on a new socket.
+	ok, _, err := dialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ok.Close()
+	if err := ok.WriteMessage(websocket.TextMessage, []byte(`{"create_request":{"key":"YQ=="}}`)); err != nil {
+		t.Fatal(err)
+	}
+	_ = ok.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, b, err := ok.ReadMessage(); err != nil || !strings.Contains(string(b), `"created":true`) {
+		t.Fatalf("watch after the refused message: %s (%v)", b, err)
 	}
 }

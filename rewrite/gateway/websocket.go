@@ -56,6 +56,10 @@ func (g *Gateway) serveWebsocket(ws http.Handler, w http.ResponseWriter, r *http
 		http.Error(w, "etcdshim: websocket origin not allowed by --cors", http.StatusForbidden)
 		return
 	}
+	if g.opts.MaxRequestBytes > 0 {
+		// Each message is one request: the same bound (wslimit.go).
+		w = limitMessages{ResponseWriter: w, max: g.opts.MaxRequestBytes}
+	}
 	ws.ServeHTTP(w, r)
 }
 

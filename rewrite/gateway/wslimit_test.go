@@ -1,0 +1,164 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/etcdshim/etcdshim/rewrite/gateway/gatewaytest"
+	"github.com/gorilla/websocket"
+)
+
+// frame is one client frame (masked, as clients must send them) with a
+// payload of n bytes.
+func frame(fin bool, opcode byte, n int) []byte {
+	b := []byte{opcode}
+	if fin {
+		b[0] |= 0x80
+	}
+	switch {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xffff:
+		b = append(b, 0x80|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	b = append(b, 1, 2, 3, 4) // masking key
+	return append(b, bytes.Repeat([]byte{'x'}, n)...)
+}
+
+func TestFrameLimit(t *testing.T) {
+	const max = 1000
+	const text, binaryOp, cont, ping, pong, closeOp = 1, 2, 0, 9, 10, 8
+	huge := func() []byte { // a header announcing 2^63 bytes, no payload
+		b := []byte{0x80 | text, 0x80 | 127}
+		b = binary.BigEndian.AppendUint64(b, 1<<63)
+		return append(b, 1, 2, 3, 4)
+	}
+	join := func(frames ...[]byte) []byte { return bytes.Join(frames, nil) }
+	for _, c := range []struct {
+		name    string
+		stream  []byte
+		tooBig  bool
+		atFrame int // bytes fed before the error: the refusing header's end
+	}{
+		{"one small text frame", frame(true, text, 10), false, 0},
+		{"exactly the limit", frame(true, binaryOp, max), false, 0},
+		{"one byte over, 16-bit length", frame(true, text, max+1), true, 2 + 2 + 4},
+		{"2^63 announced", huge(), true, 14},
+		{"fragments under the limit", join(frame(false, text, 400), frame(false, cont, 400), frame(true, cont, 200)), false, 0},
+		{"fragments over the limit", join(frame(false, text, 400), frame(false, cont, 400), frame(true, cont, 201)), true, 2*(2+2+4+400) + 2 + 2 + 4},
+		{"control frames inside a message do not count", join(frame(false, text, 900), frame(true, ping, 125), frame(true, pong, 125), frame(true, cont, 100)), false, 0},
+		{"each message has its own limit", join(frame(true, text, 900), frame(true, text, 900), frame(false, binaryOp, 500), frame(true, cont, 500)), false, 0},
+		{"a close frame after a full message", join(frame(true, text, max), frame(true, closeOp, 2)), false, 0},
+	} {
+		for _, chunk := range []int{1, 7, 1 << 20} {
+			t.Run(c.name+"/chunks of "+strconv.Itoa(chunk), func(t *testing.T) {
+				f := frameLimit{max: max}
+				fed := 0
+				var err error
+				for p := c.stream; len(p) > 0 && err == nil; {
+					n := min(chunk, len(p))
+					err = f.feed(p[:n])
+					fed += n
+					p = p[n:]
+				}
+				switch {
+				case c.tooBig && !errors.Is(err, errMessageTooBig):
+					t.Fatalf("fed %d bytes: %v, want errMessageTooBig", fed, err)
+				case !c.tooBig && err != nil:
+					t.Fatalf("fed %d bytes: %v", fed, err)
+				case c.tooBig && chunk == 1 && fed != c.atFrame:
+					t.Fatalf("refused after %d bytes, want %d (at the header, before the payload)", fed, c.atFrame)
+				}
+			})
+		}
+	}
+}
+
+// TestWebsocketMessageLimit: grpc-websocket-proxy reads a message whole
+// before it passes it on, so one client could make the shim hold any
+// amount of memory with one message. A message over --max-request-bytes
+// now ends the socket with 1009 before its payload is read, and the shim
+// allocates nothing near the message's size; messages under it are served.
+func TestWebsocketMessageLimit(t *testing.T) {
+	const limit = 16 << 10
+	g, err := New(Options{MaxRequestBytes: limit}, startFake(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+
+	t.Run("under the limit", func(t *testing.T) {
+		conn, _, err := websocket.DefaultDialer.Dial(gatewaytest.WatchURL(srv.URL, "/v3"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"create_request":{"key":"YQ=="}}`)); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, b, err := conn.ReadMessage()
+		if err != nil || !bytes.Contains(b, []byte(`"created":true`)) {
+			t.Fatalf("first frame %s (%v), want the created response", b, err)
+		}
+	})
+
+	t.Run("64 MiB in one message", func(t *testing.T) {
+		conn, _, err := websocket.DefaultDialer.Dial(gatewaytest.WatchURL(srv.URL, "/v3"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		const size = 64 << 20
+		wrote := make(chan int64, 1)
+		go func() {
+			var n int64
+			defer func() { wrote <- n }()
+			w, err := conn.NextWriter(websocket.TextMessage)
+			if err != nil {
+				return
+			}
+			chunk := bytes.Repeat([]byte{'x'}, 32<<10)
+			for n < size {
+				m, err := w.Write(chunk)
+				n += int64(m)
+				if err != nil {
+					return
+				}
+			}
+			_ = w.Close()
+		}()
+		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, _, err = conn.ReadMessage()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+			t.Fatalf("the socket ended with %v, want close 1009 (message too big)", err)
+		}
+		conn.Close()
+		n := <-wrote
+		runtime.ReadMemStats(&after)
+		// The old path held the whole message, growing it by doubling:
+		// at least 64 MiB. What is left is the client's and the server's
+		// buffers, and the bytes drained on close.
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+			t.Fatalf("%d bytes allocated while the client sent %d, want under 8 MiB", grew, n)
+		}
+		if n >= size {
+			t.Fatalf("the client sent all %d bytes: the shim read the whole message", n)
+		}
+	})
+}
