@@ -124,18 +124,6 @@ func procCPU(pid int) float64 {
 	return (ut + st) / 100 // USER_HZ
 }
 
-// procStatusKB reads a kB field (VmRSS, VmHWM) of /proc/<pid>/status.
-func procStatusKB(pid int, field string) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == field+":" {
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return 0
-}
-
 var heyRPS = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 var heyPct = regexp.MustCompile(`(\d+)%+ in ([0-9.]+(?:e[-+]?\d+)?) secs`)
 

@@ -170,17 +170,22 @@ func TestHostWhitelistAndCORSAs34(t *testing.T) {
 // peakRSS is a process's peak resident set (VmHWM) in bytes.
 func peakRSS(t *testing.T, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
+	kb := procStatusKB(pid, "VmHWM")
+	if kb == 0 {
+		t.Fatalf("no VmHWM for pid %d", pid)
 	}
+	return kb << 10
+}
+
+// procStatusKB reads a kB field (VmRSS, VmHWM) of /proc/<pid>/status.
+func procStatusKB(pid int, field string) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field+":" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
 		}
 	}
-	t.Fatal("no VmHWM")
 	return 0
 }
 
