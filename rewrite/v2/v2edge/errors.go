@@ -2,9 +2,11 @@ package v2edge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/etcdshim/etcdshim/internal/etcderr"
 	"github.com/etcdshim/etcdshim/internal/redact"
@@ -75,7 +77,36 @@ func WriteKeysError(w http.ResponseWriter, err error, log *zap.Logger) {
 		logFailure(log, err)
 		ve = v2store.NewError(v2store.EcodeRaftInternal, upstreamCause(err), 0)
 	}
-	ve.WriteTo(w)
+	WriteV2Error(w, ve)
+}
+
+// WriteV2Error writes a v2 error as 3.4 does: its status, JSON and a
+// newline, with X-Etcd-Index (and no X-Raft-* headers).
+func WriteV2Error(w http.ResponseWriter, e *v2store.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Etcd-Index", strconv.FormatUint(e.Index, 10))
+	w.WriteHeader(V2Status(e.Code))
+	_ = json.NewEncoder(w).Encode(e)
+}
+
+// V2Status is the HTTP status 3.4 answers a v2 error code with.
+func V2Status(code int) int {
+	if s, ok := v2Statuses[code]; ok {
+		return s
+	}
+	return http.StatusBadRequest
+}
+
+// v2Statuses maps v2 error codes to HTTP statuses; every other code is 400.
+var v2Statuses = map[int]int{
+	v2store.EcodeKeyNotFound:  http.StatusNotFound,
+	v2store.EcodeNotFile:      http.StatusForbidden,
+	v2store.EcodeDirNotEmpty:  http.StatusForbidden,
+	v2store.EcodeUnauthorized: http.StatusUnauthorized,
+	v2store.EcodeTestFailed:   http.StatusPreconditionFailed,
+	v2store.EcodeNodeExist:    http.StatusPreconditionFailed,
+	v2store.EcodeRaftInternal: http.StatusInternalServerError,
+	v2store.EcodeLeaderElect:  http.StatusInternalServerError,
 }
 
 // logFailure logs a call that failed upstream; a client that went away is

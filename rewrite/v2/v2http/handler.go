@@ -86,12 +86,12 @@ func (k *Keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if k.opts.Limits.DeclaresTooMuch(r) {
 		// Refused before anything is read or decoded; the same answer the
 		// form parser gives a body that turns out too long.
-		v2store.NewError(v2store.EcodeInvalidForm, "http: request body too large", 0).WriteTo(w)
+		v2edge.WriteV2Error(w, v2store.NewError(v2store.EcodeInvalidForm, "http: request body too large", 0))
 		return
 	}
 	rq, perr := parseRequest(r, k.opts.Limits.MaxRequestBytes, keyLimits{depth: k.opts.MaxKeyDepth, bytes: k.opts.MaxKeyBytes})
 	if perr != nil {
-		perr.WriteTo(w)
+		v2edge.WriteV2Error(w, perr)
 		return
 	}
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && rq.key != "/" && strings.HasSuffix(r.URL.Path, "/") {

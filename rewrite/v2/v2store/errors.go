@@ -1,10 +1,5 @@
 package v2store
 
-import (
-	"encoding/json"
-	"net/http"
-)
-
 // v2 error codes (etcd 3.4 etcdserver/api/v2error).
 const (
 	EcodeKeyNotFound        = 100
@@ -50,18 +45,6 @@ var messages = map[int]string{
 	EcodeEventIndexCleared:  "The event in requested index is outdated and cleared",
 }
 
-// statuses maps codes to HTTP statuses; everything else is 400.
-var statuses = map[int]int{
-	EcodeKeyNotFound:  http.StatusNotFound,
-	EcodeNotFile:      http.StatusForbidden,
-	EcodeDirNotEmpty:  http.StatusForbidden,
-	EcodeUnauthorized: http.StatusUnauthorized,
-	EcodeTestFailed:   http.StatusPreconditionFailed,
-	EcodeNodeExist:    http.StatusPreconditionFailed,
-	EcodeRaftInternal: http.StatusInternalServerError,
-	EcodeLeaderElect:  http.StatusInternalServerError,
-}
-
 // Error is a v2 error as clients see it.
 type Error struct {
 	Code    int    `json:"errorCode"`
@@ -80,21 +63,4 @@ func (e *Error) Error() string {
 		return e.Message
 	}
 	return e.Message + " (" + e.Cause + ")"
-}
-
-// StatusCode is the HTTP status 3.4 answers the error with.
-func (e *Error) StatusCode() int {
-	if s, ok := statuses[e.Code]; ok {
-		return s
-	}
-	return http.StatusBadRequest
-}
-
-// WriteTo writes the error as 3.4 does: JSON and a newline, with
-// X-Etcd-Index (and no X-Raft-* headers).
-func (e *Error) WriteTo(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Etcd-Index", uitoa(e.Index))
-	w.WriteHeader(e.StatusCode())
-	_ = json.NewEncoder(w).Encode(e)
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/etcdshim/etcdshim/internal/etcdtest"
+	"github.com/etcdshim/etcdshim/rewrite/v2/v2edge"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"google.golang.org/grpc"
 )
@@ -234,7 +235,7 @@ func (g ttlGrants) normalize(n *v2store.Node) {
 }
 
 // render answers as the v2 HTTP layer does: 201 for a created node, else
-// 200, body encoded by json.Encoder; errors with Error.WriteTo.
+// 200, body encoded by json.Encoder; errors with v2edge.WriteV2Error.
 func render(t *testing.T, ev *v2store.Event, m v2store.Meta, err error) (status int, body string, index uint64) {
 	t.Helper()
 	return renderAt(t, ev, m, err, time.Now(), nil)
@@ -254,7 +255,7 @@ func renderAt(t *testing.T, ev *v2store.Event, m v2store.Meta, err error, start 
 			t.Errorf("error %d carries no index", ve.Code)
 		}
 		rec := httptest.NewRecorder()
-		ve.WriteTo(rec)
+		v2edge.WriteV2Error(rec, ve)
 		idx, _ := strconv.ParseUint(rec.Header().Get("X-Etcd-Index"), 10, 64)
 		return rec.Code, rec.Body.String(), idx
 	}
