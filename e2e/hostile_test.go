@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -509,28 +508,8 @@ func TestWebsocketMessageBound(t *testing.T) {
 	}
 	defer conn.Close()
 	const size = 128 << 20
-	sent := make(chan int, 1)
-	go func() {
-		n := 0
-		defer func() { sent <- n }()
-		w, err := conn.NextWriter(websocket.TextMessage)
-		if err != nil {
-			return
-		}
-		chunk := []byte(strings.Repeat("x", 32<<10))
-		for n < size {
-			m, err := w.Write(chunk)
-			n += m
-			if err != nil {
-				return
-			}
-		}
-		_ = w.Close()
-	}()
-	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
-	_, _, err = conn.ReadMessage()
-	var ce *websocket.CloseError
-	if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+	sent := gatewaytest.SendOversized(conn, size)
+	if tooBig, err := gatewaytest.ClosedTooBig(conn, 60*time.Second); !tooBig {
 		t.Fatalf("the socket ended with %v, want close 1009 (message too big)", err)
 	}
 	conn.Close()

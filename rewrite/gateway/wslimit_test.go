@@ -124,32 +124,12 @@ func TestWebsocketMessageLimit(t *testing.T) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		const size = 64 << 20
-		wrote := make(chan int64, 1)
-		go func() {
-			var n int64
-			defer func() { wrote <- n }()
-			w, err := conn.NextWriter(websocket.TextMessage)
-			if err != nil {
-				return
-			}
-			chunk := bytes.Repeat([]byte{'x'}, 32<<10)
-			for n < size {
-				m, err := w.Write(chunk)
-				n += int64(m)
-				if err != nil {
-					return
-				}
-			}
-			_ = w.Close()
-		}()
-		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-		_, _, err = conn.ReadMessage()
-		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+		sent := gatewaytest.SendOversized(conn, size)
+		if tooBig, err := gatewaytest.ClosedTooBig(conn, 30*time.Second); !tooBig {
 			t.Fatalf("the socket ended with %v, want close 1009 (message too big)", err)
 		}
 		conn.Close()
-		n := <-wrote
+		n := <-sent
 		runtime.ReadMemStats(&after)
 		// The old path held the whole message, growing it by doubling:
 		// at least 64 MiB. What is left is the client's and the server's

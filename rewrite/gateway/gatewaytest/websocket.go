@@ -1,9 +1,11 @@
 package gatewaytest
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -28,4 +30,42 @@ func UpgradeStatus(tb testing.TB, base, prefix string, header http.Header) int {
 		tb.Fatalf("no answer: %v", err)
 	}
 	return resp.StatusCode
+}
+
+// SendOversized sends one text message of size bytes on conn, in frames of
+// 32 KiB, as a hostile client would, while the caller reads what the server
+// answers; it ends when the message is sent or the server stops taking it,
+// and then gives the number of bytes conn took.
+func SendOversized(conn *websocket.Conn, size int) <-chan int {
+	sent := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { sent <- n }()
+		w, err := conn.NextWriter(websocket.TextMessage)
+		if err != nil {
+			return
+		}
+		chunk := []byte(strings.Repeat("x", 32<<10))
+		for n < size {
+			m, err := w.Write(chunk)
+			n += m
+			if err != nil {
+				return
+			}
+		}
+		_ = w.Close()
+	}()
+	return sent
+}
+
+// ClosedTooBig reads from conn until it ends and reports whether it ended
+// with close 1009 (message too big); err is how it ended.
+func ClosedTooBig(conn *websocket.Conn, within time.Duration) (bool, error) {
+	_ = conn.SetReadDeadline(time.Now().Add(within))
+	for {
+		if _, _, err := conn.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			return errors.As(err, &ce) && ce.Code == websocket.CloseMessageTooBig, err
+		}
+	}
 }
