@@ -526,11 +526,5 @@ func TestWebsocketMessageBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ok.Close()
-	if err := ok.WriteMessage(websocket.TextMessage, []byte(`{"create_request":{"key":"YQ=="}}`)); err != nil {
-		t.Fatal(err)
-	}
-	_ = ok.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, b, err := ok.ReadMessage(); err != nil || !strings.Contains(string(b), `"created":true`) {
-		t.Fatalf("watch after the refused message: %s (%v)", b, err)
-	}
+	gatewaytest.CreateWatch(t, ok, "a")
 }

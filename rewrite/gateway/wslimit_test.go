@@ -104,14 +104,7 @@ func TestWebsocketMessageLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"create_request":{"key":"YQ=="}}`)); err != nil {
-			t.Fatal(err)
-		}
-		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, b, err := conn.ReadMessage()
-		if err != nil || !bytes.Contains(b, []byte(`"created":true`)) {
-			t.Fatalf("first frame %s (%v), want the created response", b, err)
-		}
+		gatewaytest.CreateWatch(t, conn, "a")
 	})
 
 	t.Run("64 MiB in one message", func(t *testing.T) {

@@ -1,6 +1,7 @@
 package gatewaytest
 
 import (
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"strings"
@@ -67,5 +68,19 @@ func ClosedTooBig(conn *websocket.Conn, within time.Duration) (bool, error) {
 			var ce *websocket.CloseError
 			return errors.As(err, &ce) && ce.Code == websocket.CloseMessageTooBig, err
 		}
+	}
+}
+
+// CreateWatch sends a create request for key on conn and fails tb unless
+// the first frame back says the watch was created.
+func CreateWatch(tb testing.TB, conn *websocket.Conn, key string) {
+	tb.Helper()
+	req := `{"create_request":{"key":"` + base64.StdEncoding.EncodeToString([]byte(key)) + `"}}`
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
+		tb.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, b, err := conn.ReadMessage(); err != nil || !strings.Contains(string(b), `"created":true`) {
+		tb.Fatalf("first frame of a watch on %q: %s (%v), want the created response", key, b, err)
 	}
 }
