@@ -38,8 +38,9 @@ type view struct {
 var errUnsupported = errors.New("v2cache: range option not supported by the cache")
 
 // Range serves the subset of RangeRequest the v2 store sends: a key or a
-// [key, end) interval, Limit, CountOnly, KeysOnly, and Revision only when
-// it is the view's own. Anything else is an error rather than a silently
+// [key, end) interval, Limit (Count is then at most Limit+1: the walk
+// stops there), CountOnly, KeysOnly, and Revision only when it is the
+// view's own. Anything else is an error rather than a silently
 // different answer.
 func (v *view) Range(_ context.Context, r *pb.RangeRequest, _ ...grpc.CallOption) (*pb.RangeResponse, error) {
 	if r.Revision != 0 && r.Revision != v.s.rev {
@@ -87,8 +88,12 @@ func (a *answer) collect(kv *mvccpb.KeyValue) bool {
 		return true
 	}
 	if r.Limit > 0 && int64(len(resp.Kvs)) >= r.Limit {
+		// Stop here: walking the rest of the range only to count it made
+		// every limited read (a listing's pages, a probe for one key below
+		// a directory) cost the whole range. Count is then Limit+1, a lower
+		// bound; the store reads only Kvs and More of a limited range.
 		resp.More = true
-		return true
+		return false
 	}
 	if r.KeysOnly {
 		kv = &mvccpb.KeyValue{Key: kv.Key, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision,

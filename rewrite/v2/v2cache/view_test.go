@@ -42,6 +42,8 @@ func TestViewRange(t *testing.T) {
 		{"range", &pb.RangeRequest{Key: []byte("/a/"), RangeEnd: []byte("/a0")}, "/a/=v/a/ /a/b=v/a/b /a/c=v/a/c count=3 more=false nil=false"},
 		{"from key", &pb.RangeRequest{Key: []byte("/a/c"), RangeEnd: []byte{0}}, "/a/c=v/a/c /b=v/b count=2 more=false nil=false"},
 		{"limit", &pb.RangeRequest{Key: []byte("/a/"), RangeEnd: []byte("/a0"), Limit: 2}, "/a/=v/a/ /a/b=v/a/b count=3 more=true nil=false"},
+		// The walk stops past the limit: Count is a lower bound then.
+		{"limit stops the walk", &pb.RangeRequest{Key: []byte("/"), RangeEnd: []byte("/z"), Limit: 1}, "/a=v/a count=2 more=true nil=false"},
 		{"count only", &pb.RangeRequest{Key: []byte("/"), RangeEnd: []byte("/z"), CountOnly: true}, "count=5 more=false nil=true"},
 		{"keys only", &pb.RangeRequest{Key: []byte("/b"), KeysOnly: true}, "/b= count=1 more=false nil=false"},
 		{"empty range", &pb.RangeRequest{Key: []byte("/c/"), RangeEnd: []byte("/c0")}, "count=0 more=false nil=true"},

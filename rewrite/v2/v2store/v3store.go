@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -327,7 +328,17 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 		ctx, cancel = s.bound(ctx)
 		defer cancel()
 	}
-	r, err := kv.Range(ctx, &pb.RangeRequest{Key: from, RangeEnd: end, Serializable: !o.Quorum})
+	read := func(kv Ranger, serializable bool) (*pb.RangeResponse, error) {
+		if o.Recursive {
+			return kv.Range(ctx, &pb.RangeRequest{Key: from, RangeEnd: end, Serializable: serializable})
+		}
+		pages := listMemberPages
+		if kv != s.kv {
+			pages = math.MaxInt // the read cache: pages cost what they read
+		}
+		return listChildren(ctx, kv, from, start, end, p == "/", serializable, pages)
+	}
+	r, err := read(kv, !o.Quorum)
 	if err == nil && !o.Quorum && r.Header.GetRevision() < s.acked.Load() {
 		// Older than a write this shim acknowledged (see acked): the
 		// member's linearizable answer, which waits until it applied it.
@@ -337,7 +348,7 @@ func (s *V3Store) Get(ctx context.Context, p string, o GetOptions) (*Event, Meta
 			defer cancel()
 		}
 		kv = s.kv
-		r, err = kv.Range(ctx, &pb.RangeRequest{Key: from, RangeEnd: end})
+		r, err = read(kv, false)
 	}
 	if err != nil {
 		return nil, Meta{}, fmt.Errorf("range %s: %w", p, err)
@@ -437,8 +448,11 @@ func (s *V3Store) buildDir(ctx context.Context, p string, below []*mvccpb.KeyVal
 	t := newDirTree()
 	ids := map[int64]bool{}
 	for _, kv := range below {
-		t.add(string(kv.Key[len(start):]), kv)
-		if kv.Lease != 0 {
+		rel := kv.Key[len(start):]
+		t.add(string(rel), kv)
+		// Only the leases of the nodes the answer shows: a listing asks
+		// the member for each one's TTL.
+		if kv.Lease != 0 && (recursive || shownInListing(rel)) {
 			ids[kv.Lease] = true
 		}
 	}
