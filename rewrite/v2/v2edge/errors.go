@@ -12,6 +12,7 @@ import (
 	"github.com/etcdshim/etcdshim/internal/redact"
 	"github.com/etcdshim/etcdshim/rewrite/v2/v2store"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
 )
 
 // Error is 3.4's httptypes.HTTPError, the error answer of the members,
@@ -110,9 +111,12 @@ var v2Statuses = map[int]int{
 }
 
 // logFailure logs a call that failed upstream; a client that went away is
-// not a failure.
+// not a failure, whether its context's error arrives as it is or as the
+// gRPC status Canceled (a call, or a shared Authenticate, it stopped
+// waiting for). Each abandoned request was once a Warn line: a client
+// sending and dropping requests wrote the log as fast as it sent them.
 func logFailure(log *zap.Logger, err error) {
-	if !errors.Is(err, context.Canceled) {
+	if !errors.Is(err, context.Canceled) && etcderr.Code(err) != codes.Canceled {
 		log.Warn("v2 request failed upstream", zap.Error(err))
 	}
 }

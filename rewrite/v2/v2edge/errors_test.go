@@ -24,6 +24,7 @@ var (
 	errUnreachable    = fmt.Errorf("put: %w", status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 10.0.0.7:2379: connect: connection refused"`))
 	errNoLeader       = fmt.Errorf("put: %w", status.Error(codes.Unavailable, "etcdserver: no leader"))
 	errCanceled       = fmt.Errorf("range: %w", context.Canceled)
+	errCanceledRPC    = fmt.Errorf("range: %w", status.FromContextError(context.Canceled).Err())
 	errInternal       = errors.New("reading the permissions of alice: something broke at 10.0.0.7:2379")
 )
 
@@ -42,6 +43,7 @@ func TestWriteError(t *testing.T) {
 		{"no leader", errNoLeader, 500, `{"message":"upstream member unavailable"}`, 1},
 		{"anything else", errInternal, 500, `{"message":"Internal Server Error"}`, 1},
 		{"client gone", errCanceled, 500, `{"message":"Internal Server Error"}`, 0},
+		{"client gone, as a gRPC status", errCanceledRPC, 500, `{"message":"Internal Server Error"}`, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zap.WarnLevel)
@@ -79,6 +81,7 @@ func TestWriteKeysError(t *testing.T) {
 		{"no member", errUnreachable, 500, raftInternal("upstream member unavailable"), "0", 1},
 		{"anything else", errInternal, 500, raftInternal("upstream member unavailable"), "0", 1},
 		{"client gone", errCanceled, 500, raftInternal("range: context canceled"), "0", 0},
+		{"client gone, as a gRPC status", errCanceledRPC, 500, raftInternal("context canceled"), "0", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zap.WarnLevel)
