@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 
+	"github.com/etcdshim/etcdshim/internal/etcderr"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 // A listing (a GET of a directory without recursive=true) shows the
@@ -46,6 +48,21 @@ const (
 // maxPages bounds the ranges after the first (listMemberPages for the
 // member); past it the rest is read whole.
 func listChildren(ctx context.Context, kv Ranger, from, start, end []byte, root, serializable bool, maxPages int) (*pb.RangeResponse, error) {
+	// The pages after the first read at its revision, which a compaction
+	// may remove meanwhile; the listing then starts again, at the new one.
+	for attempt := 1; ; attempt++ {
+		r, err := listPages(ctx, kv, from, start, end, root, serializable, maxPages)
+		if attempt < listAttempts && etcderr.Is(err, rpctypes.ErrGRPCCompacted) {
+			continue
+		}
+		return r, err
+	}
+}
+
+// listAttempts bounds the listings started again after a compaction.
+const listAttempts = 3
+
+func listPages(ctx context.Context, kv Ranger, from, start, end []byte, root, serializable bool, maxPages int) (*pb.RangeResponse, error) {
 	r, err := kv.Range(ctx, &pb.RangeRequest{Key: from, RangeEnd: end, Serializable: serializable, Limit: listFirstPage})
 	if err != nil || !r.More {
 		return r, err
