@@ -1,7 +1,6 @@
 package v2store
 
 import (
-	"strconv"
 	"time"
 )
 
@@ -50,5 +49,3 @@ type Meta struct {
 func (e *Event) IsCreated() bool {
 	return e.Action == ActionCreate || (e.Action == ActionSet && e.PrevNode == nil)
 }
-
-func uitoa(u uint64) string { return strconv.FormatUint(u, 10) }
