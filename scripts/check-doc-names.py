@@ -82,8 +82,9 @@ for md in sys.argv[1:]:
                 res.append(("flag", "--" + f, f in flags))
             if not (t.startswith("-") or " " in t or "://" in t or t.startswith("/")):
                 t2 = t[:-2] if t.endswith("()") else t
-                if re.match(r"^(Test|Fuzz|Benchmark)[A-Z0-9_]\w*$", t2):
-                    res.append(("test", t2, git_grep(r"func %s\(" % t2)))
+                if re.match(r"^([\w/]+/)?(Test|Fuzz|Benchmark)[A-Z0-9_]\w*$", t2):  # TestX, e2e/TestX
+                    d, _, name = t2.rpartition("/")
+                    res.append(("test", t2, git_grep(r"func %s\(" % name, ((d + "/*.go") if d else "*.go",))))
                 elif is_module(t2):
                     mod = t2
                     ok = (mod in gomod or any(i == mod or i.startswith(mod + "/") for i in imports)
