@@ -10,7 +10,8 @@ type Config struct {
 	// gateway, v2, metrics), http:// or https://.
 	ListenClientURLs []string `mapstructure:"listen-client-urls"`
 	// ListenMetricsURLs are optional extra listeners serving only /metrics,
-	// /metrics/shim and /health, as etcd's --listen-metrics-urls.
+	// /metrics/shim, /health and the debug pages, as etcd's
+	// --listen-metrics-urls.
 	ListenMetricsURLs []string `mapstructure:"listen-metrics-urls"`
 	// AdvertiseClientURLs are the URLs at which clients reach this shim; the
 	// v2 /v2/members and /v2/machines answers list them for this member.
@@ -45,14 +46,14 @@ type Config struct {
 	DialTimeout time.Duration `mapstructure:"dial-timeout"`
 	// ShutdownTimeout is how long in-flight requests may run after SIGTERM.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown-timeout"`
-	// ListenAdminURL serves the admin interface (POST/DELETE /drain) on a
-	// loopback address, http:// only; empty: off. It is never served on the
-	// client listeners, so a client cannot drain a shim.
+	// ListenAdminURL serves the admin interface (POST/DELETE /drain, GET
+	// /prestop) on a loopback address, http:// only; empty: off. It is never
+	// served on the client listeners, so a client cannot drain a shim.
 	ListenAdminURL string `mapstructure:"listen-admin-url"`
 	// FailbackWindow spreads the moves of client connections back to the
 	// preferred member once it recovered: each waits a random time below it.
 	FailbackWindow time.Duration `mapstructure:"failback-window"`
-	// DrainTimeout bounds how long POST /drain waits for the member to have
+	// DrainTimeout bounds how long a drain waits for the member to have
 	// nothing in flight.
 	DrainTimeout time.Duration `mapstructure:"drain-timeout"`
 
@@ -97,10 +98,12 @@ type Config struct {
 	// V2ReadCacheMaxBytes bounds the v2 read cache (0: no cache, every v2
 	// GET goes to the member).
 	V2ReadCacheMaxBytes int64 `mapstructure:"v2-read-cache-max-bytes"`
-	// User is the shim's own v3 identity for its background work with auth
-	// on (the v2 follower's upstream watch), as etcdctl's --user:
-	// "name" or "name:password". Least privilege: read on the v2 keyspace
-	// (<v2-prefix>/); see docs/v2.md. It is never used for a client's request.
+	// User is the shim's own v3 identity with auth on, as etcdctl's --user:
+	// "name" or "name:password". It runs the v2 follower's upstream watch
+	// (needs read on the v2 keyspace, <v2-prefix>/), the v2 cluster reads
+	// 3.4 answers anyone, the pool's Status calls that learn the leader and
+	// a drain's MoveLeader (needs the root role); see docs/v2.md. It is
+	// never used for a client's request.
 	User string `mapstructure:"user"`
 	// Password is User's password when User has none (prefer the
 	// environment variable ETCDSHIM_PASSWORD to a flag).
@@ -112,7 +115,7 @@ type Config struct {
 	// V2TokenCacheSize bounds the v2 credential → v3 token cache.
 	V2TokenCacheSize int `mapstructure:"v2-token-cache-size"`
 	// V2MemberShimURLs maps a member name or member client URL to that
-	// member's shim URLs, for /v2/members and /v2/machines ("name=url,url;...").
+	// member's shim URLs, for /v2/members and /v2/machines ("name=url|url,...").
 	V2MemberShimURLs map[string]string `mapstructure:"v2-member-shim-urls"`
 
 	// GCHeadroomBytes is the least the heap may grow between two garbage
@@ -120,8 +123,9 @@ type Config struct {
 	// explicit GOGC in the environment overrides it.
 	GCHeadroomBytes int64 `mapstructure:"gc-headroom-bytes"`
 
-	// EnablePprof serves Go's runtime profiles at /debug/pprof/ on the client
-	// listeners, as etcd's --enable-pprof (off: they expose internals).
+	// EnablePprof serves Go's runtime profiles at /debug/pprof/, as etcd's
+	// --enable-pprof (off: they expose internals); DebugAccess says who may
+	// read them on the client listeners.
 	EnablePprof bool `mapstructure:"enable-pprof"`
 
 	// Protections against hostile clients (see SECURITY.md).

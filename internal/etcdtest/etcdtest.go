@@ -1,7 +1,3 @@
-// Package etcdtest serves package tests a v3 API without a separate
-// process (e2e/harness starts those): Start runs an in-process etcd, skipped
-// under -short; Mem answers reads from memory, for unit tests of code that
-// only reads the keyspace, and runs in make unit.
 package etcdtest
 
 import (

@@ -5,8 +5,8 @@
 // Collect reads facts over the network (each member's /health, /version,
 // /metrics and /v2/keys, v3 Status, MemberList and Alarm, each shim's
 // /debug/legacy), and Evaluate turns facts into a Report of checks
-// (ok, warn, blocker), the leader and an ordered plan. Text and JSON render a
-// Report; a blocker makes the command exit 1.
+// (ok, warn, blocker), the leader and an ordered plan. WriteText and WriteJSON
+// render a Report; a blocker makes the command exit 1.
 //
 // Decisions (README "Preflight"):
 //   - The supported path is one minor at a time: every member on 3.(N-1).x and

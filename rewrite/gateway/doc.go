@@ -9,4 +9,8 @@
 // compacts it). Errors on the legacy prefixes use 3.4's shape
 // {"error","message","code"} and grpc-gateway v1's status mapping
 // (FailedPrecondition is 412); /v3 answers in the gateway's current shape.
+//
+// Watches (and any other route) are served over websockets too, with the
+// library etcd's own gateway uses (websocket.go); each client message is
+// bounded by --max-request-bytes before its payload is read (wslimit.go).
 package gateway

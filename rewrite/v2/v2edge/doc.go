@@ -13,8 +13,10 @@
 //     Allow for any other method;
 //   - Limits: the request timeout and the body limit, one value from the
 //     shim's config for every handler;
-//   - errors: Error (3.4's {"message":…}), and WriteError and WriteKeysError,
-//     which map the errors a handler meets (v2 conditions, refused
-//     credentials, members that did not answer) to v2's answers here, at the
-//     edge, and log what the client is not told.
+//   - errors: Error (3.4's {"message":…}), WriteV2Error and V2Status (a v2
+//     error code's JSON and HTTP status: v2store.Error is only the
+//     condition), and WriteError and WriteKeysError, which map the errors a
+//     handler meets (v2 conditions, refused credentials, members that did not
+//     answer) to v2's answers here, at the edge, and log what the client is
+//     not told.
 package v2edge

@@ -1,6 +1,9 @@
 // Package v2store is the v2 keyspace on v3: the Store interface the v2 HTTP
 // layer calls, the v2 node/event/error types, and V3Store, which keeps v2
-// data in v3 so that v2 and v3 clients share it during a migration.
+// data in v3 so that v2 and v3 clients share it during a migration. Layout
+// is the one definition of the key layout below, Layout.Changes the one place
+// v3 watch events become v2 events, and WatchOptions and Watcher the domain
+// watch that v2watch hands out and v2http serves.
 //
 // Layout (the contract other tools rely on; see docs/v2.md):
 //   - v2 key /a/b is the v3 key <prefix>/a/b;
@@ -12,7 +15,11 @@
 //   - createdIndex/modifiedIndex are v3 CreateRevision/ModRevision, and the
 //     etcd index (X-Etcd-Index) is the response header's revision, which is
 //     cluster-wide and monotonic;
-//   - each TTL is a lease of its own.
+//   - each TTL is a lease of its own;
+//   - the directory record <prefix>/a/. holds the last v2 action in /a (set,
+//     create, update, ...), written in a v2 write's transaction when the
+//     writer may write it, so that watchers can name the action; no v2 path
+//     can name it.
 //
 // Every write is one v3 transaction that checks its preconditions (no file
 // on the path, target not a directory, existence, prevValue/prevIndex) and
