@@ -135,3 +135,36 @@ func TestWebsocketMessageLimit(t *testing.T) {
 		}
 	})
 }
+
+// FuzzFrameLimit: whatever bytes a client sends, and however the reads
+// split them, the frame follower refuses at the same byte or not at all,
+// and never panics.
+func FuzzFrameLimit(f *testing.F) {
+	f.Add(frame(true, 1, 10), uint16(1), uint16(1000))
+	f.Add(append(frame(false, 1, 400), frame(true, 0, 700)...), uint16(7), uint16(1000))
+	f.Add([]byte{0x81, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}, uint16(3), uint16(1000))
+	f.Fuzz(func(t *testing.T, stream []byte, chunk, max uint16) {
+		refusedAt := func(chunk int) int {
+			fl := frameLimit{max: uint64(max)}
+			for fed := 0; fed < len(stream); {
+				n := min(chunk, len(stream)-fed)
+				if err := fl.feed(stream[fed : fed+n]); err != nil {
+					// The byte that completed the refusing header.
+					one := frameLimit{max: uint64(max)}
+					for i := range stream[:fed+n] {
+						if one.feed(stream[i:i+1]) != nil {
+							return i
+						}
+					}
+					t.Fatalf("refused in chunks of %d but not byte by byte", chunk)
+				}
+				fed += n
+			}
+			return -1
+		}
+		whole, split := refusedAt(len(stream)+1), refusedAt(int(chunk%64)+1)
+		if whole != split {
+			t.Fatalf("refused at %d whole, at %d in chunks of %d", whole, split, chunk%64+1)
+		}
+	})
+}
