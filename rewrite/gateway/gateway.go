@@ -213,7 +213,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveWebsocket(g.wsV3, w, r)
 		return
 	}
-	if !g.limitBody(w, r, r.URL.Path, false) {
+	r, ok := g.limitBody(w, r, r.URL.Path, false)
+	if !ok {
 		return
 	}
 	g.v3.mux(r.URL.Path).ServeHTTP(w, r)
@@ -241,8 +242,11 @@ func (g *Gateway) serveLegacy(w http.ResponseWriter, r *http.Request, prefix str
 		return
 	}
 	upgrade := websocket.IsWebSocketUpgrade(r)
-	if !upgrade && !g.limitBody(w, r, route, true) {
-		return
+	if !upgrade {
+		var ok bool
+		if r, ok = g.limitBody(w, r, route, true); !ok {
+			return
+		}
 	}
 	// A shallow copy with its own URL: the handlers read the request and
 	// never change its headers, so r.Clone's deep copy of them is not needed.
@@ -289,20 +293,20 @@ func routeLabel(route string) string {
 }
 
 // limitBody enforces --max-request-bytes: unary bodies are read up front
-// (413 above the limit); streaming bodies are capped as they are read. route
-// is the request's /v3 route.
-func (g *Gateway) limitBody(w http.ResponseWriter, r *http.Request, route string, legacy bool) bool {
+// (413 above the limit); each request of a streaming body is bounded as it
+// is read (streamlimit.go). route is the request's /v3 route. It returns
+// the request to serve, and false when it answered already.
+func (g *Gateway) limitBody(w http.ResponseWriter, r *http.Request, route string, legacy bool) (*http.Request, bool) {
 	if r.Body == nil || g.opts.MaxRequestBytes <= 0 {
-		return true
+		return r, true
 	}
 	if streamingRoutes[route] {
-		r.Body = http.MaxBytesReader(w, r.Body, g.opts.MaxRequestBytes)
-		return true
+		return limitStreamRequests(r, g.opts.MaxRequestBytes), true
 	}
 	body, err := readBody(r, g.opts.MaxRequestBytes)
 	if err == nil && int64(len(body)) <= g.opts.MaxRequestBytes {
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		return true
+		return r, true
 	}
 	msg := fmt.Sprintf("request body larger than %d bytes", g.opts.MaxRequestBytes)
 	if err != nil {
@@ -317,7 +321,7 @@ func (g *Gateway) limitBody(w http.ResponseWriter, r *http.Request, route string
 		b, _ := json.Marshal(map[string]any{"code": 8, "message": msg, "details": []any{}})
 		_, _ = w.Write(b)
 	}
-	return false
+	return r, false
 }
 
 // readBody reads at most max+1 bytes of r's body, in one allocation when

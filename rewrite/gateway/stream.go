@@ -30,8 +30,13 @@ var firstRequests = map[string]func() proto.Message{
 
 // clientStreamError is the status that ends a stream's answer: a member's own
 // error as it is, the shim's lost connection to a member without the
-// member's address (as for unary answers; the log keeps it).
-func clientStreamError(_ context.Context, err error) *status.Status {
+// member's address (as for unary answers; the log keeps it), a stream the
+// shim canceled for a request over --max-request-bytes with
+// ResourceExhausted.
+func clientStreamError(ctx context.Context, err error) *status.Status {
+	if st := streamTooBig(ctx); st != nil {
+		return st
+	}
 	return status.Convert(clientError(err))
 }
 
