@@ -62,6 +62,12 @@ func TestMembersAgainstEtcd(t *testing.T) {
 		{"wrong method", "PATCH", "/v2/members", "", "", 405, "Method Not Allowed\n"},
 		{"wrong content type", "POST", "/v2/members", "text/plain", `{"peerURLs":["http://127.0.0.1:1"]}`, 415, `{"message":"Bad Content-Type text/plain, accept application/json"}`},
 		{"bad url", "POST", "/v2/members", "application/json", `{"peerURLs":["::"]}`, 400, ""},
+		// 3.4 (types.NewURLs): the shim once sent these on, and answered
+		// the member's refusal with a 500.
+		{"no peer URLs", "POST", "/v2/members", "application/json", `{}`, 400, `{"message":"no valid URLs given"}`},
+		{"empty peer URLs", "POST", "/v2/members", "application/json", `{"peerURLs":[]}`, 400, `{"message":"no valid URLs given"}`},
+		{"other fields only", "POST", "/v2/members", "application/json", `{"user":5,"password":["a"],"grant":7}`, 400, `{"message":"no valid URLs given"}`},
+		{"update without peer URLs", "PUT", "/v2/members/abc", "application/json", `{"user":5}`, 400, `{"message":"no valid URLs given"}`},
 		{"duplicate peer", "POST", "/v2/members", "application/json", `{"peerURLs":["` + e.Config().AdvertisePeerUrls[0].String() + `"]}`, 409, `{"message":"membership: peerURL exists"}`},
 		{"update unknown", "PUT", "/v2/members/1234", "application/json", `{"peerURLs":["http://127.0.0.1:9"]}`, 404, `{"message":"No such member: 1234"}`},
 		{"update without id", "PUT", "/v2/members", "application/json", `{}`, 405, "Method Not Allowed\n"},

@@ -199,7 +199,7 @@ func memberID(w http.ResponseWriter, s string) (uint64, bool) {
 }
 
 // readPeerURLs decodes {"peerURLs":[…]} as 3.4 does: JSON content type
-// required, every URL absolute http(s) with a host.
+// required, at least one URL, every URL absolute http(s) with a host.
 func (h *Handler) readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
@@ -216,6 +216,12 @@ func (h *Handler) readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string
 	}
 	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&req); err != nil {
 		v2edge.WriteMessage(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	if len(req.PeerURLs) == 0 {
+		// 3.4's types.NewURLs; the member would refuse the call, which
+		// the shim once answered with a 500.
+		v2edge.WriteMessage(w, http.StatusBadRequest, "no valid URLs given")
 		return nil, false
 	}
 	for _, raw := range req.PeerURLs {
