@@ -93,8 +93,18 @@ func newTunnel(client net.Conn, log *zap.Logger, m *metrics) *tunnel {
 	// accept large tables rather than fail a well-behaved client.
 	t.dec = hpack.NewDecoder(4096, t.onHeaderField)
 	t.dec.SetAllowedMaxDynamicTableSize(1 << 20)
+	t.dec.SetMaxStringLength(maxHeaderString)
 	return t
 }
+
+// maxHeaderString bounds one header name or value the tunnel decodes.
+// Without it the decoder held a value announced as 15 MiB and sent in
+// CONTINUATION frames whole, as the member does (its own bound is 16 MiB
+// of headers): four such connections cost the shim 147 MB more, as much as
+// the member. No gRPC client sends such a field (the shim's own HTTP
+// server takes 1 MiB of headers in all); past it the tunnel relays the
+// connection without following its streams, and the member judges it.
+const maxHeaderString = 1 << 20
 
 func (t *tunnel) onHeaderField(f hpack.HeaderField) {
 	switch f.Name {
